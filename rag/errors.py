@@ -1,0 +1,63 @@
+"""The project's error hierarchy.
+
+Adapters translate library exceptions into these; the CLI and the API map them
+to messages and status codes in one place each (``cli.py``, ``api/app.py``).
+"""
+
+from __future__ import annotations
+
+
+class RagError(Exception):
+    """Base class: every error the user should see as a message, not a traceback."""
+
+
+class ConfigError(RagError):
+    """A setting has a value that cannot work."""
+
+
+class IndexNotFound(RagError):
+    """There is no index at the configured place."""
+
+
+class IndexCorrupt(RagError):
+    """The index on disk cannot be read (wrong format version, missing files)."""
+
+
+class EmbeddingModelMismatch(RagError):
+    """The index was built with another embedding model than the one loaded now."""
+
+
+class EmbeddingModelUnavailable(RagError):
+    """No embedding model could be loaded (not even the offline fallback)."""
+
+
+class InvalidQuery(RagError):
+    """A question or search parameter is not acceptable (empty, too long, bad mode)."""
+
+
+class DocumentNotFound(RagError):
+    """No document with that id is indexed."""
+
+
+class LLMError(RagError):
+    """Base for everything that goes wrong talking to the language model."""
+
+
+class LLMUnavailable(LLMError):
+    """The LLM server does not answer (not running, refused, unreachable)."""
+
+
+class LLMModelNotFound(LLMError):
+    """The server answers but does not have the model (``ollama pull`` it)."""
+
+
+class LLMTimeout(LLMError):
+    """The LLM did not answer within the configured time."""
+
+
+class LLMStreamBroken(LLMError):
+    """The answer stream stopped half-way."""
+
+
+class EvalSetError(RagError):
+    """A line of the reference Q&A set is malformed (the message names the line)."""

@@ -1,0 +1,101 @@
+"""The data that flows through the system: documents, chunks, hits, answers."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Document:
+    doc_id: str  # stable: derived from the path relative to the data folder
+    path: str  # relative path, POSIX style
+    title: str
+    text: str  # the text that chunk offsets point into
+    metadata: dict[str, Any] = field(default_factory=dict)  # front matter: date, url, author ...
+    sha256: str = ""  # hash of the file's bytes
+
+
+@dataclass(frozen=True)
+class Chunk:
+    chunk_id: str  # f"{doc_id}#{ordinal}"
+    doc_id: str
+    title: str
+    text: str  # == document.text[start:end]
+    start: int
+    end: int
+    ordinal: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Chunk":
+        return cls(**{k: d[k] for k in ("chunk_id", "doc_id", "title", "text", "start", "end", "ordinal")})
+
+
+@dataclass
+class Hit:
+    chunk: Chunk
+    score: float
+    rank: int = 0
+    bm25_score: float | None = None  # raw BM25 score, when BM25 saw this chunk
+    dense_score: float | None = None  # cosine similarity, when the dense search saw this chunk
+
+    def to_dict(self) -> dict[str, Any]:
+        """The public form (``rag search --json``, ``/api/search``)."""
+        c = self.chunk
+        return {
+            "rank": self.rank,
+            "score": round(float(self.score), 6),
+            "doc_id": c.doc_id,
+            "title": c.title,
+            "text": c.text,
+            "start": c.start,
+            "end": c.end,
+            "chunk_id": c.chunk_id,
+            "bm25_score": None if self.bm25_score is None else round(float(self.bm25_score), 6),
+            "dense_score": None if self.dense_score is None else round(float(self.dense_score), 6),
+        }
+
+
+@dataclass
+class Citation:
+    n: int  # the number used in the answer text: [n]
+    doc_id: str
+    title: str
+    text: str
+    start: int
+    end: int
+    chunk_id: str = ""
+    attached: bool = False  # True when added by the checker to an uncited sentence, not written by the model
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Answer:
+    question: str
+    answer: str
+    abstained: bool
+    generator: str  # "ollama" | "extractive"
+    citations: list[Citation] = field(default_factory=list)
+    sources: list[Hit] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)  # retrieval_ms, generation_ms
+    standalone_question: str | None = None  # the rewritten follow-up question, when history was given
+    warnings: list[str] = field(default_factory=list)  # removed citations, fallback reasons, unsupported sentences
+
+    def to_dict(self) -> dict[str, Any]:
+        """The public form (``rag ask --json``, ``/api/ask``)."""
+        return {
+            "answer": self.answer,
+            "abstained": self.abstained,
+            "generator": self.generator,
+            "citations": [c.to_dict() for c in self.citations],
+            "sources": [h.to_dict() for h in self.sources],
+            "timings": {k: round(v, 1) for k, v in self.timings.items()},
+            "question": self.question,
+            "standalone_question": self.standalone_question,
+            "warnings": list(self.warnings),
+        }
