@@ -1,0 +1,207 @@
+"""The ``rag`` command: index, search, info (and ask, serve, eval, bench beside them).
+
+Settings come from the environment (``RAG_*``, ``OLLAMA_HOST``) with flags on top.
+Errors of the project (``RagError``) become one-line messages and exit code 1 here,
+in one place (``main``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+from .config import Settings, get_settings
+from .errors import RagError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Ask questions about your news articles and get answers with cited passages.")
+console = Console(stderr=True)
+out = Console()
+
+DataOpt = Annotated[Optional[Path], typer.Option("--data", help="folder of articles (RAG_DATA_DIR)")]
+IndexOpt = Annotated[Optional[Path], typer.Option("--index", help="index folder (RAG_INDEX_DIR)")]
+ModelOpt = Annotated[Optional[str], typer.Option("--embed-model", help="embedding model (RAG_EMBED_MODEL)")]
+KOpt = Annotated[int, typer.Option("-k", "--k", min=1, max=100, help="number of passages")]
+ModeOpt = Annotated[Optional[str], typer.Option("--mode", help="bm25 | dense | hybrid (RAG_MODE)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object")]
+
+
+def _setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
+                        handlers=[RichHandler(console=console, show_path=False, show_time=False)], force=True)
+    for noisy in ("httpx", "sentence_transformers", "transformers", "huggingface_hub", "urllib3", "bm25s"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass
+
+
+def settings_from(data: Path | None = None, index: Path | None = None, embed_model: str | None = None, **more) -> Settings:
+    return get_settings(data_dir=data, index_dir=index, embed_model=embed_model, **more)
+
+
+@app.callback()
+def _root(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="more logging")] = False) -> None:
+    _setup_logging(verbose)
+
+
+@app.command()
+def index(
+    data: DataOpt = None, index: IndexOpt = None, embed_model: ModelOpt = None,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="re-embed everything")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Build or update the index (only new or changed files are embedded)."""
+    from .embedding import load_embedder
+    from .runtime import build
+
+    settings = settings_from(data, index, embed_model)
+    with console.status("Loading the embedding model…"):
+        embedder = load_embedder(settings)
+    report = build(settings, embedder, rebuild=rebuild, show_progress=not json_out,
+                   on_stage=lambda m: console.print(f"[dim]{m}[/]"))
+    if json_out:
+        out.print_json(json.dumps(report.to_dict(), ensure_ascii=False))
+        return
+    print_build_report(report, settings)
+
+
+def print_build_report(report, settings: Settings) -> None:
+    t = Table(show_header=False, box=None)
+    t.add_row("index", str(settings.index_dir))
+    t.add_row("documents", str(report.documents))
+    t.add_row("chunks", str(report.chunks))
+    t.add_row("embedded now", f"{report.embedded_chunks} chunks")
+    t.add_row("added / changed / removed / unchanged",
+              f"{len(report.added)} / {len(report.changed)} / {len(report.removed)} / {report.unchanged}")
+    if report.rebuilt_reason:
+        t.add_row("full rebuild", report.rebuilt_reason)
+    t.add_row("model", report.model_id + (" (FALLBACK)" if report.fallback_reason else ""))
+    t.add_row("seconds", f"{report.seconds:.1f}")
+    t.add_row("status", "written" if report.wrote else "already up to date")
+    console.print(t)
+    if report.skipped:
+        console.print(f"[yellow]Skipped {len(report.skipped)} file(s):[/]")
+        for s in report.skipped:
+            console.print(f"  {s.path}: {s.reason}")
+
+
+@app.command()
+def search(
+    question: Annotated[str, typer.Argument(help="what to look for")],
+    k: KOpt = 5, mode: ModeOpt = None, json_out: JsonOpt = False,
+    data: DataOpt = None, index: IndexOpt = None, embed_model: ModelOpt = None,
+) -> None:
+    """Show the passages that best match QUESTION."""
+    from .runtime import open_runtime
+
+    settings = settings_from(data, index, embed_model, mode=mode)
+    rt = open_runtime(settings)
+    hits = rt.retriever.search(question, k=k, mode=settings.mode)
+    if json_out:
+        print(json.dumps({"results": [h.to_dict() for h in hits]}, ensure_ascii=False))
+        return
+    if not hits:
+        out.print("No matching passages.")
+    for h in hits:
+        out.print(f"[bold]{h.rank}.[/] [cyan]{h.chunk.title}[/] [dim]({h.chunk.doc_id} {h.chunk.start}-{h.chunk.end}, score {h.score:.4f})[/]")
+        out.print("   " + " ".join(h.chunk.text.split())[:600], highlight=False, markup=False)
+
+
+@app.command()
+def info(data: DataOpt = None, index: IndexOpt = None, embed_model: ModelOpt = None, json_out: JsonOpt = False) -> None:
+    """What is indexed, and with which models."""
+    from .embedding import load_embedder
+    from .store import active_version, load_manifest
+
+    settings = settings_from(data, index, embed_model)
+    embedder = load_embedder(settings)
+    report: dict = {
+        "data_dir": str(settings.data_dir),
+        "index_dir": str(settings.index_dir),
+        "embedding": {
+            "configured": settings.embed_model, "loaded": embedder.model_id, "dimension": embedder.dimension,
+            "max_tokens": embedder.max_tokens, "fallback": embedder.fallback_reason is not None,
+            "fallback_reason": embedder.fallback_reason,
+        },
+        "retrieval": {"mode": settings.mode, "bm25_weight": settings.bm25_weight, "dense_weight": settings.dense_weight,
+                      "rrf_k": settings.rrf_k, "bm25_language": settings.bm25_language},
+        "llm": _llm_info(settings),
+    }
+    version = active_version(Path(settings.index_dir))
+    if version is None:
+        report["index"] = None
+    else:
+        m = load_manifest(Path(settings.index_dir))
+        report["index"] = {
+            "path": str(version), "created_at": m["created_at"], "documents": m["counts"]["documents"],
+            "chunks": m["counts"]["chunks"], "embedding_model": m["embedding"]["model_id"],
+            "embedding_fallback_reason": m["embedding"].get("fallback_reason"), "dimension": m["embedding"]["dimension"],
+            "chunking": m["chunking"], "bm25": m["bm25"], "faiss": m["faiss"], "skipped": m.get("skipped", []),
+            "matches_loaded_model": m["embedding"]["model_id"] == embedder.model_id,
+            "files": {p: f["doc_id"] for p, f in m["files"].items()},
+        }
+    if json_out:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+        return
+    e = report["embedding"]
+    out.print(f"[bold]Embedding model[/]: configured {e['configured']}, loaded {e['loaded']} ({e['dimension']} dims, "
+              f"chunks up to {e['max_tokens']} tokens)")
+    if e["fallback"]:
+        out.print(f"[bold yellow]FALLBACK[/]: {e['fallback_reason']}")
+    ix = report["index"]
+    if ix is None:
+        out.print(f"[bold]Index[/]: none in {settings.index_dir} — run `rag index`")
+    else:
+        out.print(f"[bold]Index[/]: {ix['path']} built {ix['created_at']}: {ix['documents']} documents, {ix['chunks']} chunks, "
+                  f"model {ix['embedding_model']}, FAISS {ix['faiss'].get('type')}, BM25 {ix['bm25']['language']}")
+        if not ix["matches_loaded_model"]:
+            out.print("[bold red]The index was built with another embedding model: run `rag index --rebuild`[/]")
+        for p, d in ix["files"].items():
+            out.print(f"  {d}  [dim]{p}[/]", highlight=False)
+        for s in ix["skipped"]:
+            out.print(f"  [yellow]skipped[/] {s['path']}: {s['reason']}")
+    r = report["retrieval"]
+    out.print(f"[bold]Retrieval[/]: {r['mode']} (BM25 weight {r['bm25_weight']}, dense weight {r['dense_weight']}, rrf_k {r['rrf_k']})")
+    llm = report["llm"]
+    if llm:
+        out.print(f"[bold]LLM[/]: {llm}")
+
+
+def _llm_info(settings: Settings) -> dict | None:
+    try:
+        from .llm import OllamaLLM
+    except ImportError:
+        return None
+    st = OllamaLLM.from_settings(settings).status()
+    return {"host": settings.ollama_host, "model": settings.llm_model, "reachable": st.reachable,
+            "model_available": st.model_available, "detail": st.detail}
+
+
+def main() -> None:
+    try:
+        app()
+    except RagError as e:
+        console.print(f"[bold red]error:[/] {e}", highlight=False)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""Assemble the parts from settings, at the edges (CLI, API start-up) only."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from .config import Settings
+from .embedding import Embedder, load_embedder
+from .retrieval import FusionParams, Retriever
+from .store import BuildReport, IndexParams, IndexStore, active_version, build_index
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    embedder: Embedder
+    store: IndexStore
+    retriever: Retriever
+
+
+def build(settings: Settings, embedder: Embedder, *, rebuild: bool = False, show_progress: bool = False,
+          on_stage: Callable[[str], None] | None = None) -> BuildReport:
+    return build_index(Path(settings.data_dir), Path(settings.index_dir), embedder, IndexParams.from_settings(settings),
+                       rebuild=rebuild, show_progress=show_progress, on_stage=on_stage)
+
+
+def open_runtime(settings: Settings, *, embedder: Embedder | None = None, build_if_missing: bool = False,
+                 show_progress: bool = False, on_stage: Callable[[str], None] | None = None) -> Runtime:
+    """Load the embedder and the index (building it first when asked and missing)."""
+    embedder = embedder or load_embedder(settings)
+    if build_if_missing and active_version(Path(settings.index_dir)) is None:
+        log.info("no index in %s: building it from %s", settings.index_dir, settings.data_dir)
+        build(settings, embedder, show_progress=show_progress, on_stage=on_stage)
+    store = IndexStore.load(Path(settings.index_dir), embedder=embedder)
+    return Runtime(settings, embedder, store, Retriever(store, embedder, FusionParams.from_settings(settings)))
