@@ -41,8 +41,8 @@ class Settings(BaseSettings):
     embed_backend: Literal["torch", "onnx", "onnx-int8"] = "torch"
 
     # --- chunking (in the embedding model's tokens)
-    chunk_tokens: int = Field(160, description="target chunk size; capped by the model's max_seq_length")
-    chunk_overlap_tokens: int = Field(32, description="overlap between neighbouring chunks")
+    chunk_tokens: int = Field(250, description="target chunk size; capped by the model's max_seq_length")
+    chunk_overlap_tokens: int = Field(48, description="overlap between neighbouring chunks")
 
     # --- index
     bm25_language: str = Field("dutch", description="PyStemmer language and stop-word list for BM25")
@@ -54,9 +54,10 @@ class Settings(BaseSettings):
     mode: Mode = "hybrid"
     top_k: int = 5
     candidates: int = Field(50, description="hits taken from each mode before fusion")
+    fusion: Literal["score", "rrf"] = Field("score", description="hybrid fusion: normalised-score blend or reciprocal-rank fusion")
     rrf_k: int = 60
-    bm25_weight: float = 0.7
-    dense_weight: float = 0.3
+    bm25_weight: float = 0.5
+    dense_weight: float = 0.5
 
     # --- generation
     generator: GeneratorName = "auto"

@@ -15,16 +15,24 @@ MODES = ("bm25", "dense", "hybrid")
 
 @dataclass(frozen=True)
 class FusionParams:
-    """Weighted reciprocal-rank fusion: score = sum over modes of weight / (rrf_k + rank)."""
+    """How hybrid search combines BM25 and dense rankings.
 
-    bm25_weight: float = 0.7
-    dense_weight: float = 0.3
+    ``method="score"`` (default): a convex combination of normalised scores,
+    ``bm25_weight * bm25/max(bm25) + dense_weight * minmax(cosine)`` over the union of both
+    candidate lists. ``method="rrf"``: weighted reciprocal-rank fusion,
+    ``sum weight / (rrf_k + rank)``. The README gives the measurement behind the default.
+    """
+
+    bm25_weight: float = 0.5
+    dense_weight: float = 0.5
     rrf_k: int = 60
     candidates: int = 50
+    method: str = "score"
 
     @classmethod
     def from_settings(cls, s) -> "FusionParams":
-        return cls(bm25_weight=s.bm25_weight, dense_weight=s.dense_weight, rrf_k=s.rrf_k, candidates=s.candidates)
+        return cls(bm25_weight=s.bm25_weight, dense_weight=s.dense_weight, rrf_k=s.rrf_k,
+                   candidates=s.candidates, method=s.fusion)
 
 
 class Retriever:
@@ -35,7 +43,7 @@ class Retriever:
 
     def search(self, query: str | Sequence[str], k: int = 5, mode: str = "hybrid") -> list[Hit]:
         """Top ``k`` passages. ``query`` may be several phrasings of one question (e.g. the question
-        and its Dutch translation); their rankings are fused like the modes are."""
+        and its Dutch translation): each chunk keeps its best score over the phrasings."""
         queries = [query] if isinstance(query, str) else [q for q in query if q and q.strip()]
         if not queries or not queries[0].strip():
             raise InvalidQuery("the question is empty")
@@ -44,37 +52,57 @@ class Retriever:
         if k < 1:
             raise InvalidQuery("k must be at least 1")
         n_cand = max(k, self.fusion.candidates)
+        vectors = self.store.vectors
 
-        rankings: list[tuple[float, list[tuple[int, float]]]] = []  # (weight, [(chunk index, raw score)])
+        best: dict[int, float] = {}
         bm25_scores: dict[int, float] = {}
         dense_scores: dict[int, float] = {}
-        qvecs = []
         for q in queries:
-            if mode in ("bm25", "hybrid"):
-                ranked = self.store.search_bm25(q, n_cand)
-                for i, s in ranked:
-                    bm25_scores[i] = max(s, bm25_scores.get(i, 0.0))
-                rankings.append((self.fusion.bm25_weight, ranked))
+            bm25 = dict(self.store.search_bm25(q, n_cand)) if mode in ("bm25", "hybrid") else {}
+            dense: dict[int, float] = {}
             if mode in ("dense", "hybrid"):
-                qvecs.append(self.embedder.embed_query(q))
-                ranked = self.store.search_dense(qvecs[-1], n_cand)
-                for i, s in ranked:
-                    dense_scores[i] = max(s, dense_scores.get(i, -1.0))
-                rankings.append((self.fusion.dense_weight, ranked))
+                qvec = self.embedder.embed_query(q)
+                dense = dict(self.store.search_dense(qvec, n_cand))
+                for i in bm25:  # exact similarity for BM25's candidates too
+                    if i not in dense:
+                        dense[i] = float(vectors[i] @ qvec)
+            for i, v in bm25.items():
+                bm25_scores[i] = max(v, bm25_scores.get(i, 0.0))
+            for i, v in dense.items():
+                dense_scores[i] = max(v, dense_scores.get(i, -1.0))
+            if mode == "bm25":
+                scores = bm25
+            elif mode == "dense":
+                scores = dense
+            elif self.fusion.method == "rrf":
+                scores = self._rrf(bm25, dense)
+            else:
+                scores = self._convex(bm25, dense)
+            for i, v in scores.items():
+                best[i] = max(v, best.get(i, float("-inf")))
 
-        if mode != "hybrid" and len(queries) == 1:
-            scored = rankings[0][1]
-        else:
-            fused: dict[int, float] = {}
-            for weight, ranked in rankings:
-                for rank, (i, _) in enumerate(ranked, start=1):
-                    fused[i] = fused.get(i, 0.0) + weight / (self.fusion.rrf_k + rank)
-            scored = sorted(fused.items(), key=lambda kv: (-kv[1], kv[0]))
+        ranked = sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
+        return [
+            Hit(chunk=self.store.chunks[i], score=score, rank=rank,
+                bm25_score=bm25_scores.get(i, 0.0 if mode != "dense" else None), dense_score=dense_scores.get(i))
+            for rank, (i, score) in enumerate(ranked, start=1)
+        ]
 
-        hits = []
-        for rank, (i, score) in enumerate(scored[:k], start=1):
-            if qvecs and i not in dense_scores:  # fused in from BM25 only: still report its similarity
-                dense_scores[i] = max(float(self.store.vectors[i] @ v) for v in qvecs)
-            hits.append(Hit(chunk=self.store.chunks[i], score=score, rank=rank,
-                            bm25_score=bm25_scores.get(i), dense_score=dense_scores.get(i)))
-        return hits
+    def _convex(self, bm25: dict[int, float], dense: dict[int, float]) -> dict[int, float]:
+        top = max(bm25.values(), default=0.0)
+        lo, hi = min(dense.values(), default=0.0), max(dense.values(), default=0.0)
+        span = hi - lo if hi > lo else 1.0
+        f = self.fusion
+        return {
+            i: f.bm25_weight * (bm25.get(i, 0.0) / top if top > 0 else 0.0)
+            + f.dense_weight * ((dense[i] - lo) / span if i in dense else 0.0)
+            for i in set(bm25) | set(dense)
+        }
+
+    def _rrf(self, bm25: dict[int, float], dense: dict[int, float]) -> dict[int, float]:
+        f = self.fusion
+        fused: dict[int, float] = {}
+        for weight, scores in ((f.bm25_weight, bm25), (f.dense_weight, dense)):
+            for rank, i in enumerate(sorted(scores, key=lambda i: -scores[i]), start=1):
+                fused[i] = fused.get(i, 0.0) + weight / (f.rrf_k + rank)
+        return fused

@@ -81,8 +81,8 @@ class BM25Analyzer:
 class IndexParams:
     """Everything that changes what a build produces (recorded in the manifest)."""
 
-    target_tokens: int = 160
-    overlap_tokens: int = 32
+    target_tokens: int = 250
+    overlap_tokens: int = 48
     bm25_language: str = "dutch"
     hnsw_threshold: int = 50_000
     hnsw_m: int = 32
