@@ -1,0 +1,493 @@
+"""The reference Q&A evaluation: load the set, measure retrieval and answers, build the report.
+
+Set format (``eval/qa.jsonl``), one JSON object per line::
+
+    {"id": str, "question": str, "answer": str, "evidence": [str, ...], "answerable": bool, "lang": "nl"|"en"}
+
+Other keys are allowed and ignored. Blank lines are skipped.
+
+Measures
+--------
+Retrieval (answerable questions only). A retrieved passage is *relevant* when it contains one of the
+question's evidence phrases, compared after folding case and white space (``fold``).
+
+* ``hit@1`` / ``hit@k``: share of questions with a relevant passage in the top 1 / top k;
+* ``recall@k``: per question, the share of its evidence phrases found in the top k (averaged);
+* ``mrr@10``: mean of 1 / rank of the first relevant passage within the top 10 (0 when none).
+
+Answers. ``token_f1``: SQuAD-style token F1 against the reference answer (answerable questions; an
+abstention scores its own text, normally 0). ``cited_evidence``: share of answerable questions whose
+citations include a passage holding an evidence phrase. ``correct_abstain``: share of unanswerable
+questions the system abstained on; ``false_abstain``: share of answerable questions it abstained on.
+
+Everything here gets its parts (retriever, pipeline, judge) from the caller and never reads the
+environment. Top-10 (or top-k when k > 10) passages are retrieved once per question and mode; every
+retrieval number, including the hit@k curve for k = 1..10, is computed from those stored results.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import string
+import time
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Protocol, Sequence
+
+from .errors import EvalSetError, LLMError, RagError
+from .retrieval import MODES
+
+CURVE_DEPTH = 10  # the hit@k curve and MRR look at the top 10
+LANGS = ("nl", "en")
+REQUIRED: dict[str, type] = {
+    "id": str,
+    "question": str,
+    "answer": str,
+    "evidence": list,
+    "answerable": bool,
+    "lang": str,
+}
+
+ProgressFn = Callable[[str, int, int], None]  # (stage, done, total)
+
+
+# ============================================================================ the set
+
+@dataclass(frozen=True)
+class QAItem:
+    id: str
+    question: str
+    answer: str
+    evidence: tuple[str, ...]
+    answerable: bool
+    lang: str
+    line: int = 0  # line number in the file (1-based)
+
+
+def parse_qa_lines(lines: Iterable[str], source: str = "<qa set>") -> list[QAItem]:
+    """Parse the JSONL set; raise ``EvalSetError`` naming every bad line (not just the first)."""
+    items: list[QAItem] = []
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            problems.append(f"line {lineno}: not valid JSON ({e.msg} at column {e.colno})")
+            continue
+        if not isinstance(obj, dict):
+            problems.append(f"line {lineno}: expected a JSON object, got {type(obj).__name__}")
+            continue
+        errs = []
+        for key, typ in REQUIRED.items():
+            if key not in obj:
+                errs.append(f"missing field '{key}'")
+            elif not isinstance(obj[key], typ) or (typ is not bool and isinstance(obj[key], bool)):
+                errs.append(f"field '{key}' should be {_type_name(typ)}, got {_type_name(type(obj[key]))}")
+        if not errs:
+            if not obj["question"].strip():
+                errs.append("field 'question' is empty")
+            if obj["lang"] not in LANGS:
+                errs.append(f"field 'lang' should be one of {', '.join(LANGS)}, got {obj['lang']!r}")
+            bad_ev = [e for e in obj["evidence"] if not isinstance(e, str) or not e.strip()]
+            if bad_ev:
+                errs.append("field 'evidence' should hold non-empty strings")
+            elif obj["answerable"] and not obj["evidence"]:
+                errs.append("an answerable question needs at least one evidence phrase")
+            if obj["id"] in seen:
+                errs.append(f"id {obj['id']!r} already used on line {seen[obj['id']]}")
+        if errs:
+            qid = f" ({obj['id']})" if isinstance(obj.get("id"), str) else ""
+            problems.append(f"line {lineno}{qid}: " + "; ".join(errs))
+            continue
+        seen[obj["id"]] = lineno
+        items.append(QAItem(id=obj["id"], question=obj["question"], answer=obj["answer"],
+                            evidence=tuple(obj["evidence"]), answerable=obj["answerable"], lang=obj["lang"],
+                            line=lineno))
+    if problems:
+        raise EvalSetError(f"{source}: {len(problems)} bad line(s):\n  " + "\n  ".join(problems))
+    if not items:
+        raise EvalSetError(f"{source}: no questions in the set")
+    return items
+
+
+def load_qa(path: Path | str) -> list[QAItem]:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise EvalSetError(f"the Q&A set '{path}' does not exist") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise EvalSetError(f"cannot read the Q&A set '{path}': {e}") from e
+    return parse_qa_lines(text.splitlines(), source=str(path))
+
+
+def _type_name(t: type) -> str:
+    return {str: "a string", list: "a list", bool: "true/false", int: "a number", float: "a number",
+            dict: "an object", type(None): "null"}.get(t, t.__name__)
+
+
+# ============================================================================ retrieval metrics
+
+def fold(text: str) -> str:
+    """Case and white-space folding used to match evidence phrases."""
+    return " ".join(text.split()).casefold()
+
+
+def evidence_in(text: str, evidence: Sequence[str]) -> frozenset[int]:
+    """Indices of the evidence phrases that ``text`` contains."""
+    t = fold(text)
+    return frozenset(i for i, ph in enumerate(evidence) if fold(ph) and fold(ph) in t)
+
+
+def relevance(texts: Sequence[str], evidence: Sequence[str]) -> list[frozenset[int]]:
+    """For a ranked list of passages: which evidence phrases each one holds."""
+    return [evidence_in(t, evidence) for t in texts]
+
+
+def first_relevant_rank(matches: Sequence[frozenset[int]]) -> int | None:
+    """1-based rank of the first passage holding any evidence phrase, or None."""
+    return next((r for r, m in enumerate(matches, 1) if m), None)
+
+
+def hit_at_k(matches: Sequence[frozenset[int]], k: int) -> float:
+    return 1.0 if any(matches[:k]) else 0.0
+
+
+def recall_at_k(matches: Sequence[frozenset[int]], n_evidence: int, k: int) -> float:
+    if n_evidence <= 0:
+        return 0.0
+    found = set().union(*matches[:k]) if matches[:k] else set()
+    return len(found) / n_evidence
+
+
+def reciprocal_rank(matches: Sequence[frozenset[int]], depth: int = CURVE_DEPTH) -> float:
+    r = first_relevant_rank(matches[:depth])
+    return 1.0 / r if r else 0.0
+
+
+def retrieval_metrics(per_q: Sequence[tuple[Sequence[frozenset[int]], int]], k: int) -> dict[str, float | None]:
+    """Means over questions of hit@1, hit@k, recall@k, mrr@10; ``per_q`` holds (matches, n_evidence)."""
+    if not per_q:
+        return {"hit@1": None, f"hit@{k}": None, f"recall@{k}": None, f"mrr@{CURVE_DEPTH}": None}
+    n = len(per_q)
+    return {
+        "hit@1": sum(hit_at_k(m, 1) for m, _ in per_q) / n,
+        f"hit@{k}": sum(hit_at_k(m, k) for m, _ in per_q) / n,
+        f"recall@{k}": sum(recall_at_k(m, ne, k) for m, ne in per_q) / n,
+        f"mrr@{CURVE_DEPTH}": sum(reciprocal_rank(m) for m, _ in per_q) / n,
+    }
+
+
+def hit_curve(per_q: Sequence[tuple[Sequence[frozenset[int]], int]], depth: int = CURVE_DEPTH) -> list[float | None]:
+    """hit@k for k = 1..depth."""
+    if not per_q:
+        return [None] * depth
+    return [sum(hit_at_k(m, k) for m, _ in per_q) / len(per_q) for k in range(1, depth + 1)]
+
+
+# ============================================================================ answer metrics
+
+ARTICLES = {"a", "an", "the", "de", "het", "een", "'t"}
+_PUNCT = set(string.punctuation)
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD normalisation, for Dutch and English: lower case, drop punctuation and articles, squeeze spaces."""
+    text = text.lower()
+    text = " ".join(w for w in text.split() if w not in ARTICLES)  # before punctuation: catches "'t"
+    text = "".join(ch for ch in text if ch not in _PUNCT and not unicodedata.category(ch).startswith("P"))
+    return " ".join(w for w in text.split() if w not in ARTICLES)
+
+
+def token_f1(prediction: str, reference: str) -> float:
+    pred = normalize_answer(prediction).split()
+    ref = normalize_answer(reference).split()
+    if not pred or not ref:
+        return float(pred == ref)
+    common = Counter(pred) & Counter(ref)
+    same = sum(common.values())
+    if same == 0:
+        return 0.0
+    precision, recall = same / len(pred), same / len(ref)
+    return 2 * precision * recall / (precision + recall)
+
+
+_MARKER_RE = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
+
+
+def strip_citation_markers(text: str) -> str:
+    """Remove ``[1]`` / ``[1, 2]`` markers, which are not part of what the answer says."""
+    return _MARKER_RE.sub("", text)
+
+
+def _citation_texts(answer) -> list[tuple[Any, str]]:
+    """(citation, passage text) pairs; a citation's passage is looked up among the sources by chunk id
+    (the citation's own text may be a shorter span)."""
+    by_chunk = {h.chunk.chunk_id: h.chunk.text for h in getattr(answer, "sources", []) or []}
+    pairs = []
+    for c in answer.citations:
+        text = c.text or ""
+        full = by_chunk.get(getattr(c, "chunk_id", "") or "")
+        if full and text not in full:
+            text = text + "\n" + full
+        elif full:
+            text = full
+        pairs.append((c, text))
+    return pairs
+
+
+# ============================================================================ the runner
+
+class AsksQuestions(Protocol):
+    def ask(self, question: str, *, k: int = 5, mode: str = "hybrid", generator: str = "auto", history=None): ...
+
+
+class Searches(Protocol):
+    def search(self, query, k: int = 5, mode: str = "hybrid") -> list: ...
+
+
+Judge = Callable[[QAItem, Any], "dict | None"]  # (item, Answer) -> {"score": 1..5, ...} or None (not judged)
+
+
+@dataclass
+class EvalConfig:
+    k: int = 5
+    mode: str = "hybrid"
+    generator: str = "auto"
+    compare: bool = False  # retrieval metrics for all three modes
+    answers: bool = True  # False: retrieval only (no pipeline needed)
+
+    @property
+    def modes(self) -> list[str]:
+        return list(MODES) if self.compare else [self.mode]
+
+
+@dataclass
+class _Retrieved:
+    chunk_ids: list[str]
+    doc_ids: list[str]
+    matches: list[frozenset[int]]
+
+
+def run_eval(items: Sequence[QAItem], retriever: Searches, config: EvalConfig, *,
+             pipeline: AsksQuestions | None = None, judge: Judge | None = None,
+             on_progress: ProgressFn | None = None, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run the evaluation and return the report (a JSON-ready dict; see the module doc for the measures)."""
+    from .errors import InvalidQuery
+
+    if config.mode not in MODES:
+        raise InvalidQuery(f"unknown mode '{config.mode}': use one of {', '.join(MODES)}")
+    if config.k < 1:
+        raise InvalidQuery("k must be at least 1")
+    if config.answers and pipeline is None:
+        raise ValueError("run_eval needs a pipeline to evaluate answers (or EvalConfig(answers=False))")
+    k = config.k
+    depth = max(k, CURVE_DEPTH)
+    progress = on_progress or (lambda stage, done, total: None)
+    seconds: dict[str, float] = {}
+
+    # ---- retrieval: top `depth` once per question and mode
+    answerable = [it for it in items if it.answerable]
+    retrieved: dict[str, dict[str, _Retrieved]] = {m: {} for m in config.modes}
+    for mode in config.modes:
+        t0 = time.perf_counter()
+        stage = f"retrieval ({mode})"
+        progress(stage, 0, len(answerable))
+        for i, it in enumerate(answerable, 1):
+            hits = retriever.search(it.question, k=depth, mode=mode)
+            retrieved[mode][it.id] = _Retrieved(
+                chunk_ids=[h.chunk.chunk_id for h in hits], doc_ids=[h.chunk.doc_id for h in hits],
+                matches=relevance([h.chunk.text for h in hits], it.evidence))
+            progress(stage, i, len(answerable))
+        seconds[f"retrieval_{mode}"] = time.perf_counter() - t0
+
+    def mode_block(mode: str) -> dict[str, Any]:
+        rs = retrieved[mode]
+        allq = [(rs[it.id].matches, len(it.evidence)) for it in answerable]
+        block: dict[str, Any] = {"retrieval": retrieval_metrics(allq, k), "hit_at_k_curve": hit_curve(allq), "per_lang": {}}
+        for lang in LANGS:
+            lq = [(rs[it.id].matches, len(it.evidence)) for it in answerable if it.lang == lang]
+            if lq:
+                block["per_lang"][lang] = {"n": len(lq), "retrieval": retrieval_metrics(lq, k)}
+        return block
+
+    modes_report = {m: mode_block(m) for m in config.modes}
+
+    # ---- answers
+    answers: dict[str, dict[str, Any]] = {}
+    if config.answers:
+        t0 = time.perf_counter()
+        progress("answers", 0, len(items))
+        for i, it in enumerate(items, 1):
+            answers[it.id] = _answer_one(it, pipeline, config, judge)
+            progress("answers", i, len(items))
+        seconds["answers"] = time.perf_counter() - t0
+
+    # ---- per question
+    per_question = []
+    for it in items:
+        row: dict[str, Any] = {"id": it.id, "lang": it.lang, "answerable": it.answerable, "question": it.question,
+                               "reference": it.answer, "evidence": list(it.evidence)}
+        if it.answerable:
+            row["retrieval"] = {}
+            for mode in config.modes:
+                r = retrieved[mode][it.id]
+                found = set().union(*r.matches[:k]) if r.matches[:k] else set()
+                row["retrieval"][mode] = {
+                    "first_relevant_rank": first_relevant_rank(r.matches),
+                    "hit@1": hit_at_k(r.matches, 1) == 1.0,
+                    f"hit@{k}": hit_at_k(r.matches, k) == 1.0,
+                    f"recall@{k}": recall_at_k(r.matches, len(it.evidence), k),
+                    "evidence_found": [i in found for i in range(len(it.evidence))],
+                    "top": [{"chunk_id": c, "relevant": bool(m)} for c, m in zip(r.chunk_ids[:k], r.matches[:k])],
+                }
+        if it.id in answers:
+            row.update(answers[it.id])
+        per_question.append(row)
+
+    # ---- summary
+    main = modes_report[config.mode]
+    report: dict[str, Any] = {
+        "n": len(items),
+        "n_answerable": len(answerable),
+        "n_unanswerable": len(items) - len(answerable),
+        "k": k,
+        "mode": config.mode,
+        "generator": config.generator,
+        "retrieval": main["retrieval"],
+        "answer": _answer_summary([it for it in items if it.answerable], answers),
+        "abstention": _abstention_summary(items, answers),
+        "per_lang": {},
+        "modes": {m: {"retrieval": b["retrieval"], "per_lang": b["per_lang"]} for m, b in modes_report.items()},
+        "hit_at_k_curve": {m: b["hit_at_k_curve"] for m, b in modes_report.items()},
+        "per_question": per_question,
+    }
+    for lang in LANGS:
+        lang_items = [it for it in items if it.lang == lang]
+        if not lang_items:
+            continue
+        report["per_lang"][lang] = {
+            "n": len(lang_items),
+            "retrieval": main["per_lang"].get(lang, {}).get("retrieval", retrieval_metrics([], k)),
+            "answer": _answer_summary([it for it in lang_items if it.answerable], answers),
+            "abstention": _abstention_summary(lang_items, answers),
+        }
+    if answers:
+        report["generators_used"] = dict(Counter(a["generator"] for a in answers.values() if a.get("generator")))
+        errors = [qid for qid, a in answers.items() if a.get("error")]
+        report["errors"] = len(errors)
+    if judge is not None and config.answers:
+        report["judge"] = _judge_summary(answers)
+    if extra:
+        report.update(extra)
+    report["seconds"] = {key: round(v, 2) for key, v in seconds.items()}
+    return report
+
+
+def _answer_one(it: QAItem, pipeline: AsksQuestions, config: EvalConfig, judge: Judge | None) -> dict[str, Any]:
+    try:
+        ans = pipeline.ask(it.question, k=config.k, mode=config.mode, generator=config.generator)
+    except (LLMError, RagError) as e:  # one failing question must not end a long run
+        return {"answer": "", "abstained": False, "generator": None, "citations": [], "error": f"{type(e).__name__}: {e}",
+                "token_f1": 0.0 if it.answerable else None, "cited_evidence": False if it.answerable else None}
+    cites = []
+    any_evidence = False
+    for c, text in _citation_texts(ans):
+        holds = bool(evidence_in(text, it.evidence)) if it.evidence else False
+        any_evidence = any_evidence or holds
+        cites.append({"n": c.n, "doc_id": c.doc_id, "title": c.title, "chunk_id": getattr(c, "chunk_id", ""),
+                      "text": c.text, "has_evidence": holds})
+    row: dict[str, Any] = {
+        "answer": ans.answer,
+        "abstained": bool(ans.abstained),
+        "generator": ans.generator,
+        "citations": cites,
+        "token_f1": token_f1(strip_citation_markers(ans.answer), it.answer) if it.answerable else None,
+        "cited_evidence": any_evidence if it.answerable else None,
+        "warnings": list(getattr(ans, "warnings", []) or []),
+    }
+    if judge is not None:
+        try:
+            row["judge"] = judge(it, ans)
+        except LLMError as e:
+            row["judge"] = {"error": f"{type(e).__name__}: {e}"}
+    return row
+
+
+def _mean(values: Sequence[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def _answer_summary(answerable: Sequence[QAItem], answers: dict[str, dict]) -> dict[str, float | None]:
+    rows = [answers[it.id] for it in answerable if it.id in answers]
+    answered = [r for r in rows if not r["abstained"]]
+    return {
+        "token_f1": _mean([r["token_f1"] for r in rows]),
+        "cited_evidence": _mean([float(r["cited_evidence"]) for r in rows]),
+        "token_f1_answered": _mean([r["token_f1"] for r in answered]),  # leaving out abstentions
+    }
+
+
+def _abstention_summary(items: Sequence[QAItem], answers: dict[str, dict]) -> dict[str, float | None]:
+    una = [answers[it.id]["abstained"] for it in items if not it.answerable and it.id in answers]
+    ans = [answers[it.id]["abstained"] for it in items if it.answerable and it.id in answers]
+    return {"correct_abstain": _mean([float(a) for a in una]), "false_abstain": _mean([float(a) for a in ans])}
+
+
+def _judge_summary(answers: dict[str, dict]) -> dict[str, Any]:
+    judged = [a["judge"] for a in answers.values() if isinstance(a.get("judge"), dict) and "score" in a["judge"]]
+    return {
+        "n_judged": len(judged),
+        "faithfulness": _mean([(j["score"] - 1) / 4 for j in judged]),  # 1..5 mapped to 0..1
+        "score_mean": _mean([float(j["score"]) for j in judged]),
+        "note": "LLM judge of faithfulness to the cited passages; an opinion, not a measured metric"
+                + ("" if judged else " (nothing judged: only answers written by a real Ollama model are judged)"),
+    }
+
+
+# ============================================================================ optional LLM judge
+
+JUDGE_PROMPT = """You check whether an answer is supported by the passages it cites.
+
+Question: {question}
+
+Cited passages:
+{passages}
+
+Answer:
+{answer}
+
+How faithful is the answer to the cited passages? 5 = every statement is supported by them,
+3 = partly supported, 1 = mostly unsupported or contradicted. Judge only support by the passages,
+not whether the answer is complete. Reply with one line: SCORE: <1-5>"""
+
+_SCORE_RE = re.compile(r"SCORE\s*[:=]?\s*([1-5])", re.I)
+
+
+@dataclass
+class LLMJudge:
+    """Asks an LLM (``rag.llm.LLM``) to score faithfulness 1..5. Judges only answers a real LLM wrote
+    (generator ``ollama``), not abstentions and not answers without citations."""
+
+    llm: Any
+    max_passage_chars: int = 1500
+    judged_generators: tuple[str, ...] = ("ollama",)
+    calls: int = field(default=0, init=False)
+
+    def __call__(self, item: QAItem, answer) -> dict | None:
+        if answer.abstained or not answer.citations or answer.generator not in self.judged_generators:
+            return None
+        passages = "\n\n".join(f"[{c.n}] {' '.join(c.text.split())[: self.max_passage_chars]}" for c in answer.citations)
+        prompt = JUDGE_PROMPT.format(question=item.question, passages=passages, answer=answer.answer)
+        self.calls += 1
+        raw = self.llm.chat([{"role": "user", "content": prompt}])
+        m = _SCORE_RE.search(raw) or re.search(r"\b([1-5])\b", raw)
+        if not m:
+            return {"raw": raw[:200], "error": "no score in the reply"}
+        return {"score": int(m.group(1)), "raw": raw[:200]}
