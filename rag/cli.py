@@ -192,6 +192,92 @@ def _llm_info(settings: Settings) -> dict | None:
             "model_available": st.model_available, "detail": st.detail}
 
 
+# --------------------------------------------------------------------------- eval (rag/evaluation.py, rag/report.py)
+
+@app.command("eval")
+def eval_cmd(
+    qa: Annotated[Path, typer.Option("--qa", help="reference Q&A set, one JSON object a line")] = Path("eval/qa.jsonl"),
+    k: KOpt = 5, mode: ModeOpt = None,
+    generator: Annotated[Optional[str], typer.Option("--generator", help="auto | ollama | extractive (RAG_GENERATOR)")] = None,
+    compare: Annotated[bool, typer.Option("--compare", help="retrieval metrics for bm25, dense and hybrid side by side")] = False,
+    judge: Annotated[bool, typer.Option("--judge", help="also let the LLM score faithfulness to the cited passages")] = False,
+    retrieval_only: Annotated[bool, typer.Option("--retrieval-only", help="skip the answers (fast)")] = False,
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="write the JSON report here")] = None,
+    html_file: Annotated[Optional[Path], typer.Option("--html", help="write an HTML report here")] = None,
+    data: DataOpt = None, index: IndexOpt = None, embed_model: ModelOpt = None,
+) -> None:
+    """Measure retrieval and answers on the reference Q&A set (builds the index when missing)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from .errors import ConfigError, LLMUnavailable
+    from .evaluation import EvalConfig, LLMJudge, load_qa, run_eval
+    from .report import print_summary, render_html
+    from .retrieval import MODES
+    from .runtime import open_runtime
+
+    if mode is not None and mode not in MODES:
+        raise ConfigError(f"unknown mode '{mode}': use one of {', '.join(MODES)}")
+    if generator is not None and generator not in ("auto", "ollama", "extractive"):
+        raise ConfigError(f"unknown generator '{generator}': use auto, ollama or extractive")
+    settings = settings_from(data, index, embed_model, mode=mode, generator=generator)
+    items = load_qa(qa)  # a broken set fails before the model is loaded
+    with console.status("Loading the embedding model and the index…"):
+        rt = open_runtime(settings, build_if_missing=True, on_stage=lambda m: console.print(f"[dim]{m}[/]"))
+
+    pipeline = llm = None
+    if not retrieval_only:
+        from .pipeline import Pipeline
+
+        if settings.generator != "extractive" or judge:
+            from .llm import OllamaLLM
+
+            llm = OllamaLLM.from_settings(settings)
+            st = llm.status()
+            if not st.ok:
+                if settings.generator == "ollama":
+                    raise LLMUnavailable(st.detail)
+                console.print(f"[yellow]Ollama is not available ({st.detail}): answers come from the extractive "
+                              f"generator{'; nothing for the judge to judge' if judge else ''}[/]")
+                llm = None
+        pipeline = Pipeline(rt.retriever, llm if settings.generator != "extractive" else None, settings)
+
+    config = EvalConfig(k=k, mode=settings.mode, generator=settings.generator, compare=compare,
+                        answers=not retrieval_only)
+    m = rt.store.manifest
+    extra = {"qa_file": str(qa), "settings": {
+        "qa_file": str(qa), "data_dir": str(settings.data_dir), "index": str(rt.store.path),
+        "embed_model": rt.embedder.model_id, "embed_requested": settings.embed_model,
+        "embed_fallback": rt.embedder.fallback_reason is not None,
+        "bm25_weight": settings.bm25_weight, "dense_weight": settings.dense_weight,
+        "documents": m.get("counts", {}).get("documents"), "chunks": m.get("counts", {}).get("chunks"),
+        "llm_model": settings.llm_model if llm is not None else None,
+    }}
+    with Progress(TextColumn("{task.description:<18}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as progress:
+        tasks: dict[str, int] = {}
+
+        def on_progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(stage, total=total)
+            progress.update(tasks[stage], completed=done)
+
+        report = run_eval(items, rt.retriever, config, pipeline=pipeline,
+                          judge=LLMJudge(llm) if judge and llm is not None else None, on_progress=on_progress,
+                          extra=extra)
+    if judge and "judge" not in report:
+        report["judge"] = {"n_judged": 0, "faithfulness": None, "score_mean": None,
+                           "note": "LLM judge requested, but no Ollama model answered: nothing judged"}
+    print_summary(report, out)
+    if out_file:
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        out_file.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
+        console.print(f"JSON report: {out_file}")
+    if html_file:
+        html_file.parent.mkdir(parents=True, exist_ok=True)
+        html_file.write_text(render_html(report), encoding="utf-8")
+        console.print(f"HTML report: {html_file}")
+
+
 def main() -> None:
     try:
         app()
