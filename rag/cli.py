@@ -182,6 +182,36 @@ def info(data: DataOpt = None, index: IndexOpt = None, embed_model: ModelOpt = N
         out.print(f"[bold]LLM[/]: {llm}")
 
 
+@app.command()
+def serve(
+    host: Annotated[Optional[str], typer.Option("--host", help="address to listen on (RAG_HOST, default 127.0.0.1)")] = None,
+    port: Annotated[Optional[int], typer.Option("--port", min=1, max=65535, help="port (RAG_PORT, default 8000)")] = None,
+    data: DataOpt = None, index: IndexOpt = None, embed_model: ModelOpt = None,
+) -> None:
+    """Serve the HTTP API and the chat page (builds the index first when it is missing)."""
+    import uvicorn
+
+    from api.app import create_app
+
+    from .runtime import open_runtime
+    from .store import active_version
+
+    settings = settings_from(data, index, embed_model, host=host, port=port)
+    if active_version(Path(settings.index_dir)) is None:
+        console.print(f"No index in {settings.index_dir}: building it from {settings.data_dir} first…")
+    else:
+        console.print("Loading the embedding model and the index…")
+    rt = open_runtime(settings, build_if_missing=True, show_progress=True,
+                      on_stage=lambda m: console.print(f"[dim]{m}[/]"))
+    if rt.embedder.fallback_reason:
+        console.print(f"[bold yellow]EMBEDDING FALLBACK[/]: {rt.embedder.fallback_reason}", highlight=False)
+    if settings.host not in ("127.0.0.1", "localhost", "::1"):
+        console.print(f"[yellow]Listening on {settings.host}: other machines can reach this server.[/]")
+    console.print(f"{len(rt.store.documents)} documents, {len(rt.store.chunks)} chunks. "
+                  f"Chat page: http://{settings.host}:{settings.port}/  (Ctrl+C stops)", highlight=False)
+    uvicorn.run(create_app(settings, runtime=rt), host=settings.host, port=settings.port, log_level="info")
+
+
 def _llm_info(settings: Settings) -> dict | None:
     try:
         from .llm import OllamaLLM
