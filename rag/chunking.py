@@ -29,6 +29,7 @@ ABBREVIATIONS = {
 
 _END = re.compile(r"[.!?…]+[\"'”’»)\]]*")
 _OPENERS = "„“\"'‘«(["
+_HEADING_LINE = re.compile(r"^[ \t]*#[^\n]*(?=\n)", re.M)
 _BLOCK_START = re.compile(r"\n[ \t]*\n|\n(?=[ \t]*(?:#|[-*+] |\d+[.)] |>))")
 
 
@@ -89,7 +90,9 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     """
     spans: list[tuple[int, int]] = []
     pos = 0
-    block_bounds = [m.start() for m in _BLOCK_START.finditer(text)] + [len(text)]
+    bounds = {m.start() for m in _BLOCK_START.finditer(text)}
+    bounds |= {m.end() for m in _HEADING_LINE.finditer(text)}  # a heading ends at its line's end
+    block_bounds = sorted(b for b in bounds if 0 < b < len(text)) + [len(text)]
     for bound in block_bounds:
         block = text[pos:bound]
         start = 0

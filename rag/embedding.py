@@ -67,15 +67,27 @@ class SentenceTransformerEmbedder:
         self.passage_prefix = passage_prefix
         self.dimension = int(model.get_embedding_dimension() if hasattr(model, "get_embedding_dimension") else model.get_sentence_embedding_dimension())
         self.tokenizer = model.tokenizer
-        special = len(self.tokenizer("", add_special_tokens=True)["input_ids"])
+        if hasattr(self.tokenizer, "no_truncation"):  # a bare `tokenizers.Tokenizer` (static-embedding models)
+            self.tokenizer = self.tokenizer.__class__.from_str(self.tokenizer.to_str())
+            self.tokenizer.no_truncation()
+            self.tokenizer.no_padding()
+        special = self._count(" ", special=True) - self._count(" ", special=False)
         prefix = self.count_tokens(passage_prefix) if passage_prefix else 0
-        self.max_tokens = int(model.max_seq_length) - special - prefix
+        seq = model.max_seq_length
+        seq = 512 if seq is None or seq == float("inf") else int(seq)
+        self.max_tokens = seq - special - prefix
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
 
+    def _count(self, text: str, special: bool) -> int:
+        if hasattr(self.tokenizer, "no_truncation"):
+            return len(self.tokenizer.encode(text, add_special_tokens=special).ids)
+        return len(self.tokenizer(text, add_special_tokens=special, verbose=False)["input_ids"])
+
     def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"])
+        """Length of ``text`` in the model's tokens (without the special tokens)."""
+        return self._count(text, special=False)
 
     def _encode(self, texts: list[str], show_progress: bool) -> np.ndarray:
         vecs = self.model.encode(

