@@ -85,6 +85,10 @@ class Answer:
     timings: dict[str, float] = field(default_factory=dict)  # retrieval_ms, generation_ms
     standalone_question: str | None = None  # the rewritten follow-up question, when history was given
     warnings: list[str] = field(default_factory=list)  # removed citations, fallback reasons, unsupported sentences
+    # --- added with the answering pipeline (rag/pipeline.py)
+    queries: list[str] = field(default_factory=list)  # what retrieval searched with (standalone question, Dutch phrasing)
+    relevance: float | None = None  # abstention signal: best sentence's lexical overlap with the question (0..1)
+    abstain_reason: str | None = None  # "retrieval" (nothing relevant enough) | "model" (the LLM said it can't answer)
 
     def to_dict(self) -> dict[str, Any]:
         """The public form (``rag ask --json``, ``/api/ask``)."""
@@ -98,4 +102,7 @@ class Answer:
             "question": self.question,
             "standalone_question": self.standalone_question,
             "warnings": list(self.warnings),
+            "queries": list(self.queries),
+            "relevance": None if self.relevance is None else round(float(self.relevance), 4),
+            "abstain_reason": self.abstain_reason,
         }

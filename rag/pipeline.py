@@ -1,0 +1,317 @@
+"""Questions in, answers with checked citations out: rewrite → retrieve → abstain? → generate → check.
+
+``Pipeline.ask`` returns an :class:`~rag.schema.Answer`; ``Pipeline.ask_stream`` yields one
+``sources`` event, then ``token`` events (pieces of the answer text), then one ``done`` event
+with the final Answer. The done event's ``Answer.answer`` is the CHECKED text (invalid citations
+removed, citations attached to uncited sentences), which can differ from the concatenated
+tokens: clients should show it in place of the streamed text.
+
+Generators:
+
+* ``"ollama"``: the LLM answers from the numbered passages (``rag.prompt``); its citations are
+  checked (``rag.citations``). LLM errors are raised (``LLMUnavailable``, ``LLMModelNotFound``
+  with the ``ollama pull`` to run, ``LLMTimeout``, ``LLMStreamBroken``, ``LLMError``).
+* ``"extractive"``: the best-matching sentences of the passages, quoted and cited
+  (``rag.extractive``). Needs no LLM.
+* ``"auto"``: Ollama when its status says it answers and has the model, else extractive; any LLM
+  error before the first token also falls back to extractive. Either way ``Answer.generator``
+  says which one answered and a warning says why it fell back.
+
+A stream that breaks half-way in ``auto`` mode, after tokens were already sent, is finished
+with the extractive answer appended (after a short separator line); the done Answer then has
+``generator="extractive"``, the partial LLM text plus the extractive quotes as its text, the
+citations of both and a warning. (``ask`` sends nothing before it is done, so there the partial
+text is dropped and the answer is purely extractive.)
+
+Abstention: when retrieval finds nothing relevant enough, the pipeline says so without
+generating (``abstain_reason="retrieval"``). The signal is the lexical overlap of the best
+sentence in the top passages with the question (``ScoredSentence.overlap``: IDF-weighted share of
+the question's content words, Dutch-stemmed; the best of the question and its Dutch phrasing).
+It does not depend on the embedding model, so the calibration holds when the model changes.
+With the LLM the model may abstain too (``abstain_reason="model"``).
+
+Calibration on eval/qa.jsonl (126 questions: 114 answerable, 12 unanswerable; offline MiniLM
+index, hybrid, k=5), with the rule below; ``HF_HUB_OFFLINE=1 .venv/bin/python -m tests.pipeline_calibration``:
+
+    threshold  unanswerable abstained  answerable abstained (Dutch, English)
+                                       no LLM              English with a Dutch translation
+    0.10       4/12                    1/114 (0/91, 1/23)  1/114 (0/91, 1/23)
+    0.15       4/12                    2/114 (0/91, 2/23)  1/114 (0/91, 1/23)   <- chosen
+    0.20       4/12                    6/114 (3/91, 3/23)  9/114 (3/91, 6/23)
+    0.25       4/12 (5/12 translated)  14/114              17/114
+    0.30       6/12                    26/114              21/114
+
+The rule: the threshold applies to Dutch questions and to questions that have a Dutch phrasing
+(from the LLM rewrite); questions in another language searched without translation get half of
+it, since their words rarely occur in Dutch text. 0.15 is the highest threshold before Dutch
+answerable questions start to be lost. The unanswerable questions it catches are the off-topic
+ones (Mount Everest, the capital of Australia, sourdough bread, boiling water); the ones it
+cannot catch are about North Korea in words that do occur in the articles ("Hoeveel kernkoppen
+heeft Noord-Korea?", "Wie is de minister van Defensie van Noord-Korea?"): word overlap can't
+tell them from answerable ones (catching 6/12 would cost 26/114 answerable). With the LLM, the
+model's own "can't find it" reply is the second line of defence there. (Tried and rejected:
+weighting words unknown to the corpus 2-3x: more answerable questions lost than unanswerable
+caught; the dense cosine of the offline model: no separation.) ``Settings.abstain_threshold``
+overrides 0.15.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass
+from typing import Any, Iterator, Literal
+
+from .citations import SupportScorer, check_citations, find_citations
+from .config import Settings
+from .errors import ConfigError, InvalidQuery, LLMError, LLMUnavailable
+from .extractive import Extract, ExtractiveAnswerer, ScoredSentence
+from .followup import Rewrite, check_history, rewrite_by_rule, rewrite_with_llm
+from .prompt import PromptTooLong, build_prompt, detect_language, no_answer_text, says_cannot_answer
+from .retrieval import MODES, Retriever
+from .schema import Answer, Citation, Hit
+
+log = logging.getLogger(__name__)
+
+GENERATORS = ("auto", "ollama", "extractive")
+
+CALIBRATED_ABSTAIN_THRESHOLD = 0.15
+CROSS_LINGUAL_FACTOR = 0.5  # threshold multiplier for non-Dutch questions searched without a Dutch phrasing
+# measured by tests/pipeline_calibration.py with the rule above (threshold 0.15, no LLM, offline MiniLM index):
+CALIBRATION = {
+    "threshold": 0.15,
+    "unanswerable_abstained": "4/12",
+    "answerable_abstained": "2/114",  # both English; 0/91 Dutch
+    "answerable_abstained_with_dutch_translation": "1/114",
+}
+REWRITE_MAX_TOKENS = 200
+MAX_K = 100
+
+BROKEN_SEPARATOR = {
+    "nl": "\n\n(Het antwoord van het taalmodel brak af. Uit de artikelen:)\n",
+    "en": "\n\n(The language model's answer broke off. From the articles:)\n",
+}
+
+
+@dataclass
+class StreamEvent:
+    kind: Literal["sources", "token", "done"]
+    data: Any  # sources: list[Hit]; token: str; done: Answer
+
+
+class Pipeline:
+    def __init__(self, retriever: Retriever, llm, settings: Settings, *,
+                 scorer: SupportScorer | None = None, extractor: ExtractiveAnswerer | None = None) -> None:
+        self.retriever = retriever
+        self.llm = llm
+        self.settings = settings
+        self.scorer = scorer or SupportScorer.from_store(retriever.store)
+        self.extractor = extractor or ExtractiveAnswerer(self.scorer, getattr(retriever, "embedder", None))
+        self.abstain_threshold = (settings.abstain_threshold if settings.abstain_threshold is not None
+                                  else CALIBRATED_ABSTAIN_THRESHOLD)
+
+    # ------------------------------------------------------------------ public
+    def ask(self, question: str, *, k: int = 5, mode: str = "hybrid", generator: str = "auto",
+            history: list[dict] | None = None) -> Answer:
+        self._validate(question, k, mode, generator)
+        history = check_history(history)
+        answer = None
+        for ev in self._run(question, k, mode, generator, history, streaming=False):
+            if ev.kind == "done":
+                answer = ev.data
+        assert answer is not None
+        return answer
+
+    def ask_stream(self, question: str, *, k: int = 5, mode: str = "hybrid", generator: str = "auto",
+                   history: list[dict] | None = None) -> Iterator[StreamEvent]:
+        """Arguments are checked now (InvalidQuery); the work starts on the first ``next()``."""
+        self._validate(question, k, mode, generator)
+        history = check_history(history)
+        return self._run(question, k, mode, generator, history, streaming=True)
+
+    def threshold_for(self, lang: str, has_dutch_query: bool) -> float:
+        if lang == "nl" or has_dutch_query:
+            return self.abstain_threshold
+        return self.abstain_threshold * CROSS_LINGUAL_FACTOR
+
+    # ------------------------------------------------------------------ steps
+    def _validate(self, question: str, k: int, mode: str, generator: str) -> None:
+        if not isinstance(question, str) or not question.strip():
+            raise InvalidQuery("the question is empty")
+        if len(question) > self.settings.max_question_chars:
+            raise InvalidQuery(f"the question is too long ({len(question)} characters; at most "
+                               f"{self.settings.max_question_chars})")
+        if mode not in MODES:
+            raise InvalidQuery(f"unknown mode '{mode}': use one of {', '.join(MODES)}")
+        if generator not in GENERATORS:
+            raise InvalidQuery(f"unknown generator '{generator}': use one of {', '.join(GENERATORS)}")
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+            raise InvalidQuery(f"k must be a whole number from 1 to {MAX_K}")
+
+    def _choose(self, generator: str) -> tuple[bool, str | None]:
+        """(use the LLM?, why not, for auto)."""
+        if generator == "extractive":
+            return False, None
+        if generator == "ollama":
+            if self.llm is None:
+                raise LLMUnavailable("no language model is configured (generator 'ollama')")
+            return True, None
+        if self.llm is None:
+            return False, "no language model is configured"
+        try:
+            st = self.llm.status()
+        except Exception as e:  # status() should not raise; be safe
+            return False, f"the language model's status could not be read ({e})"
+        if not st.ok:
+            return False, st.detail
+        return True, None
+
+    def _rewrite(self, question: str, history: list[dict], lang: str, use_llm: bool) -> Rewrite:
+        if use_llm and (history or lang != "nl"):
+            rw = rewrite_with_llm(self.llm, question, history, num_ctx=self.settings.num_ctx,
+                                  max_tokens=REWRITE_MAX_TOKENS)
+            if not history and rw.method == "llm":
+                rw.standalone = question  # nothing to resolve: keep the user's words, use the translation
+            return rw
+        return rewrite_by_rule(question, history)
+
+    def _run(self, question: str, k: int, mode: str, generator: str, history: list[dict],
+             streaming: bool) -> Iterator[StreamEvent]:
+        question = question.strip()
+        lang = detect_language(question)
+        warnings: list[str] = []
+        timings: dict[str, float] = {}
+        use_llm, why_not = self._choose(generator)
+        if why_not:
+            warnings.append(f"answered extractively: {why_not}")
+
+        # 1. the standalone question (and its Dutch phrasing)
+        t = time.perf_counter()
+        try:
+            rw = self._rewrite(question, history, lang, use_llm)
+        except LLMError as e:
+            if generator == "ollama":
+                raise
+            use_llm = False
+            warnings.append(f"answered extractively: {e}")
+            rw = rewrite_by_rule(question, history)
+        warnings.extend(rw.warnings)
+        if rw.method == "llm":
+            timings["rewrite_ms"] = (time.perf_counter() - t) * 1000
+        queries = rw.queries
+        standalone = rw.standalone if (history or rw.standalone != question) else None
+
+        # 2. retrieval
+        t = time.perf_counter()
+        hits = self.retriever.search(queries if len(queries) > 1 else queries[0], k=k, mode=mode)
+        timings["retrieval_ms"] = (time.perf_counter() - t) * 1000
+        yield StreamEvent("sources", hits)
+
+        def done(text: str, gen: str, citations: list[Citation], *, abstained: bool = False,
+                 reason: str | None = None, relevance: float | None = None) -> StreamEvent:
+            timings["generation_ms"] = (time.perf_counter() - t_gen) * 1000
+            return StreamEvent("done", Answer(
+                question=question, answer=text, abstained=abstained, generator=gen,
+                citations=[] if abstained else citations, sources=hits, timings=dict(timings),
+                standalone_question=standalone, warnings=list(dict.fromkeys(warnings)), queries=queries,
+                relevance=relevance, abstain_reason=reason))
+
+        # 3. relevant enough? (the same ranking feeds the extractive answer)
+        t_gen = time.perf_counter()
+        ranked = self.extractor.rank(queries, hits)
+        relevance = ranked[0].overlap if ranked else 0.0
+        has_dutch = len(queries) > 1 or lang == "nl"
+        if not ranked or relevance < self.threshold_for(lang, has_dutch):
+            text = no_answer_text(lang)
+            yield StreamEvent("token", text)
+            yield done(text, "ollama" if use_llm else "extractive", [], abstained=True, reason="retrieval",
+                       relevance=relevance)
+            return
+
+        # 4. generation
+        if not use_llm:
+            ex = self.extractor.answer(queries, hits, ranked)
+            for piece in _pieces(ex.text):
+                yield StreamEvent("token", piece)
+            yield done(ex.text, "extractive", ex.citations, relevance=relevance)
+            return
+
+        try:
+            prompt = build_prompt(rw.standalone, hits, num_ctx=self.settings.num_ctx,
+                                  max_answer_tokens=self.settings.max_answer_tokens, language=lang)
+        except PromptTooLong as e:
+            if generator == "ollama":
+                raise ConfigError(str(e)) from e
+            warnings.append(f"answered extractively: {e}")
+            yield from self._extractive_events(queries, hits, ranked, done, relevance)
+            return
+        warnings.extend(prompt.warnings)
+
+        pieces: list[str] = []
+        stream = self.llm.stream_chat(prompt.messages, num_ctx=prompt.num_ctx,
+                                      max_tokens=self.settings.max_answer_tokens)
+        try:
+            for piece in stream:
+                pieces.append(piece)
+                if streaming:
+                    yield StreamEvent("token", piece)
+            text = "".join(pieces).strip()
+            if not text:
+                raise LLMError(f"the model {getattr(self.llm, 'model', '')} returned an empty answer")
+        except LLMError as e:
+            if generator == "ollama":
+                raise
+            warnings.append(f"answered extractively: {e}")
+            if streaming and pieces:
+                yield from self._finish_broken("".join(pieces), prompt.passages, queries, hits, ranked, lang,
+                                               done, relevance)
+            else:
+                yield from self._extractive_events(queries, hits, ranked, done, relevance)
+            return
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
+
+        model_cited = bool([n for _, _, ns in find_citations(text) for n in ns if 1 <= n <= len(prompt.passages)])
+        if says_cannot_answer(text, cited=model_cited):
+            yield done(text, "ollama", [], abstained=True, reason="model", relevance=relevance)
+            return
+        checked = check_citations(text, prompt.passages, self.scorer)
+        warnings.extend(checked.warnings)
+        if not streaming:
+            yield StreamEvent("token", checked.text)
+        yield done(checked.text, "ollama", checked.citations, relevance=relevance)
+
+    # ------------------------------------------------------------------ fallbacks
+    def _extractive_events(self, queries, hits, ranked, done, relevance) -> Iterator[StreamEvent]:
+        ex = self.extractor.answer(queries, hits, ranked)
+        for piece in _pieces(ex.text):
+            yield StreamEvent("token", piece)
+        yield done(ex.text, "extractive", ex.citations, relevance=relevance)
+
+    def _finish_broken(self, partial: str, passages: list[Hit], queries, hits, ranked: list[ScoredSentence],
+                       lang: str, done, relevance) -> Iterator[StreamEvent]:
+        """Tokens were sent, then the LLM stream broke: append the extractive answer."""
+        ex: Extract = self.extractor.answer(queries, hits, ranked)
+        sep = BROKEN_SEPARATOR.get(lang, BROKEN_SEPARATOR["nl"])
+        yield StreamEvent("token", sep)
+        for piece in _pieces(ex.text):
+            yield StreamEvent("token", piece)
+        checked = check_citations(partial, passages, self.scorer, attach=False)
+        by_n = {c.n: c for c in checked.citations}
+        for c in ex.citations:
+            by_n.setdefault(c.n, c)
+        text = checked.text.rstrip() + sep + ex.text
+        yield done(text, "extractive", [by_n[n] for n in sorted(by_n)], relevance=relevance)
+
+
+def _pieces(text: str, n: int = 4) -> list[str]:
+    """Split an extractive answer into a few stream pieces (at word boundaries)."""
+    words = re.findall(r"\S+\s*", text)
+    if not words:
+        return [text] if text else []
+    size = max(1, -(-len(words) // n))
+    return ["".join(words[i:i + size]) for i in range(0, len(words), size)]
+
