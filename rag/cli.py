@@ -17,6 +17,7 @@ from typing import Annotated, Optional
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 from rich.table import Table
 
 from .config import Settings, get_settings
@@ -180,6 +181,84 @@ def info(data: DataOpt = None, index: IndexOpt = None, embed_model: ModelOpt = N
     llm = report["llm"]
     if llm:
         out.print(f"[bold]LLM[/]: {llm}")
+
+
+# ----------------------------------------------------------------------------- ask (issue #3)
+GeneratorOpt = Annotated[Optional[str], typer.Option("--generator", help="auto | ollama | extractive (RAG_GENERATOR)")]
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="your question")],
+    k: KOpt = 5, mode: ModeOpt = None, generator: GeneratorOpt = None, json_out: JsonOpt = False,
+    data: DataOpt = None, index: IndexOpt = None, embed_model: ModelOpt = None,
+) -> None:
+    """Answer QUESTION from the articles, citing the passages it comes from."""
+    from .errors import InvalidQuery
+    from .pipeline import GENERATORS, Pipeline
+    from .retrieval import MODES
+    from .runtime import open_runtime
+
+    settings = settings_from(data, index, embed_model)
+    mode = mode or settings.mode
+    generator = generator or settings.generator
+    if mode not in MODES:  # checked before the model is loaded
+        raise InvalidQuery(f"unknown mode '{mode}': use one of {', '.join(MODES)}")
+    if generator not in GENERATORS:
+        raise InvalidQuery(f"unknown generator '{generator}': use one of {', '.join(GENERATORS)}")
+    if not question.strip():
+        raise InvalidQuery("the question is empty")
+    llm = None
+    if generator != "extractive":
+        from .llm import OllamaLLM
+
+        llm = OllamaLLM.from_settings(settings)
+    try:
+        rt = open_runtime(settings)
+        pipeline = Pipeline(rt.retriever, llm, settings)
+        if json_out:
+            answer = pipeline.ask(question, k=k, mode=mode, generator=generator)
+            print(json.dumps(answer.to_dict(), ensure_ascii=False))
+            return
+        streamed: list[str] = []
+        answer = None
+        for ev in pipeline.ask_stream(question, k=k, mode=mode, generator=generator):
+            if ev.kind == "token":
+                streamed.append(ev.data)
+                sys.stdout.write(ev.data)
+                sys.stdout.flush()
+            elif ev.kind == "done":
+                answer = ev.data
+        sys.stdout.write("\n")
+        print_answer(answer, "".join(streamed))
+    finally:
+        if llm is not None:
+            llm.close()
+
+
+def print_answer(answer, streamed: str) -> None:
+    """After the streamed text: the checked text when the checker changed it, then the cited sources."""
+    if answer is None:
+        return
+    if " ".join(answer.answer.split()) != " ".join(streamed.split()):
+        out.print("\n[bold]With checked citations:[/]")
+        out.print(answer.answer, highlight=False, markup=False)
+    if answer.citations:
+        out.print("\n[bold]Sources[/]")
+    for c in answer.citations:
+        note = " [dim](attached by the citation checker)[/]" if c.attached else ""
+        out.print(f"[bold][{c.n}][/] [cyan]{escape(c.title)}[/] [dim]({escape(c.doc_id)} {c.start}-{c.end})[/]{note}",
+                  highlight=False)
+        snippet = " ".join(c.text.split())
+        out.print("    " + (snippet[:300] + "…" if len(snippet) > 300 else snippet), highlight=False, markup=False)
+    used = "ollama" if answer.generator == "ollama" else "extractive (quotes from the articles)"
+    secs = sum(answer.timings.values()) / 1000
+    console.print(f"[dim]answered by {used} in {secs:.1f} s[/]" + (" [dim](abstained)[/]" if answer.abstained else ""))
+    for w in answer.warnings:
+        console.print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
+
+
+# ----------------------------------------------------------------------------- end ask
 
 
 @app.command()
