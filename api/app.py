@@ -484,7 +484,8 @@ async def stream_answer(gen: Iterator, first: Any, gate: LLMGate) -> GuardedStre
         if not closed:
             closed = True
             try:
-                await anyio.to_thread.run_sync(gen.close)
+                with anyio.CancelScope(shield=True):  # also when the client went away (cancelled)
+                    await anyio.to_thread.run_sync(gen.close)
             except Exception as e:  # closing a broken stream
                 log.debug("closing the answer stream: %s", e)
             finally:
@@ -528,7 +529,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None, llm: Any = No
 
             state.llm = OllamaLLM.from_settings(settings)
             state.owns_llm = True
-        state.status = StatusCache(state.llm, ttl=STATUS_TTL, timeout=settings.llm_probe_timeout + 0.5)
+        state.status = StatusCache(state.llm, ttl=STATUS_TTL, timeout=settings.llm_probe_timeout)
         state.status.kick()
         if state.runtime is None:
             from rag.runtime import open_runtime

@@ -188,7 +188,10 @@
     }
     const t = answer.timings || {};
     const total = Object.values(t).reduce((a, b) => a + (typeof b === "number" ? b : 0), 0);
-    if (total) view.meta.appendChild(el("span", "badge subtle", (total / 1000).toFixed(1) + " s"));
+    if (total) {
+      const took = total < 1000 ? Math.round(total) + " ms" : (total / 1000).toFixed(1) + " s";
+      view.meta.appendChild(el("span", "badge subtle", took));
+    }
 
     clear(view.warnings);
     const warnings = answer.warnings || [];
@@ -306,6 +309,7 @@
       ui.send.disabled = false;
       ui.form.classList.remove("busy");
       ui.question.focus();
+      loadHealth(); // the generator in use may have changed (e.g. Ollama went away)
     }
   }
 
