@@ -282,8 +282,6 @@ def serve(
         console.print("Loading the embedding model and the index…")
     rt = open_runtime(settings, build_if_missing=True, show_progress=True,
                       on_stage=lambda m: console.print(f"[dim]{m}[/]"))
-    if rt.embedder.fallback_reason:
-        console.print(f"[bold yellow]EMBEDDING FALLBACK[/]: {rt.embedder.fallback_reason}", highlight=False)
     if settings.host not in ("127.0.0.1", "localhost", "::1"):
         console.print(f"[yellow]Listening on {settings.host}: other machines can reach this server.[/]")
     console.print(f"{len(rt.store.documents)} documents, {len(rt.store.chunks)} chunks. "
