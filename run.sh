@@ -38,7 +38,8 @@ case "${1:-serve}" in
   serve)
     [ $# -gt 0 ] && shift
     setup
-    # builds the index from data/articles first when there is none, then serves on 127.0.0.1:8000
+    # index data/articles (only new or changed files are embedded), then serve on 127.0.0.1:8000
+    "$VENV/bin/rag" index
     exec "$VENV/bin/rag" serve "$@" ;;
   *)
     setup
