@@ -213,6 +213,13 @@ def ask(
         from .llm import OllamaLLM
 
         llm = OllamaLLM.from_settings(settings)
+        if generator == "ollama":  # fail before loading the embedding model and the index
+            from .errors import LLMModelNotFound, LLMUnavailable
+
+            st = llm.status()
+            if not st.ok:
+                llm.close()
+                raise (LLMModelNotFound if st.reachable else LLMUnavailable)(st.detail)
     try:
         rt = open_runtime(settings)
         pipeline = Pipeline(rt.retriever, llm, settings)

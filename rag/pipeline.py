@@ -264,6 +264,8 @@ class Pipeline:
                 raise
             warnings.append(f"answered extractively: {e}")
             if streaming and pieces:
+                warnings.append(f"the language model's answer broke off after {len(pieces)} piece(s) had been "
+                                "sent; the extractive answer was appended")
                 yield from self._finish_broken("".join(pieces), prompt.passages, queries, hits, ranked, lang,
                                                done, relevance)
             else:

@@ -57,16 +57,20 @@ def no_answer_text(lang: str) -> str:
 
 
 # a model saying it cannot answer from the passages (after lower-casing and folding accents)
-_CANT = re.compile(
+_CANT_STRONG = re.compile(
     r"geven hier geen antwoord|geeft hier geen antwoord|geen antwoord (?:op|geven|vinden|te vinden)"
     r"|(?:kan|kon) (?:ik )?(?:het antwoord |dit |dat |hier |daar )?(?:niet|nergens) (?:vinden|terugvinden|beantwoorden)"
-    r"|(?:staat|staan|vermelden|noemen|bevatten|vermeldt|noemt|bevat)(?: hier| daar)? (?:niet|geen)"
-    r"|niet (?:te vinden|vermeld|genoemd|beschreven) in|geen informatie (?:over|in|te vinden)"
-    r"|articles? (?:do(?:es)?n'?t|do(?:es)? not) (?:answer|say|mention|contain|provide)"
-    r"|passages? (?:do(?:es)?n'?t|do(?:es)? not) (?:answer|say|mention|contain|provide)"
+    r"|(?:articles?|passages?|sources?|texts?) (?:do(?:es)?n'?t|do(?:es)? not) (?:answer|say|mention|contain|provide)"
     r"|(?:cannot|can't|can not|could not|couldn't|unable to) (?:find|answer|determine|tell)"
-    r"|no information (?:about|on|in)|not (?:mentioned|stated|covered|found) in|there is no (?:answer|information)"
+    r"|there is no (?:answer|information)|niet in de (?:artikelen|passages|bronnen|teksten)"
 )
+# weaker phrasings count only when the reply also speaks of the sources ("... staat niet in de tekst")
+_CANT_WEAK = re.compile(
+    r"(?:staat|staan|vermelden|noemen|bevatten|vermeldt|noemt|bevat)(?: hier| daar| dit| dat| het| er)? (?:niet|geen)"
+    r"|niet (?:te vinden|vermeld|genoemd|beschreven)|geen informatie"
+    r"|no information|not (?:mentioned|stated|covered|found|given)"
+)
+_SOURCES = re.compile(r"artikel|passage|bron|tekst|informatie|article|source|text|information")
 
 
 def _fold(text: str) -> str:
@@ -81,7 +85,7 @@ def says_cannot_answer(text: str, *, cited: bool = False) -> bool:
     very short; a long reply that merely mentions a gap is not an abstention.
     """
     folded = _fold(text)
-    if not _CANT.search(folded):
+    if not (_CANT_STRONG.search(folded) or (_CANT_WEAK.search(folded) and _SOURCES.search(folded))):
         return False
     words = len(folded.split())
     return words <= 12 or (not cited and words <= 60)
