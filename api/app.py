@@ -87,7 +87,8 @@ class AskRequest(BaseModel):
     generator: GeneratorChoice = "auto"
     history: list[Turn] = Field(default_factory=list, max_length=MAX_HISTORY_TURNS,
                                 description="earlier turns of the conversation, oldest first")
-    stream: bool = Field(False, description="reply with Server-Sent Events (sources, token..., done | error)")
+    stream: bool | None = Field(None, description="reply with Server-Sent Events (sources, token..., done | error); "
+                                                  "when left out, an 'Accept: text/event-stream' header decides")
 
     @field_validator("question")
     @classmethod
@@ -626,7 +627,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None, llm: Any = No
             raise RagError("answering is not available in this installation (rag.pipeline is missing)")
         history = [t.model_dump() for t in body.history] or None
         kwargs = dict(k=body.k, mode=body.mode, generator=body.generator, history=history)
-        streaming = body.stream or "text/event-stream" in (accept or "")
+        streaming = body.stream if body.stream is not None else "text/event-stream" in (accept or "")
 
         await st.gate.acquire()
         if not streaming:

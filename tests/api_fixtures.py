@@ -19,6 +19,11 @@ from typing import Any
 import httpx
 
 REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
 DATA_DIR = REPO / "data" / "articles"
 RAG_BIN = Path(sys.executable).with_name("rag")
 

@@ -342,6 +342,12 @@ def test_ask_stream_with_accept_header(client, fake_ollama):
     assert names[0] == "sources" and names[-1] == "done"
 
 
+def test_explicit_stream_false_wins_over_the_accept_header(client, fake_ollama):
+    fake_ollama.reply = CITED_REPLY
+    r = client.post("/api/ask", json={"question": QUESTION, "stream": False}, headers={"Accept": "text/event-stream"})
+    assert r.headers["content-type"].startswith("application/json") and set(r.json()) == ANSWER_KEYS
+
+
 def test_ask_stream_extractive(client, fake_ollama):
     r, events = ask_stream(client, generator="extractive")
     names = [n for n, _ in events]

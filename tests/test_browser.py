@@ -6,16 +6,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.api_fixtures import DATA_DIR, ServeProcess, start_serve
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+from tests.api_fixtures import CHROMIUM, CHROMIUM_ARGS, DATA_DIR, DESKTOP, PHONE, ServeProcess, start_serve
 
 pytestmark = [
     pytest.mark.browser,
@@ -26,8 +21,6 @@ pytestmark = [
 QUESTION = "Wie is Jihyun Park?"
 REPLY = ("Jihyun Park is een Noord-Koreaanse vluchteling, mensenrechtenactivist en aspirant-politicus die "
          "kandidaat is bij de regionale verkiezingen in het Verenigd Koninkrijk [1].")
-DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
 
 
 @pytest.fixture(scope="module")

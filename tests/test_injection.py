@@ -5,13 +5,11 @@ against a real ``rag serve`` subprocess."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.api_fixtures import ServeProcess, start_serve
-from tests.test_browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP
+from tests.api_fixtures import CHROMIUM, CHROMIUM_ARGS, DESKTOP, ServeProcess, start_serve
 
 pytestmark = [
     pytest.mark.browser,
