@@ -358,3 +358,27 @@ def test_cli_eval_reports_bad_lines(tmp_path):
     assert res.returncode == 1
     assert "line 2" in res.stderr and "line 3" in res.stderr and "missing field 'lang'" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+@pytest.mark.slow
+def test_ollama_answers_and_judge_with_fake_ollama(real_runtime, fake_ollama):
+    """The LLM path end to end: a (fake) Ollama writes the answers, the judge scores them apart."""
+    from rag.llm import OllamaLLM
+    from rag.pipeline import Pipeline
+
+    def reply(body):
+        prompt = body["messages"][-1]["content"]
+        if "SCORE: <1-5>" in prompt:
+            return "SCORE: 5"
+        return "Jihyun Park is een Noord-Koreaanse vluchteling en mensenrechtenactivist [1]."
+
+    fake_ollama.reply = reply
+    settings = real_runtime.settings.model_copy(update={"ollama_host": fake_ollama.url, "generator": "ollama"})
+    llm = OllamaLLM.from_settings(settings)
+    items = [it for it in load_qa(QA_PATH) if it.lang == "nl"][:2]
+    rep = run_eval(items, real_runtime.retriever, EvalConfig(generator="ollama"),
+                   pipeline=Pipeline(real_runtime.retriever, llm, settings), judge=LLMJudge(llm))
+    assert rep["generators_used"] == {"ollama": 2} and rep["errors"] == 0
+    assert rep["judge"]["n_judged"] == 2 and rep["judge"]["faithfulness"] == 1.0
+    assert rep["per_question"][0]["token_f1"] > 0.5  # the fake's answer is close to q001's reference
+    assert set(rep["answer"]) == {"token_f1", "cited_evidence", "token_f1_answered"}  # the judge stays apart
