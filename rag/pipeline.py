@@ -28,7 +28,8 @@ generating (``abstain_reason="retrieval"``). The signal is the lexical overlap o
 sentence in the top passages with the question (``ScoredSentence.overlap``: IDF-weighted share of
 the question's content words, Dutch-stemmed; the best of the question and its Dutch phrasing).
 It does not depend on the embedding model, so the calibration holds when the model changes.
-With the LLM the model may abstain too (``abstain_reason="model"``).
+With the LLM the model may abstain too (``abstain_reason="model"``). An abstention by retrieval
+reports the generator that would have answered (``"ollama"`` when the LLM was to be used).
 
 Calibration on eval/qa.jsonl (126 questions: 114 answerable, 12 unanswerable; offline MiniLM
 index, hybrid, k=5), with the rule below; ``HF_HUB_OFFLINE=1 .venv/bin/python -m tests.pipeline_calibration``:
@@ -71,6 +72,7 @@ from .followup import Rewrite, check_history, rewrite_by_rule, rewrite_with_llm
 from .prompt import PromptTooLong, build_prompt, detect_language, no_answer_text, says_cannot_answer
 from .retrieval import MODES, Retriever
 from .schema import Answer, Citation, Hit
+from .store import BM25Analyzer
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +108,9 @@ class Pipeline:
         self.retriever = retriever
         self.llm = llm
         self.settings = settings
-        self.scorer = scorer or SupportScorer.from_store(retriever.store)
+        store = getattr(retriever, "store", None)
+        self.scorer = scorer or (SupportScorer.from_store(store) if store is not None
+                                 else SupportScorer(BM25Analyzer(settings.bm25_language)))
         self.extractor = extractor or ExtractiveAnswerer(self.scorer, getattr(retriever, "embedder", None))
         self.abstain_threshold = (settings.abstain_threshold if settings.abstain_threshold is not None
                                   else CALIBRATED_ABSTAIN_THRESHOLD)
