@@ -85,6 +85,21 @@ class Settings(BaseSettings):
 
 
 def get_settings(**overrides) -> Settings:
-    """Build settings from the environment, with explicit overrides (CLI flags) on top."""
+    """Build settings from the environment, with explicit overrides (CLI flags) on top.
+
+    A bad value (``RAG_MODE=magic``) becomes a ``ConfigError`` naming the variable.
+    """
+    from pydantic import ValidationError
+
+    from .errors import ConfigError
+
     clean = {k: v for k, v in overrides.items() if v is not None}
-    return Settings(**clean)
+    try:
+        return Settings(**clean)
+    except ValidationError as e:
+        problems = []
+        for err in e.errors():
+            field = str(err["loc"][0]) if err["loc"] else "?"
+            source = f"--{field.replace('_', '-')}" if field in clean else ("OLLAMA_HOST" if field == "ollama_host" else f"RAG_{field.upper()}")
+            problems.append(f"{source}: {err['msg']} (got {err.get('input')!r})")
+        raise ConfigError("invalid setting: " + "; ".join(problems)) from None
