@@ -67,7 +67,7 @@ CSP = (
     "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 )
 # FastAPI's own documentation pages load Swagger UI / ReDoc with inline code: no strict CSP there
-CSP_EXEMPT = ("/docs", "/redoc")
+CSP_EXEMPT = ("/docs",)
 
 ModeName = Literal["bm25", "dense", "hybrid"]
 GeneratorChoice = Literal["auto", "ollama", "extractive"]
@@ -237,7 +237,7 @@ class BodyLimitMiddleware:
 
 
 class SecurityHeadersMiddleware:
-    """A strict Content-Security-Policy on everything but FastAPI's /docs and /redoc pages."""
+    """A strict Content-Security-Policy on everything but the /docs page (Swagger UI needs an inline script)."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -516,6 +516,23 @@ async def stream_answer(gen: Iterator, first: Any, gate: LLMGate) -> GuardedStre
 
 # ============================================================================ the app
 
+def _install_offline_docs(app: FastAPI) -> None:
+    """``/docs``: Swagger UI from the locally installed swagger-ui-bundle package (a private,
+    offline tool must not pull its documentation page from a CDN)."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    import swagger_ui_bundle
+
+    app.mount("/docs-static", StaticFiles(directory=swagger_ui_bundle.swagger_ui_path), name="docs-static")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> Any:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url, title=f"{app.title} — API",
+            swagger_js_url="/docs-static/swagger-ui-bundle.js", swagger_css_url="/docs-static/swagger-ui.css",
+            swagger_favicon_url="/docs-static/favicon-32x32.png",
+        )
+
+
 def create_app(settings: Settings, runtime: Runtime | None = None, llm: Any = None) -> FastAPI:
     """The API and chat page. Without ``runtime`` the embedding model and the index are loaded
     (and built when missing) at start-up; without ``llm`` an ``OllamaLLM`` is made from settings."""
@@ -552,6 +569,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None, llm: Any = No
         description="Questions about news articles, answered with cited passages.",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # served below from the swagger-ui-bundle package: no CDN, works offline
+        redoc_url=None,
     )
     app.state.rag = state
     _install_error_handlers(app)
@@ -712,4 +731,5 @@ def create_app(settings: Settings, runtime: Runtime | None = None, llm: Any = No
                             headers={"Cache-Control": "no-cache"})
 
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    _install_offline_docs(app)
     return app

@@ -233,6 +233,15 @@ def test_docs_page_is_not_broken_by_the_csp(client):
         assert path in spec["paths"], path
 
 
+def test_docs_page_works_offline(client):
+    html = client.get("/docs").text
+    assert "cdn." not in html  # no third-party host: the page is served from the installed bundle
+    assert "/docs-static/swagger-ui-bundle.js" in html
+    js = client.get("/docs-static/swagger-ui-bundle.js")
+    assert js.status_code == 200 and len(js.content) > 100_000
+    assert client.get("/docs-static/swagger-ui.css").status_code == 200
+
+
 # ============================================================================ /api/ask (JSON)
 
 def test_ask_returns_the_answer_object(client, fake_ollama, api_runtime):
