@@ -392,6 +392,54 @@ def eval_cmd(
         console.print(f"HTML report: {html_file}")
 
 
+# --------------------------------------------------------------------------- bench (rag/bench.py, issue #6)
+
+@app.command("bench")
+def bench_cmd(
+    quick: Annotated[bool, typer.Option("--quick", help="smaller sizes, sampled embedding: about two minutes")] = False,
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="write all figures and machine info as JSON here")] = None,
+    qa: Annotated[Path, typer.Option("--qa", help="reference Q&A set for hit@k")] = Path("eval/qa.jsonl"),
+    only: Annotated[Optional[str], typer.Option(
+        "--only", help="comma-separated sections: index,retrieval,faiss,api,backends,langchain")] = None,
+    faiss_vectors: Annotated[Optional[int], typer.Option("--faiss-vectors", min=1000, help="vectors for FAISS exact vs HNSW")] = None,
+    work_dir: Annotated[Optional[Path], typer.Option("--work-dir", help="where collections and indexes go (default: a temporary folder)")] = None,
+    keep: Annotated[bool, typer.Option("--keep", help="keep the work folder")] = False,
+    data: DataOpt = None, index: IndexOpt = None, embed_model: ModelOpt = None,
+) -> None:
+    """Benchmarks: indexing throughput, retrieval latency as the collection grows, FAISS exact vs HNSW,
+    the API under load, embedding backends, and LangChain's FAISS store beside ours."""
+    import shutil
+
+    from .bench import BenchPlan, default_work_dir, print_report, run_bench, write_json
+    from .config import OFFLINE_EMBED_MODEL
+    from .errors import ConfigError
+
+    sections = [s.strip() for s in only.split(",") if s.strip()] if only else None
+    known = BenchPlan().sections
+    if sections and any(s not in known for s in sections):
+        raise ConfigError(f"unknown section in --only: use some of {', '.join(known)}")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the bench never downloads
+    settings = settings_from(data, index, embed_model or OFFLINE_EMBED_MODEL)
+    plan = BenchPlan.make(quick, sections, faiss_vectors)
+    work = work_dir or default_work_dir()
+    work.mkdir(parents=True, exist_ok=True)
+    console.print(f"[dim]work folder: {work}[/]")
+    t0 = __import__("time").perf_counter()
+
+    def stage(msg: str) -> None:
+        console.print(f"[dim]{__import__('time').perf_counter() - t0:7.1f}s  {msg}[/]", highlight=False)
+
+    try:
+        report = run_bench(plan, settings, qa, work, on_stage=stage)
+    finally:
+        if not keep and work_dir is None:
+            shutil.rmtree(work, ignore_errors=True)
+    print_report(report, out)
+    if out_file:
+        write_json(report, out_file)
+        console.print(f"JSON: {out_file}")
+
+
 def main() -> None:
     try:
         app()

@@ -1,0 +1,149 @@
+"""The building blocks of ``rag bench`` on tiny sizes (the bench itself is not run here)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.bench import (
+    SampledEmbedder,
+    article_sentences,
+    faiss_exact_vs_hnsw,
+    make_collection,
+    percentiles,
+    simulate_chunk_count,
+    synthetic_articles,
+)
+from rag.chunking import chunk_document, sentence_spans
+from rag.documents import load_documents
+
+DATA = Path(__file__).resolve().parent.parent / "data" / "articles"
+
+
+def words(text: str) -> int:  # an additive stand-in for the model's tokenizer
+    return len(text.split())
+
+
+@pytest.fixture(scope="module")
+def docs():
+    return load_documents(DATA).documents
+
+
+def test_percentiles():
+    p = percentiles(list(range(1, 101)))
+    assert p["n"] == 100
+    assert p["p50"] == pytest.approx(50.5)
+    assert p["p95"] == pytest.approx(95.05)
+    assert p["max"] == 100
+    assert percentiles([7.0]) == {"n": 1, "p50": 7.0, "p95": 7.0, "mean": 7.0, "max": 7.0}
+    assert percentiles([])["p50"] is None
+
+
+def test_article_sentences_are_the_articles_own(docs):
+    sentences = article_sentences(docs)
+    assert len(sentences) > 100
+    assert len(set(sentences)) == len(sentences)
+    corpus = " ".join(" ".join(d.text.split()) for d in docs)
+    assert all(s in corpus for s in sentences)
+    assert not any(s.startswith("#") for s in sentences)
+
+
+def test_simulated_chunk_count_matches_the_chunker():
+    # with an additive token count the simulation is exact
+    text = " ".join(f"Zin nummer {i} heeft " + "woord " * (i % 17) + "einde." for i in range(200))
+    from rag.chunking import chunk_spans
+
+    sizes = [words(text[s:e]) for s, e in sentence_spans(text)]
+    for target, overlap in ((40, 0), (60, 12), (25, 10)):
+        real = len(chunk_spans(text, words, 500, target, overlap))
+        assert simulate_chunk_count(sizes, target, overlap) == real
+    assert simulate_chunk_count([], 50, 10) == 0
+    assert simulate_chunk_count([120], 50, 0) == 3  # a long sentence is cut to the target
+
+
+def test_synthetic_articles_are_realistic_and_chunk_validly(docs, tmp_path):
+    sentences = article_sentences(docs)
+    sizes = [words(s) for s in sentences]
+    articles, expected = synthetic_articles(sentences, sizes, 300, target_tokens=120, overlap_tokens=24, seed=1)
+    assert expected >= 300
+    pool = set(sentences)
+    texts = [t for _, t in articles]
+    assert len(set(texts)) == len(texts)
+    found = total = 0
+    n_chunks = 0
+    from rag.documents import load_file
+
+    for name, text in articles:
+        assert text.startswith("# ")
+        body = text.split("\n\n", 1)[1]
+        for s, e in sentence_spans(body):
+            total += 1
+            found += " ".join(body[s:e].split()) in pool
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        doc = load_file(path, name, 1_000_000)
+        chunks = chunk_document(doc, words, 200, 120, 24)
+        for c in chunks:
+            assert doc.text[c.start:c.end] == c.text
+            assert words(c.text) <= 200
+        n_chunks += len(chunks)
+    assert found / total > 0.95  # re-splitting the recombined text finds the articles' own sentences
+    assert abs(n_chunks - expected) / expected < 0.05
+    # shuffled: consecutive sentences are not the original order
+    first = articles[0][1].split("\n\n")[1]
+    assert first not in " ".join(" ".join(d.text.split()) for d in docs)
+
+
+def test_make_collection_copies_the_articles_and_adds_synthetic_ones(docs, tmp_path):
+    sentences = article_sentences(docs)
+    info = make_collection(tmp_path / "c", docs, DATA, 150, sentences=sentences, sizes=[words(s) for s in sentences],
+                           shipped_chunks=20, target_tokens=100, overlap_tokens=20, seed=3)
+    files = sorted(p.name for p in (tmp_path / "c").iterdir())
+    assert sum(f.startswith("syn-") for f in files) == info["documents"] - len(docs)
+    assert all(Path(d.path).name in files for d in docs)
+    loaded = load_documents(tmp_path / "c")
+    assert not loaded.skipped and len(loaded.documents) == info["documents"]
+
+
+class FakeEmbedder:
+    model_id = "fake"
+    dimension = 8
+
+    def __init__(self):
+        self.calls = 0
+
+    def embed_passages(self, texts, show_progress=False):
+        self.calls += len(texts)
+        v = np.ones((len(texts), self.dimension), np.float32)
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_sampled_embedder_embeds_only_the_sample_and_approximates_the_rest():
+    real = FakeEmbedder()
+    rng = np.random.default_rng(0)
+    sv = {f"Zin {i} is hier.": (lambda x: x / np.linalg.norm(x))(rng.normal(size=8).astype(np.float32)) for i in range(5)}
+    emb = SampledEmbedder(real, sv, sample=3)
+    texts = [f"Zin {i % 5} is hier. Zin {(i + 1) % 5} is hier." for i in range(20)] + ["Iets anders zonder bekende zinnen."]
+    out = emb.embed_passages(texts)
+    assert out.shape == (21, 8) and out.dtype == np.float32
+    assert np.allclose(np.linalg.norm(out, axis=1), 1.0, atol=1e-5)
+    assert real.calls == 3
+    assert emb.stats["real"] == 3 and emb.stats["approximated"] == 18
+    # an approximated vector is the mean of its sentences' vectors
+    i = 1  # not in the sample (0, 10, 20)
+    want = sv["Zin 1 is hier."] + sv["Zin 2 is hier."]
+    assert np.allclose(out[i], want / np.linalg.norm(want), atol=1e-5)
+    assert emb.model_id == "fake" and emb.dimension == 8  # the rest is the real embedder's
+    small = emb.embed_passages(["a", "b"])  # at most `sample` passages: all real
+    assert real.calls == 5 and small.shape == (2, 8)
+
+
+def test_faiss_hnsw_recall_against_exact_on_random_vectors():
+    r = faiss_exact_vs_hnsw(5_000, dim=384, n_queries=40, k=10, m=32, ef_construction=80, ef_search=(16, 256))
+    sweep = {s["ef_search"]: s["recall@10"] for s in r["hnsw"]["sweep"]}
+    assert sweep[256] >= 0.9
+    assert sweep[16] < sweep[256]
+    assert r["exact"]["latency_ms"]["n"] == 40 and r["exact"]["latency_ms"]["p50"] > 0
+    assert r["exact"]["bytes"] == 5_000 * 384 * 4
