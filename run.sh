@@ -38,8 +38,8 @@ case "${1:-serve}" in
   serve)
     [ $# -gt 0 ] && shift
     setup
-    # index data/articles (only new or changed files are embedded), then serve on 127.0.0.1:8000
-    "$VENV/bin/rag" index
+    # brings the index of data/articles up to date (only new or changed files are embedded),
+    # then serves the API and chat page on 127.0.0.1:8000
     exec "$VENV/bin/rag" serve "$@" ;;
   *)
     setup

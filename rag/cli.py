@@ -274,7 +274,7 @@ def serve(
     port: Annotated[Optional[int], typer.Option("--port", min=1, max=65535, help="port (RAG_PORT, default 8000)")] = None,
     data: DataOpt = None, index: IndexOpt = None, embed_model: ModelOpt = None,
 ) -> None:
-    """Serve the HTTP API and the chat page (builds the index first when it is missing)."""
+    """Serve the HTTP API and the chat page (brings the index up to date with the data folder first)."""
     import uvicorn
 
     from api.app import create_app
@@ -287,7 +287,7 @@ def serve(
         console.print(f"No index in {settings.index_dir}: building it from {settings.data_dir} first…")
     else:
         console.print("Loading the embedding model and the index…")
-    rt = open_runtime(settings, build_if_missing=True, show_progress=True,
+    rt = open_runtime(settings, update=True, show_progress=True,
                       on_stage=lambda m: console.print(f"[dim]{m}[/]"))
     if settings.host not in ("127.0.0.1", "localhost", "::1"):
         console.print(f"[yellow]Listening on {settings.host}: other machines can reach this server.[/]")
@@ -336,7 +336,7 @@ def eval_cmd(
     settings = settings_from(data, index, embed_model, mode=mode, generator=generator)
     items = load_qa(qa)  # a broken set fails before the model is loaded
     with console.status("Loading the embedding model and the index…"):
-        rt = open_runtime(settings, build_if_missing=True, on_stage=lambda m: console.print(f"[dim]{m}[/]"))
+        rt = open_runtime(settings, update=True, on_stage=lambda m: console.print(f"[dim]{m}[/]"))
 
     pipeline = llm = None
     if not retrieval_only:

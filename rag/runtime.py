@@ -30,11 +30,17 @@ def build(settings: Settings, embedder: Embedder, *, rebuild: bool = False, show
 
 
 def open_runtime(settings: Settings, *, embedder: Embedder | None = None, build_if_missing: bool = False,
-                 show_progress: bool = False, on_stage: Callable[[str], None] | None = None) -> Runtime:
-    """Load the embedder and the index (building it first when asked and missing)."""
+                 update: bool = False, show_progress: bool = False,
+                 on_stage: Callable[[str], None] | None = None) -> Runtime:
+    """Load the embedder and the index.
+
+    ``build_if_missing``: build the index first when there is none. ``update``: bring it up to date
+    with the data folder first (incremental: only new or changed files are embedded; nothing is
+    written when it is current).
+    """
     embedder = embedder or load_embedder(settings)
-    if build_if_missing and active_version(Path(settings.index_dir)) is None:
-        log.info("no index in %s: building it from %s", settings.index_dir, settings.data_dir)
+    if update or (build_if_missing and active_version(Path(settings.index_dir)) is None):
+        log.info("bringing the index in %s up to date with %s", settings.index_dir, settings.data_dir)
         build(settings, embedder, show_progress=show_progress, on_stage=on_stage)
     store = IndexStore.load(Path(settings.index_dir), embedder=embedder)
     return Runtime(settings, embedder, store, Retriever(store, embedder, FusionParams.from_settings(settings)))
