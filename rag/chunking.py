@@ -176,9 +176,14 @@ def chunk_spans(
     chunks: list[tuple[int, int]] = []
     i = 0
     while i < len(units):
-        j = i + 1
-        while j < len(units) and count_tokens(text[units[i][0]:units[j][1]]) <= target:
+        # pack by the sentences' own counts (one tokenizer call per sentence, not per candidate chunk),
+        # then check the real count of the joined text and give back sentences while it is over
+        j, total = i + 1, sizes[i]
+        while j < len(units) and total + sizes[j] <= target:
+            total += sizes[j]
             j += 1
+        while j - 1 > i and count_tokens(text[units[i][0]:units[j - 1][1]]) > target:
+            j -= 1
         chunks.append((units[i][0], units[j - 1][1]))
         if j >= len(units):
             break
