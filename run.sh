@@ -3,6 +3,7 @@
 #   ./run.sh            set up (venv, CPU PyTorch, the package), index data/articles, serve API + chat page
 #   ./run.sh test       set up, then run the test suite (what CI runs)
 #   ./run.sh setup      only set up
+#   ./run.sh bench ...  set up with the benchmark extras (LangChain, ONNX Runtime), then `rag bench ...`
 # Any other arguments are passed to the `rag` command: ./run.sh ask "Wie is Jihyun Park?"
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -35,6 +36,16 @@ case "${1:-serve}" in
     setup
     export HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
     exec "$VENV/bin/python" -m pytest -ra "$@" ;;
+  bench)
+    shift
+    setup
+    if [ ! -f "$VENV/.bench-$(sha256sum pyproject.toml | cut -c1-16)" ]; then
+      echo ">> installing the benchmark extras"
+      "$VENV/bin/pip" install --quiet -e ".[test,bench]"
+      rm -f "$VENV"/.bench-*
+      touch "$VENV/.bench-$(sha256sum pyproject.toml | cut -c1-16)"
+    fi
+    exec "$VENV/bin/rag" bench "$@" ;;
   serve)
     [ $# -gt 0 ] && shift
     setup
