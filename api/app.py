@@ -306,6 +306,19 @@ class LLMGate:
         self.active = max(0, self.active - 1)
 
 
+class NoGate:
+    """For answers that use no LLM (extractive): no slot to take."""
+
+    async def acquire(self) -> None:
+        return None
+
+    def release(self) -> None:
+        return None
+
+
+NO_GATE = NoGate()
+
+
 @dataclass
 class StatusCache:
     """The LLM's status for /health: reused for ``ttl`` seconds, probed in a worker thread by
@@ -474,7 +487,18 @@ class GuardedStream(StreamingResponse):
             await self._on_close()
 
 
-async def stream_answer(gen: Iterator, first: Any, gate: LLMGate) -> GuardedStream:
+async def _may_use_llm(st: "AppState", generator: str) -> bool:
+    """Will this ask call the LLM? ``ollama``: yes; ``extractive``: no; ``auto``: when Ollama is
+    up and has the model (the status /health shows, cached a few seconds)."""
+    if generator == "extractive":
+        return False
+    if generator == "ollama" or st.status is None:
+        return True
+    status = await st.status.get()
+    return bool(status and status.reachable and status.model_available)
+
+
+async def stream_answer(gen: Iterator, first: Any, gate: "LLMGate | NoGate") -> GuardedStream:
     """Forward the pipeline's events (``first`` already fetched) as SSE. The generator is advanced
     in worker threads, one ``next()`` at a time; it is closed (which closes the LLM stream) and the
     LLM slot released when the response ends for any reason."""
@@ -648,12 +672,14 @@ def create_app(settings: Settings, runtime: Runtime | None = None, llm: Any = No
         kwargs = dict(k=body.k, mode=body.mode, generator=body.generator, history=history)
         streaming = body.stream if body.stream is not None else "text/event-stream" in (accept or "")
 
-        await st.gate.acquire()
+        # only answers that may call the LLM take one of its slots; extractive ones are cheap
+        gate = st.gate if await _may_use_llm(st, body.generator) else NO_GATE
+        await gate.acquire()
         if not streaming:
             try:
                 answer = await anyio.to_thread.run_sync(lambda: pipeline.ask(body.question, **kwargs))
             finally:
-                st.gate.release()
+                gate.release()
             return answer.to_dict()
 
         try:
@@ -661,9 +687,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None, llm: Any = No
             # the first event decides the status: errors before it get a normal error response
             first = await anyio.to_thread.run_sync(_next, gen)
         except BaseException:
-            st.gate.release()
+            gate.release()
             raise
-        return await stream_answer(gen, first, st.gate)
+        return await stream_answer(gen, first, gate)
 
     # ------------------------------------------------------------------ documents
     @app.get("/api/documents", tags=["api"])

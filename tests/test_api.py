@@ -492,6 +492,9 @@ def test_busy_server_answers_503_with_retry_after(make_client, fake_ollama):
         t0 = time.monotonic()
         assert c.get("/health").status_code == 200
         assert time.monotonic() - t0 < 0.5
+        # an extractive answer needs no LLM slot: it is not refused
+        r = ask(c, generator="extractive")
+        assert r.status_code == 200 and r.json()["generator"] == "extractive"
     finally:
         fake_ollama.piece_delay = 0.0
         t.join(timeout=30)
