@@ -273,7 +273,7 @@ def use_onnx(model, name_or_path: str, onnx_dir: Path, int8: bool = False) -> Pa
         import onnxruntime  # noqa: F401
     except ImportError as e:
         raise EmbeddingModelUnavailable(
-            "the ONNX embedding backend needs onnx and onnxruntime: pip install -e '.[bench]' "
+            "the ONNX embedding backend needs onnx and onnxruntime: pip install -e '.[onnx]' "
             "(or set RAG_EMBED_BACKEND=torch)"
         ) from e
     path = export_onnx(model, name_or_path, onnx_dir, int8=int8)
