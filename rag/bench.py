@@ -193,6 +193,8 @@ def article_sentences(documents: Sequence[Document], min_chars: int = 25) -> lis
 def simulate_chunk_count(sizes: Sequence[int], target: int, overlap: int) -> int:
     """How many chunks ``rag.chunking.chunk_spans`` makes of sentences with these token counts
     (the same packing, with a sentence's size summed instead of re-counted)."""
+    from .chunking import pack
+
     overlap = max(0, min(overlap, target // 2))
     units: list[int] = []
     for s in sizes:
@@ -201,21 +203,7 @@ def simulate_chunk_count(sizes: Sequence[int], target: int, overlap: int) -> int
             s -= target
         if s > 0:
             units.append(s)
-    n, i = 0, 0
-    while i < len(units):
-        j, total = i + 1, units[i]
-        while j < len(units) and total + units[j] <= target:
-            total += units[j]
-            j += 1
-        n += 1
-        if j >= len(units):
-            break
-        k, carried = j, 0
-        while overlap and k - 1 > i and carried + units[k - 1] <= overlap:
-            k -= 1
-            carried += units[k]
-        i = k
-    return n
+    return len(pack(units, target, overlap))
 
 
 def synthetic_articles(sentences: Sequence[str], sizes: Sequence[int], n_chunks: int, *, target_tokens: int,

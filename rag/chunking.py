@@ -173,27 +173,39 @@ def chunk_spans(
         return []
     sizes = [count_tokens(text[s:e]) for s, e in units]
 
-    chunks: list[tuple[int, int]] = []
+    def fits(i: int, j: int) -> bool:  # the real count of the joined text, checked once per chunk
+        return count_tokens(text[units[i][0]:units[j - 1][1]]) <= target
+
+    return [(units[i][0], units[j - 1][1]) for i, j in pack(sizes, target, overlap, fits)]
+
+
+def pack(sizes: list[int], target: int, overlap: int = 0,
+         fits: Callable[[int, int], bool] | None = None) -> list[tuple[int, int]]:
+    """Greedy packing of consecutive units (sentences) with these token ``sizes`` into groups
+    ``units[i:j]`` of at most ``target`` tokens; each group after the first starts with whole
+    units from the end of the previous one, up to ``overlap`` tokens, and always moves forward.
+
+    Packing goes by the summed sizes (one tokenizer call per sentence, not per candidate chunk);
+    ``fits(i, j)``, when given, then checks the group for real and gives back units while it fails.
+    """
+    groups: list[tuple[int, int]] = []
     i = 0
-    while i < len(units):
-        # pack by the sentences' own counts (one tokenizer call per sentence, not per candidate chunk),
-        # then check the real count of the joined text and give back sentences while it is over
+    while i < len(sizes):
         j, total = i + 1, sizes[i]
-        while j < len(units) and total + sizes[j] <= target:
+        while j < len(sizes) and total + sizes[j] <= target:
             total += sizes[j]
             j += 1
-        while j - 1 > i and count_tokens(text[units[i][0]:units[j - 1][1]]) > target:
+        while fits is not None and j - 1 > i and not fits(i, j):
             j -= 1
-        chunks.append((units[i][0], units[j - 1][1]))
-        if j >= len(units):
+        groups.append((i, j))
+        if j >= len(sizes):
             break
-        # step back over whole sentences for the overlap, but always move forward
         k, carried = j, 0
         while overlap and k - 1 > i and carried + sizes[k - 1] <= overlap:
             k -= 1
             carried += sizes[k]
         i = k
-    return chunks
+    return groups
 
 
 def chunk_document(
