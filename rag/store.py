@@ -31,7 +31,7 @@ import numpy as np
 from .chunking import chunk_document
 from .documents import LoadResult, Skipped, load_documents
 from .embedding import Embedder
-from .errors import EmbeddingModelMismatch, IndexCorrupt, IndexNotFound
+from .errors import ConfigError, EmbeddingModelMismatch, IndexCorrupt, IndexNotFound
 from .schema import Chunk, Document
 
 log = logging.getLogger(__name__)
@@ -343,8 +343,15 @@ def build_index(
             report.rebuilt_reason = "--rebuild asked for"
 
         stage(f"Loading articles from {data_dir}")
+        if not Path(data_dir).is_dir():
+            raise ConfigError(f"the data folder '{data_dir}' does not exist (set --data or RAG_DATA_DIR); "
+                              "the index was left as it was")
         loaded: LoadResult = load_documents(data_dir, params.max_file_bytes)
         report.skipped = loaded.skipped
+        if not loaded.documents:
+            why = "; ".join(f"{s.path}: {s.reason}" for s in loaded.skipped[:5])
+            raise ConfigError(f"no usable articles in '{data_dir}'" + (f" ({why})" if why else "")
+                              + "; the index was left as it was")
 
         old_files: dict[str, dict] = old.manifest["files"] if (old is not None and reuse) else {}
         old_docs_by_path = {d.path: d for d in old.documents.values()} if (old is not None and reuse) else {}

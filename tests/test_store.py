@@ -175,3 +175,19 @@ def test_build_killed_half_way_leaves_old_index_loadable(tmp_path, shipped_index
     build(Settings(data_dir=ARTICLES, index_dir=ix), embedder)
     assert not junk.exists()
     assert (ix / CURRENT).read_text().strip() == active_version(ix).name
+
+
+def test_missing_or_empty_data_folder_leaves_the_index_alone(tmp_path, shipped_index, embedder):
+    from rag.errors import ConfigError
+
+    ix = tmp_path / "ix"
+    shutil.copytree(shipped_index, ix)
+    before = load_manifest(ix)["created_at"]
+    with pytest.raises(ConfigError, match="does not exist"):
+        build(Settings(data_dir=tmp_path / "typo", index_dir=ix), embedder)
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "leeg.md").write_text("", "utf-8")
+    with pytest.raises(ConfigError, match="no usable articles.*leeg.md: empty file"):
+        build(Settings(data_dir=tmp_path / "empty", index_dir=ix), embedder)
+    store = IndexStore.load(ix, embedder)
+    assert store.manifest["created_at"] == before and len(store.documents) == 10
