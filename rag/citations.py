@@ -103,12 +103,7 @@ class SupportScorer:
     def tokens(self, texts: Sequence[str]) -> list[list[str]]:
         if not texts:
             return []
-        saved = self.analyzer.stopwords
-        try:
-            self.analyzer.stopwords = self._stopwords
-            out = self.analyzer.tokenize(list(texts), return_ids=False)
-        finally:
-            self.analyzer.stopwords = saved
+        out = self.analyzer.tokenize(list(texts), return_ids=False, stopwords=self._stopwords)
         return [list(t) for t in out]
 
     def weight(self, token: str) -> float:

@@ -68,9 +68,11 @@ class BM25Analyzer:
             self._stem = Stemmer.Stemmer(language).stemWords
         self.stopwords = language if language and language != "none" else []
 
-    def tokenize(self, texts: list[str], return_ids: bool):
+    def tokenize(self, texts: list[str], return_ids: bool, stopwords=None):
+        """``stopwords`` overrides the analyzer's list for this call only (the analyzer is shared
+        between threads, so it is never changed)."""
         return _bm25s().tokenize(
-            [_fold(t) for t in texts], stopwords=self.stopwords, stemmer=self._stem,
+            [_fold(t) for t in texts], stopwords=self.stopwords if stopwords is None else stopwords, stemmer=self._stem,
             return_ids=return_ids, show_progress=False,
         )
 
