@@ -346,19 +346,16 @@ def retrieval_latency(index_dir: Path, embedder, settings: Settings, questions: 
     from .store import IndexStore
 
     out: dict[str, Any] = {}
-    gc.collect()
-    before = rss_mb()
-    t = time.perf_counter()
-    store = IndexStore.load(index_dir, embedder=embedder, mmap=True)
-    out["load_mmap_s"] = round(time.perf_counter() - t, 3)
-    out["rss_delta_mmap_mb"] = None if before is None else round(rss_mb() - before, 1)
-    gc.collect()
-    before = rss_mb()
-    t = time.perf_counter()
-    heap = IndexStore.load(index_dir, embedder=embedder, mmap=False)
-    out["load_no_mmap_s"] = round(time.perf_counter() - t, 3)
-    out["rss_delta_no_mmap_mb"] = None if before is None else round(rss_mb() - before, 1)
-    del heap
+    loaded = {}
+    for name, mmap in (("mmap", True), ("no_mmap", False)):
+        gc.collect()
+        before = rss_mb()
+        t = time.perf_counter()
+        loaded[name] = IndexStore.load(index_dir, embedder=embedder, mmap=mmap)
+        out[f"load_{name}_s"] = round(time.perf_counter() - t, 3)
+        out[f"rss_delta_{name}_mb"] = None if before is None else round(rss_mb() - before, 1)
+    store = loaded.pop("mmap")  # searched below; the heap copy is dropped
+    loaded.clear()
     gc.collect()
     out["chunks"] = len(store.chunks)
     out["faiss"] = store.manifest["faiss"].get("type")
