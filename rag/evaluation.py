@@ -65,6 +65,7 @@ class QAItem:
     answerable: bool
     lang: str
     line: int = 0  # line number in the file (1-based)
+    kind: str | None = None  # unanswerable questions: "off-topic" | "near-topic" (optional)
 
 
 def parse_qa_lines(lines: Iterable[str], source: str = "<qa set>") -> list[QAItem]:
@@ -108,7 +109,7 @@ def parse_qa_lines(lines: Iterable[str], source: str = "<qa set>") -> list[QAIte
         seen[obj["id"]] = lineno
         items.append(QAItem(id=obj["id"], question=obj["question"], answer=obj["answer"],
                             evidence=tuple(obj["evidence"]), answerable=obj["answerable"], lang=obj["lang"],
-                            line=lineno))
+                            line=lineno, kind=obj.get("kind") if isinstance(obj.get("kind"), str) else None))
     if problems:
         raise EvalSetError(f"{source}: {len(problems)} bad line(s):\n  " + "\n  ".join(problems))
     if not items:
@@ -219,6 +220,20 @@ def token_f1(prediction: str, reference: str) -> float:
 
 
 _MARKER_RE = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
+
+
+def first_statement(answer: str) -> str:
+    """The answer up to its first citation marker (for an extractive answer: its first quoted sentence)."""
+    m = _MARKER_RE.search(answer or "")
+    head = answer[:m.start()] if m else (answer or "")
+    return head.strip().strip("„“”\"‚‘’«»").strip()
+
+
+def first_statement_has_evidence(answer: str, evidence: Sequence[str]) -> bool:
+    head = fold(first_statement(answer))
+    if not head:
+        return False
+    return any(fold(e) in head or (len(head) >= 20 and head in fold(e)) for e in evidence)
 
 
 def strip_citation_markers(text: str) -> str:
@@ -395,7 +410,8 @@ def _answer_one(it: QAItem, pipeline: AsksQuestions, config: EvalConfig, judge: 
         ans = pipeline.ask(it.question, k=config.k, mode=config.mode, generator=config.generator)
     except (LLMError, RagError) as e:  # one failing question must not end a long run
         return {"answer": "", "abstained": False, "generator": None, "citations": [], "error": f"{type(e).__name__}: {e}",
-                "token_f1": 0.0 if it.answerable else None, "cited_evidence": False if it.answerable else None}
+                "token_f1": 0.0 if it.answerable else None, "cited_evidence": False if it.answerable else None,
+                "first_sentence_evidence": False if it.answerable else None}
     cites = []
     any_evidence = False
     for c, text in _citation_texts(ans):
@@ -410,6 +426,8 @@ def _answer_one(it: QAItem, pipeline: AsksQuestions, config: EvalConfig, judge: 
         "citations": cites,
         "token_f1": token_f1(strip_citation_markers(ans.answer), it.answer) if it.answerable else None,
         "cited_evidence": any_evidence if it.answerable else None,
+        "first_sentence_evidence": (first_statement_has_evidence(ans.answer, it.evidence)
+                                    if it.answerable and not ans.abstained else (False if it.answerable else None)),
         "warnings": list(getattr(ans, "warnings", []) or []),
     }
     if judge is not None:
@@ -430,14 +448,22 @@ def _answer_summary(answerable: Sequence[QAItem], answers: dict[str, dict]) -> d
     return {
         "token_f1": _mean([r["token_f1"] for r in rows]),
         "cited_evidence": _mean([float(r["cited_evidence"]) for r in rows]),
+        "first_sentence_evidence": _mean([float(r.get("first_sentence_evidence") or False) for r in rows]),
         "token_f1_answered": _mean([r["token_f1"] for r in answered]),  # leaving out abstentions
     }
 
 
-def _abstention_summary(items: Sequence[QAItem], answers: dict[str, dict]) -> dict[str, float | None]:
-    una = [answers[it.id]["abstained"] for it in items if not it.answerable and it.id in answers]
-    ans = [answers[it.id]["abstained"] for it in items if it.answerable and it.id in answers]
-    return {"correct_abstain": _mean([float(a) for a in una]), "false_abstain": _mean([float(a) for a in ans])}
+def _abstention_summary(items: Sequence[QAItem], answers: dict[str, dict]) -> dict[str, Any]:
+    def rate(selected) -> float | None:
+        return _mean([float(answers[it.id]["abstained"]) for it in selected if it.id in answers])
+
+    una = [it for it in items if not it.answerable]
+    ans = [it for it in items if it.answerable]
+    out: dict[str, Any] = {"correct_abstain": rate(una), "false_abstain": rate(ans)}
+    kinds = sorted({it.kind for it in una if it.kind})
+    out["by_kind"] = {k: {"n": sum(1 for it in una if it.kind == k), "correct_abstain": rate([it for it in una if it.kind == k])}
+                      for k in kinds}
+    return out
 
 
 def _judge_summary(answers: dict[str, dict]) -> dict[str, Any]:
@@ -516,7 +542,9 @@ def floor_paths(report: dict) -> list[str]:
     main = report.get("mode")
     for lang in report.get("modes", {}).get(main, {}).get("per_lang", {}):
         paths += [f"modes.{main}.per_lang.{lang}.retrieval.hit@{k}", f"modes.{main}.per_lang.{lang}.retrieval.mrr@{CURVE_DEPTH}"]
-    paths += ["answer.token_f1", "answer.cited_evidence", "abstention.correct_abstain", "abstention.false_abstain"]
+    paths += ["answer.token_f1", "answer.cited_evidence", "answer.first_sentence_evidence",
+              "abstention.correct_abstain", "abstention.false_abstain"]
+    paths += [f"abstention.by_kind.{kind}.correct_abstain" for kind in report.get("abstention", {}).get("by_kind", {})]
     return [p for p in paths if _at(report, p) is not None]
 
 

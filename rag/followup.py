@@ -11,6 +11,7 @@ Two ways, same result type (:class:`Rewrite`):
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import unicodedata
@@ -19,12 +20,22 @@ from typing import Sequence
 
 from .errors import InvalidQuery
 
+# Words that point back into the conversation. Personal pronouns always do; demonstratives ("dat", "die",
+# "this") do when they stand for a noun rather than introduce a clause; "zijn" only as a possessive.
 PRONOUNS = frozenset(
-    """zij hij het ze die dat deze dit hem haar hun hen zijn daar daarvan daarover daarmee er ervan erover
-    she he it they them her his their its this that these those there him""".split()
+    """zij hij ze hem haar hun hen she he it they them her his their its him""".split()
 )
-FOLLOWUP_OPENERS = ("en ", "maar ", "ook ", "and ", "but ", "also ", "what about ", "en wat ", "wat dan ")
-SHORT_QUESTION_WORDS = 5  # a question this short probably leans on the previous one
+PRONOMINAL_ADVERBS = frozenset(
+    """daar daarvan daarover daarmee daarna daardoor daarom daarbij daarvoor ervan erover ermee erna erdoor
+    there thereafter""".split()
+)
+DEMONSTRATIVES = frozenset("""dat dit die deze het this that these those""".split())
+QUESTION_WORDS = frozenset(
+    """wie wat waar wanneer waarom hoe hoeveel welke welk waarmee waardoor waarvoor hoelang
+    who what where when why how which whom whose""".split()
+)
+FOLLOWUP_OPENERS = ("en ", "maar ", "ook ", "and ", "but ", "also ", "what about ", "how about ", "wat dan ",
+                    "wat nog ", "en wat ", "hoe zit het met ", "en verder")
 MAX_HISTORY_MESSAGES = 8
 MAX_MESSAGE_CHARS = 1200
 
@@ -36,13 +47,16 @@ def _fold(text: str) -> str:
     return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
+@functools.lru_cache(maxsize=1)
 def _stopwords() -> frozenset[str]:
     import bm25s.stopwords as sw
 
     from .citations import EXTRA_STOPWORDS
 
-    return frozenset(sw.STOPWORDS_DUTCH) | frozenset(sw.STOPWORDS_EN) | EXTRA_STOPWORDS | PRONOUNS | {
-        "noemde", "heette", "heet", "gebeurde", "oud", "old", "nu", "now", "dan", "then", "waren", "werd"}
+    return (frozenset(sw.STOPWORDS_DUTCH) | frozenset(sw.STOPWORDS_EN) | EXTRA_STOPWORDS | PRONOUNS
+            | PRONOMINAL_ADVERBS | DEMONSTRATIVES | QUESTION_WORDS | {
+                "noemde", "heette", "heet", "gebeurde", "oud", "old", "nu", "now", "dan", "then", "waren", "werd",
+                "toen", "nog", "verder", "about"})
 
 
 @dataclass
@@ -87,13 +101,37 @@ def key_terms(question: str) -> str:
 
 
 def needs_context(question: str) -> bool:
+    """Does the question lean on the conversation? Only when it refers back (a pronoun, "daar", a
+    demonstrative standing for a noun), opens with "En …"/"And …", or has no content word of its own
+    ("Waarom?"). A question that stands on its own is never rewritten, whatever its length."""
     words = [_fold(w) for w in _WORD.findall(question)]
     if not words:
         return False
-    if len(words) <= SHORT_QUESTION_WORDS:
+    q = _fold(" ".join(question.split())).lstrip(" ,.;:-–—'\"„“‘")
+    if q.startswith(FOLLOWUP_OPENERS) or words[0] in ("en", "and", "maar", "but"):
         return True
-    q = _fold(question).lstrip()
-    return q.startswith(FOLLOWUP_OPENERS) or any(w in PRONOUNS for w in words)
+    if not key_terms(question):
+        return True
+    for i, w in enumerate(words):
+        prev = words[i - 1] if i else None
+        nxt = words[i + 1] if i + 1 < len(words) else None
+        if w in PRONOUNS or w in PRONOMINAL_ADVERBS:
+            return True
+        if w == "zijn" and prev is not None and prev not in QUESTION_WORDS and nxt not in (None, "er", "de", "het", "een"):
+            return True  # "Hoe oud is zijn dochter?" (not "Wat zijn de gevolgen?")
+        if w in DEMONSTRATIVES and w != "het" and (nxt is None or i == 0 or
+                                                     _is_verb_slot(prev)):
+            return True  # "Hoeveel kost dat?", "Waarom gebeurde dat?", "Wat betekent die raket?"
+        if w == "het" and nxt is None:
+            return True  # "Wanneer gebeurde het?"
+    return False
+
+
+def _is_verb_slot(word: str | None) -> bool:
+    """A word after which a demonstrative is a pronoun or points back ("is dat", "heeft die", "over dat")."""
+    return word in {"is", "was", "waren", "zijn", "heeft", "had", "hebben", "kost", "kostte", "gebeurde", "betekent",
+                    "betekende", "doet", "deed", "over", "met", "van", "voor", "door", "na", "bij", "is", "was",
+                    "did", "does", "do", "about", "of", "after", "with", "mean", "means", "happen", "happened"}
 
 
 def rewrite_by_rule(question: str, history: Sequence[dict]) -> Rewrite:

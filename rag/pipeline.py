@@ -23,37 +23,17 @@ with the extractive answer appended (after a short separator line); the done Ans
 citations of both and a warning. (``ask`` sends nothing before it is done, so there the partial
 text is dropped and the answer is purely extractive.)
 
-Abstention: when retrieval finds nothing relevant enough, the pipeline says so without
-generating (``abstain_reason="retrieval"``). The signal is the lexical overlap of the best
-sentence in the top passages with the question (``ScoredSentence.overlap``: IDF-weighted share of
-the question's content words, Dutch-stemmed; the best of the question and its Dutch phrasing).
-It does not depend on the embedding model, so the calibration holds when the model changes.
-With the LLM the model may abstain too (``abstain_reason="model"``). An abstention by retrieval
-reports the generator that would have answered (``"ollama"`` when the LLM was to be used).
+Abstention: before anything is generated, ``rag.decide.Decider`` weighs the evidence (the best
+passage's dense cosine and how much of the question the articles' vocabulary covers; see that
+module for the calibration). Without enough, the pipeline says so without generating
+(``abstain_reason="retrieval"``), lists no sources, and the language model never sees the passages.
+With the LLM the model may abstain too (``abstain_reason="model"``; its "not in the articles"
+replies are recognised in Dutch and English by ``rag.prompt.says_cannot_answer``). An abstention by
+retrieval reports the generator that would have answered (``"ollama"`` when the LLM was to be used).
+``Answer.relevance`` is the decision's score.
 
-Calibration on eval/qa.jsonl (126 questions: 114 answerable, 12 unanswerable; offline MiniLM
-index, hybrid, k=5), with the rule below; ``HF_HUB_OFFLINE=1 .venv/bin/python -m tests.pipeline_calibration``:
-
-    threshold  unanswerable abstained  answerable abstained (Dutch, English)
-                                       no LLM              English with a Dutch translation
-    0.10       4/12                    1/114 (0/91, 1/23)  1/114 (0/91, 1/23)
-    0.15       4/12                    2/114 (0/91, 2/23)  1/114 (0/91, 1/23)   <- chosen
-    0.20       4/12                    6/114 (3/91, 3/23)  9/114 (3/91, 6/23)
-    0.25       4/12 (5/12 translated)  14/114              17/114
-    0.30       6/12                    26/114              21/114
-
-The rule: the threshold applies to Dutch questions and to questions that have a Dutch phrasing
-(from the LLM rewrite); questions in another language searched without translation get half of
-it, since their words rarely occur in Dutch text. 0.15 is the highest threshold before Dutch
-answerable questions start to be lost. The unanswerable questions it catches are the off-topic
-ones (Mount Everest, the capital of Australia, sourdough bread, boiling water); the ones it
-cannot catch are about North Korea in words that do occur in the articles ("Hoeveel kernkoppen
-heeft Noord-Korea?", "Wie is de minister van Defensie van Noord-Korea?"): word overlap can't
-tell them from answerable ones (catching 6/12 would cost 26/114 answerable). With the LLM, the
-model's own "can't find it" reply is the second line of defence there. (Tried and rejected:
-weighting words unknown to the corpus 2-3x: more answerable questions lost than unanswerable
-caught; the dense cosine of the offline model: no separation.) ``Settings.abstain_threshold``
-overrides 0.15.
+``auto`` without a running Ollama answers extractively without a warning on every answer: the
+status (``/health``, the page's status line) says once that no language model answers.
 """
 
 from __future__ import annotations
@@ -65,6 +45,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Literal
 
 from .citations import SupportScorer, check_citations, find_citations
+from .decide import Decider
 from .config import Settings
 from .errors import ConfigError, InvalidQuery, LLMError, LLMUnavailable
 from .extractive import Extract, ExtractiveAnswerer, ScoredSentence
@@ -78,15 +59,6 @@ log = logging.getLogger(__name__)
 
 GENERATORS = ("auto", "ollama", "extractive")
 
-CALIBRATED_ABSTAIN_THRESHOLD = 0.15
-CROSS_LINGUAL_FACTOR = 0.5  # threshold multiplier for non-Dutch questions searched without a Dutch phrasing
-# measured by tests/pipeline_calibration.py with the rule above (threshold 0.15, no LLM, offline MiniLM index):
-CALIBRATION = {
-    "threshold": 0.15,
-    "unanswerable_abstained": "4/12",
-    "answerable_abstained": "2/114",  # both English; 0/91 Dutch
-    "answerable_abstained_with_dutch_translation": "1/114",
-}
 REWRITE_MAX_TOKENS = 200
 MAX_K = 100
 
@@ -112,8 +84,7 @@ class Pipeline:
         self.scorer = scorer or (SupportScorer.from_store(store) if store is not None
                                  else SupportScorer(BM25Analyzer(settings.bm25_language)))
         self.extractor = extractor or ExtractiveAnswerer(self.scorer, getattr(retriever, "embedder", None))
-        self.abstain_threshold = (settings.abstain_threshold if settings.abstain_threshold is not None
-                                  else CALIBRATED_ABSTAIN_THRESHOLD)
+        self.decider = Decider(self.scorer, threshold_dutch=settings.abstain_threshold)
 
     # ------------------------------------------------------------------ public
     def ask(self, question: str, *, k: int = 5, mode: str = "hybrid", generator: str = "auto",
@@ -133,11 +104,6 @@ class Pipeline:
         self._validate(question, k, mode, generator)
         history = check_history(history)
         return self._run(question, k, mode, generator, history, streaming=True)
-
-    def threshold_for(self, lang: str, has_dutch_query: bool) -> float:
-        if lang == "nl" or has_dutch_query:
-            return self.abstain_threshold
-        return self.abstain_threshold * CROSS_LINGUAL_FACTOR
 
     # ------------------------------------------------------------------ steps
     def _validate(self, question: str, k: int, mode: str, generator: str) -> None:
@@ -186,9 +152,7 @@ class Pipeline:
         lang = detect_language(question)
         warnings: list[str] = []
         timings: dict[str, float] = {}
-        use_llm, why_not = self._choose(generator)
-        if why_not:
-            warnings.append(f"answered extractively: {why_not}")
+        use_llm, _why_not = self._choose(generator)  # auto without a model: the status says so, once
 
         # 1. the standalone question (and its Dutch phrasing)
         t = time.perf_counter()
@@ -210,6 +174,15 @@ class Pipeline:
         t = time.perf_counter()
         hits = self.retriever.search(queries if len(queries) > 1 else queries[0], k=k, mode=mode)
         timings["retrieval_ms"] = (time.perf_counter() - t) * 1000
+
+        # 3. decide: evidence enough to answer? (the same sentence ranking feeds the extractive answer)
+        t_gen = time.perf_counter()
+        ranked = self.extractor.rank(queries, hits)
+        decision = self.decider.decide(queries, hits, ranked[0].overlap if ranked else 0.0,
+                                       dutch=len(queries) > 1 or lang == "nl")
+        relevance = decision.evidence.score
+        if not decision.answer:
+            hits = []  # passages that support nothing are not shown as sources
         yield StreamEvent("sources", hits)
 
         def done(text: str, gen: str, citations: list[Citation], *, abstained: bool = False,
@@ -217,16 +190,11 @@ class Pipeline:
             timings["generation_ms"] = (time.perf_counter() - t_gen) * 1000
             return StreamEvent("done", Answer(
                 question=question, answer=text, abstained=abstained, generator=gen,
-                citations=[] if abstained else citations, sources=hits, timings=dict(timings),
+                citations=[] if abstained else citations, sources=[] if abstained else hits, timings=dict(timings),
                 standalone_question=standalone, warnings=list(dict.fromkeys(warnings)), queries=queries,
                 relevance=relevance, abstain_reason=reason))
 
-        # 3. relevant enough? (the same ranking feeds the extractive answer)
-        t_gen = time.perf_counter()
-        ranked = self.extractor.rank(queries, hits)
-        relevance = ranked[0].overlap if ranked else 0.0
-        has_dutch = len(queries) > 1 or lang == "nl"
-        if not ranked or relevance < self.threshold_for(lang, has_dutch):
+        if not decision.answer or not ranked:
             text = no_answer_text(lang)
             yield StreamEvent("token", text)
             yield done(text, "ollama" if use_llm else "extractive", [], abstained=True, reason="retrieval",

@@ -48,15 +48,20 @@ def print_summary(report: dict, console: Console) -> None:
         return
     a = Table(title=f"Answers (mode {main_mode}, generator {report.get('generator')}"
                     f"{_used(report)})", title_justify="left")
-    for col in ("questions", "token F1", "cited evidence", "correct abstain", "false abstain"):
+    for col in ("questions", "token F1", "cited evidence", "1st sentence", "correct abstain", "false abstain"):
         a.add_column(col, justify="right" if col != "questions" else "left")
     rows = [("all", report)] + [(lang, b) for lang, b in report.get("per_lang", {}).items()]
     for name, b in rows:
         n = b["n"]
         a.add_row(f"{name} ({n})", _fmt(b["answer"]["token_f1"]), _fmt(b["answer"]["cited_evidence"]),
+                  _fmt(b["answer"].get("first_sentence_evidence")),
                   _fmt(b["abstention"]["correct_abstain"]), _fmt(b["abstention"]["false_abstain"]),
                   style=None if name == "all" else "dim")
     console.print(a)
+    kinds = report["abstention"].get("by_kind") or {}
+    if kinds:
+        console.print("unanswerable, abstained: " + ", ".join(
+            f"{kind} {_fmt(v['correct_abstain'])} ({v['n']})" for kind, v in kinds.items()))
     if report.get("errors"):
         console.print(f"[yellow]{report['errors']} question(s) failed with an error (see per_question)[/]")
     j = report.get("judge")

@@ -23,8 +23,8 @@ class FusionParams:
     ``sum weight / (rrf_k + rank)``. The README gives the measurement behind the default.
     """
 
-    bm25_weight: float = 0.5
-    dense_weight: float = 0.5
+    bm25_weight: float = 0.3
+    dense_weight: float = 0.7
     rrf_k: int = 60
     candidates: int = 50
     method: str = "score"

