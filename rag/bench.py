@@ -306,7 +306,7 @@ class SampledEmbedder:
 
 def _build(data_dir: Path, index_dir: Path, embedder, params) -> dict[str, Any]:
     """``rag.store.build_index`` with a fresh index; stage times from its on_stage messages."""
-    from .store import build_index
+    from rag.indexer import build_index
 
     marks: list[tuple[str, float]] = []
     t0 = time.perf_counter()
@@ -522,7 +522,8 @@ def embedding_backends(settings: Settings, work: Path, shipped_data: Path, items
                        on_stage: Callable[[str], None]) -> list[dict[str, Any]]:
     from .embedding import load_embedder
     from .retrieval import FusionParams, Retriever
-    from .store import IndexParams, IndexStore
+    from .indexer import IndexParams
+    from .store import IndexStore
 
     rows: list[dict[str, Any]] = []
     ans = answerable(items)
@@ -812,7 +813,7 @@ def model_loads_per_process(settings: Settings, questions: Sequence[str]) -> dic
 def run_bench(plan: BenchPlan, settings: Settings, qa_path: Path, work: Path,
               on_stage: Callable[[str], None] = lambda m: None) -> dict[str, Any]:
     from .embedding import load_embedder, offline_model_path
-    from .store import IndexParams
+    from .indexer import IndexParams
 
     t_start = time.perf_counter()
     notes: list[str] = []

@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import json
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from typing import Sequence
 
 from .errors import InvalidQuery
+from .text import EXTRA_STOPWORDS, stopword_list
+from .text import fold as _fold
 
 PRONOUNS = frozenset(
     """zij hij het ze die dat deze dit hem haar hun hen zijn daar daarvan daarover daarmee er ervan erover
@@ -31,17 +32,8 @@ MAX_MESSAGE_CHARS = 1200
 _WORD = re.compile(r"[^\W_][\w'’\-]*", re.UNICODE)
 
 
-def _fold(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
-
-
 def _stopwords() -> frozenset[str]:
-    import bm25s.stopwords as sw
-
-    from .citations import EXTRA_STOPWORDS
-
-    return frozenset(sw.STOPWORDS_DUTCH) | frozenset(sw.STOPWORDS_EN) | EXTRA_STOPWORDS | PRONOUNS | {
+    return frozenset(stopword_list("dutch")) | frozenset(stopword_list("english")) | EXTRA_STOPWORDS | PRONOUNS | {
         "noemde", "heette", "heet", "gebeurde", "oud", "old", "nu", "now", "dan", "then", "waren", "werd"}
 
 

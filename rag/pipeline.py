@@ -69,10 +69,10 @@ from .config import Settings
 from .errors import ConfigError, InvalidQuery, LLMError, LLMUnavailable
 from .extractive import Extract, ExtractiveAnswerer, ScoredSentence
 from .followup import Rewrite, check_history, rewrite_by_rule, rewrite_with_llm
-from .prompt import PromptTooLong, build_prompt, detect_language, no_answer_text, says_cannot_answer
+from .prompt import PromptTooLong, build_prompt, no_answer_text, says_cannot_answer
 from .retrieval import MODES, Retriever
 from .schema import Answer, Citation, Hit
-from .store import BM25Analyzer
+from .text import BM25Analyzer, detect_language
 
 log = logging.getLogger(__name__)
 
