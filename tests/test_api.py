@@ -49,7 +49,8 @@ def make_client(api_runtime: Runtime, fake_ollama) -> Iterator:
     def make(rt: Runtime | None = None, **overrides) -> TestClient:
         rt = rt or api_runtime
         settings = rt.settings.model_copy(update={"ollama_host": fake_ollama.url, "llm_probe_timeout": 1.0,
-                                                  "llm_timeout": 20.0, **overrides})
+                                                  "llm_timeout": 20.0,
+                                                  "allowed_hosts": "testserver", **overrides})
         client = TestClient(create_app(settings, runtime=rt), raise_server_exceptions=False)
         client.__enter__()
         clients.append(client)
