@@ -49,6 +49,13 @@ def check_length(text: str, max_chars: int, what: str = "question") -> str:
     return text
 
 
+def _one_of(value: Any, handler, what: str, allowed: tuple[str, ...]) -> Any:
+    try:
+        return handler(value)
+    except ValidationError:
+        raise ValueError(f"unknown {what} {value!r}: use one of {', '.join(allowed)}") from None
+
+
 class Turn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -75,6 +82,11 @@ class _Retrieval(BaseModel):
             return handler(v)
         except ValidationError:
             raise ValueError(K_MESSAGE) from None
+
+    @field_validator("mode", mode="wrap")
+    @classmethod
+    def _mode(cls, v: Any, handler) -> str | None:
+        return _one_of(v, handler, "mode", MODES)
 
     def with_defaults(self, settings: Any):
         """A copy with what was left out taken from the settings (RAG_TOP_K, RAG_MODE, RAG_GENERATOR)."""
@@ -108,6 +120,11 @@ class AskRequest(_Retrieval):
     @classmethod
     def _question(cls, v: str) -> str:
         return not_blank(v, "question")
+
+    @field_validator("generator", mode="wrap")
+    @classmethod
+    def _generator(cls, v: Any, handler) -> str | None:
+        return _one_of(v, handler, "generator", GENERATORS)
 
     @field_validator("history", mode="before")
     @classmethod

@@ -136,47 +136,6 @@ def load_manifest(index_dir: Path) -> dict:
     return read_manifest(version)
 
 
-def check_model(manifest: dict, embedder: Embedder, index_dir: Path) -> None:
-    built = manifest["embedding"]
-    if built["model_id"] != embedder.model_id or int(built["dimension"]) != embedder.dimension:
-        raise EmbeddingModelMismatch(
-            f"the index in '{index_dir}' was built with embedding model '{built['model_id']}' "
-            f"({built['dimension']} dimensions), but the loaded model is '{embedder.model_id}' "
-            f"({embedder.dimension} dimensions). Rebuild the index with `rag index --rebuild`, "
-            f"or set RAG_EMBED_MODEL={built.get('requested_model') or built['model_id']} to use the model it was built with."
-        )
-
-
-def active_version(index_dir: Path) -> Path | None:
-    pointer = Path(index_dir) / CURRENT
-    try:
-        name = pointer.read_text("utf-8").strip()
-    except OSError:
-        return None
-    version = Path(index_dir) / name
-    return version if name and (version / "manifest.json").is_file() else None
-
-
-def read_manifest(version: Path) -> dict:
-    try:
-        manifest = json.loads((version / "manifest.json").read_text("utf-8"))
-    except (OSError, ValueError) as e:
-        raise IndexCorrupt(f"cannot read the index manifest in '{version}': {e}") from e
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise IndexCorrupt(
-            f"the index in '{version}' has format version {manifest.get('format_version')}, this program reads "
-            f"{FORMAT_VERSION}: rebuild it with `rag index --rebuild`"
-        )
-    return manifest
-
-
-def load_manifest(index_dir: Path) -> dict:
-    version = active_version(Path(index_dir))
-    if version is None:
-        raise IndexNotFound(f"no index in '{index_dir}': build it with `rag index` (or set RAG_INDEX_DIR)")
-    return read_manifest(version)
-
-
 def embedder_backend(embedder: Embedder) -> str:
     return getattr(embedder, "backend", DEFAULT_BACKEND) or DEFAULT_BACKEND
 

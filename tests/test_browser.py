@@ -190,3 +190,21 @@ def test_fallback_and_errors_are_shown(open_page, fake_ollama, server):
     err.wait_for(timeout=10_000)
     assert "busy" in err.inner_text() and "5 s" in err.inner_text()
     assert page.locator("#send").is_enabled()
+
+
+def test_docs_page_renders_the_answer_schema(browser, server):
+    """/docs (fastapi-offline's Swagger UI, no CDN) renders FastAPI's OpenAPI 3.1 and shows the answer model."""
+    page = browser.new_page(viewport=DESKTOP)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server.url + "/docs")
+    page.wait_for_selector("text=/api/ask", timeout=20_000)
+    assert page.locator("text=Unable to render this definition").count() == 0
+    section = page.locator("section.models")
+    section.locator("text=Schemas").first.click() if not section.locator("text=AnswerOut").count() else None
+    page.wait_for_selector("section.models >> text=AnswerOut", timeout=10_000)
+    page.locator("section.models >> text=AnswerOut").first.click()
+    page.wait_for_selector("section.models >> text=abstain_reason", timeout=10_000)
+    page.screenshot(path="/tmp/rag-browser-docs.png", full_page=True)
+    assert not errors, errors
+    page.close()
