@@ -785,3 +785,36 @@ def test_search_and_ask_from_32_threads_match_serial_results(live_server, fake_o
         results = list(pool.map(lambda job: (job, (search if job[0] == "s" else answer)(job[1])), jobs))
     for job, got in results:
         assert got == serial[job], job
+
+
+def test_server_closes_a_connection_whose_headers_never_end():
+    import socket
+
+    import uvicorn
+
+    from api.server import timed_protocol
+    from tests.api_fixtures import free_port
+
+    async def app(scope, receive, send):
+        if scope["type"] == "http":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, http=timed_protocol(1.0),
+                                          log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_until(lambda: server.started, what="uvicorn to start")
+    try:
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n")  # ... and never the blank line
+            s.settimeout(15)
+            assert s.recv(100) == b""  # closed by the server, not by our 15 s timeout
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            s.settimeout(15)
+            assert s.recv(100).startswith(b"HTTP/1.1 200")
+    finally:
+        server.should_exit = True
+        thread.join(10)
