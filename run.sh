@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One entry point for a fresh machine.
 #   ./run.sh            set up (venv, CPU PyTorch, the package), index data/articles, serve API + chat page
+#   ./run.sh --port N   the same on another port (= ./run.sh serve --port N; or RAG_PORT=N ./run.sh)
 #   ./run.sh test       set up, then run the test suite (what CI runs)
 #   ./run.sh setup      only set up
 #   ./run.sh bench ...  set up with the benchmark extras (LangChain, ONNX Runtime), then `rag bench ...`
@@ -27,6 +28,11 @@ setup() {
     touch "$stamp"
   fi
 }
+
+# options without a command are the server's: ./run.sh --port 8080 = ./run.sh serve --port 8080
+if [ $# -gt 0 ] && [ "${1#-}" != "$1" ] && [ "$1" != "--help" ] && [ "$1" != "-h" ]; then
+  set -- serve "$@"
+fi
 
 case "${1:-serve}" in
   setup)

@@ -8,7 +8,7 @@
   as unsupported otherwise.
 
 Support is measured with :class:`SupportScorer`: the IDF-weighted share of a sentence's content
-words (folded, Dutch-stemmed, stop words removed; ``rag.store.BM25Analyzer``) found in a passage.
+words (folded, Dutch-stemmed, stop words removed; ``rag.text.BM25Analyzer``) found in a passage.
 The extractive answerer uses the same scorer to rank sentences against the question.
 """
 
@@ -21,20 +21,7 @@ from typing import Callable, Iterable, Sequence
 
 from .chunking import sentence_spans
 from .schema import Citation, Hit
-from .store import BM25Analyzer
-
-# Words that carry no content in a question or answer sentence, beyond the Dutch stop words of the index.
-EXTRA_STOPWORDS = frozenset(
-    """
-    hoeveel welke welk waarom wanneer waar waarvoor waardoor waarmee hoelang hoezeer wat wie hoe
-    volgens artikel artikelen passage passages bron bronnen tekst noemt noemen genoemd staat
-    gaat ging komt kwam werden wordt worden zegt zei zeggen schrijft schreef auteur
-    what who whom whose which why when where how many much does did do done is are was were be been being
-    the a an and or of to in on at by for from with about as into than then that this these those it its
-    he she they them his her their him there here has have had not no can could would should will shall
-    according article articles passage passages source sources text mentioned mention say says said
-    """.split()
-)
+from .text import EXTRA_STOPWORDS, BM25Analyzer, stopword_list
 
 _CITE = re.compile(
     r"\[\s*(?:(?:passages?|bron(?:nen)?|sources?|artikel(?:en)?)\s*)?"
@@ -83,7 +70,7 @@ class SupportScorer:
     def __init__(self, analyzer: BM25Analyzer, idf: Callable[[str], float] | None = None,
                  default_idf: float = 1.0, known: Callable[[str], bool] | None = None) -> None:
         self.analyzer = analyzer
-        base = analyzer.stopwords if isinstance(analyzer.stopwords, (list, tuple, set, frozenset)) else _stopword_list(analyzer.stopwords)
+        base = analyzer.stopwords if isinstance(analyzer.stopwords, (list, tuple, set, frozenset)) else stopword_list(analyzer.stopwords)
         self._stopwords = sorted(set(base) | EXTRA_STOPWORDS)
         self._idf = idf or (lambda _t: default_idf)
         self._known = known or (lambda _t: True)
@@ -125,14 +112,6 @@ class SupportScorer:
 
     def shared(self, a: Iterable[str], b: Iterable[str]) -> int:
         return len(set(a) & set(b))
-
-
-def _stopword_list(lang: str | None) -> list[str]:
-    if not lang:
-        return []
-    import bm25s.stopwords as sw
-
-    return list(getattr(sw, f"STOPWORDS_{lang.upper()}", []) or (sw.STOPWORDS_EN if lang in ("en", "english") else []))
 
 
 def _document_frequencies(store) -> dict[str, int]:

@@ -15,23 +15,20 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.logging import RichHandler
-from rich.markup import escape
-from rich.table import Table
 
 from .config import Settings, get_settings
-from .errors import RagError
+from .cli_print import console, out, print_answer, print_build_report, print_info
+from .contract import MAX_K, MIN_K, AskRequest, SearchRequest, check_length, parse
+from .errors import ConfigError, RagError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Ask questions about your news articles and get answers with cited passages.")
-console = Console(stderr=True)
-out = Console()
 
 DataOpt = Annotated[Optional[Path], typer.Option("--data", help="folder of articles (RAG_DATA_DIR)")]
 IndexOpt = Annotated[Optional[Path], typer.Option("--index", help="index folder (RAG_INDEX_DIR)")]
 ModelOpt = Annotated[Optional[str], typer.Option("--embed-model", help="embedding model (RAG_EMBED_MODEL)")]
-KOpt = Annotated[int, typer.Option("-k", "--k", min=1, max=100, help="number of passages")]
+KOpt = Annotated[Optional[int], typer.Option("-k", "--k", min=MIN_K, max=MAX_K, help=f"number of passages, {MIN_K} to {MAX_K} (RAG_TOP_K, default 5)")]
 ModeOpt = Annotated[Optional[str], typer.Option("--mode", help="bm25 | dense | hybrid (RAG_MODE)")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object")]
 
@@ -81,38 +78,19 @@ def index(
     print_build_report(report, settings)
 
 
-def print_build_report(report, settings: Settings) -> None:
-    t = Table(show_header=False, box=None)
-    t.add_row("index", str(settings.index_dir))
-    t.add_row("documents", str(report.documents))
-    t.add_row("chunks", str(report.chunks))
-    t.add_row("embedded now", f"{report.embedded_chunks} chunks")
-    t.add_row("added / changed / removed / unchanged",
-              f"{len(report.added)} / {len(report.changed)} / {len(report.removed)} / {report.unchanged}")
-    if report.rebuilt_reason:
-        t.add_row("full rebuild", report.rebuilt_reason)
-    t.add_row("model", report.model_id + (" (FALLBACK)" if report.fallback_reason else ""))
-    t.add_row("seconds", f"{report.seconds:.1f}")
-    t.add_row("status", "written" if report.wrote else "already up to date")
-    console.print(t)
-    if report.skipped:
-        console.print(f"[yellow]Skipped {len(report.skipped)} file(s):[/]")
-        for s in report.skipped:
-            console.print(f"  {s.path}: {s.reason}")
-
-
 @app.command()
 def search(
     question: Annotated[str, typer.Argument(help="what to look for")],
-    k: KOpt = 5, mode: ModeOpt = None, json_out: JsonOpt = False,
+    k: KOpt = None, mode: ModeOpt = None, json_out: JsonOpt = False,
     data: DataOpt = None, index: IndexOpt = None, embed_model: ModelOpt = None,
 ) -> None:
     """Show the passages that best match QUESTION."""
     from .runtime import open_runtime
 
-    settings = settings_from(data, index, embed_model, mode=mode)
+    settings = settings_from(data, index, embed_model)
+    req = parse(SearchRequest, q=question, k=k, mode=mode).with_defaults(settings)  # before the model loads
     rt = open_runtime(settings)
-    hits = rt.retriever.search(question, k=k, mode=settings.mode)
+    hits = rt.retriever.search(req.q, k=req.k, mode=req.mode)
     if json_out:
         print(json.dumps({"results": [h.to_dict() for h in hits]}, ensure_ascii=False))
         return
@@ -127,10 +105,15 @@ def search(
 def info(data: DataOpt = None, index: IndexOpt = None, embed_model: ModelOpt = None, json_out: JsonOpt = False) -> None:
     """What is indexed, and with which models."""
     from .embedding import load_embedder
-    from .store import active_version, load_manifest
+    from .store import active_version, load_manifest, model_difference
 
     settings = settings_from(data, index, embed_model)
-    embedder = load_embedder(settings)
+    quiet = logging.getLogger("rag.embedding")
+    level, quiet.level = quiet.level, logging.ERROR  # the fallback is printed once, below
+    try:
+        embedder = load_embedder(settings)
+    finally:
+        quiet.setLevel(level)
     report: dict = {
         "data_dir": str(settings.data_dir),
         "index_dir": str(settings.index_dir),
@@ -139,8 +122,9 @@ def info(data: DataOpt = None, index: IndexOpt = None, embed_model: ModelOpt = N
             "max_tokens": embedder.max_tokens, "fallback": embedder.fallback_reason is not None,
             "fallback_reason": embedder.fallback_reason,
         },
-        "retrieval": {"mode": settings.mode, "bm25_weight": settings.bm25_weight, "dense_weight": settings.dense_weight,
-                      "rrf_k": settings.rrf_k, "bm25_language": settings.bm25_language},
+        "retrieval": {"mode": settings.mode, "fusion": settings.fusion, "bm25_weight": settings.bm25_weight,
+                      "dense_weight": settings.dense_weight, "bm25_language": settings.bm25_language,
+                      **({"rrf_k": settings.rrf_k} if settings.fusion == "rrf" else {})},
         "llm": _llm_info(settings),
     }
     version = active_version(Path(settings.index_dir))
@@ -153,34 +137,13 @@ def info(data: DataOpt = None, index: IndexOpt = None, embed_model: ModelOpt = N
             "chunks": m["counts"]["chunks"], "embedding_model": m["embedding"]["model_id"],
             "embedding_fallback_reason": m["embedding"].get("fallback_reason"), "dimension": m["embedding"]["dimension"],
             "chunking": m["chunking"], "bm25": m["bm25"], "faiss": m["faiss"], "skipped": m.get("skipped", []),
-            "matches_loaded_model": m["embedding"]["model_id"] == embedder.model_id,
+            "matches_loaded_model": model_difference(m, embedder) is None,
             "files": {p: f["doc_id"] for p, f in m["files"].items()},
         }
     if json_out:
         print(json.dumps(report, ensure_ascii=False, indent=2))
         return
-    e = report["embedding"]
-    out.print(f"[bold]Embedding model[/]: configured {e['configured']}, loaded {e['loaded']} ({e['dimension']} dims, "
-              f"chunks up to {e['max_tokens']} tokens)")
-    if e["fallback"]:
-        out.print(f"[bold yellow]FALLBACK[/]: {e['fallback_reason']}")
-    ix = report["index"]
-    if ix is None:
-        out.print(f"[bold]Index[/]: none in {settings.index_dir} — run `rag index`")
-    else:
-        out.print(f"[bold]Index[/]: {ix['path']} built {ix['created_at']}: {ix['documents']} documents, {ix['chunks']} chunks, "
-                  f"model {ix['embedding_model']}, FAISS {ix['faiss'].get('type')}, BM25 {ix['bm25']['language']}")
-        if not ix["matches_loaded_model"]:
-            out.print("[bold red]The index was built with another embedding model: run `rag index --rebuild`[/]")
-        for p, d in ix["files"].items():
-            out.print(f"  {d}  [dim]{p}[/]", highlight=False)
-        for s in ix["skipped"]:
-            out.print(f"  [yellow]skipped[/] {s['path']}: {s['reason']}")
-    r = report["retrieval"]
-    out.print(f"[bold]Retrieval[/]: {r['mode']} (BM25 weight {r['bm25_weight']}, dense weight {r['dense_weight']}, rrf_k {r['rrf_k']})")
-    llm = report["llm"]
-    if llm:
-        out.print(f"[bold]LLM[/]: {llm}")
+    print_info(report, settings)
 
 
 # ----------------------------------------------------------------------------- ask (issue #3)
@@ -190,24 +153,18 @@ GeneratorOpt = Annotated[Optional[str], typer.Option("--generator", help="auto |
 @app.command()
 def ask(
     question: Annotated[str, typer.Argument(help="your question")],
-    k: KOpt = 5, mode: ModeOpt = None, generator: GeneratorOpt = None, json_out: JsonOpt = False,
+    k: KOpt = None, mode: ModeOpt = None, generator: GeneratorOpt = None, json_out: JsonOpt = False,
     data: DataOpt = None, index: IndexOpt = None, embed_model: ModelOpt = None,
 ) -> None:
     """Answer QUESTION from the articles, citing the passages it comes from."""
-    from .errors import InvalidQuery
-    from .pipeline import GENERATORS, Pipeline
-    from .retrieval import MODES
+    from .pipeline import Pipeline
     from .runtime import open_runtime
 
     settings = settings_from(data, index, embed_model)
-    mode = mode or settings.mode
-    generator = generator or settings.generator
-    if mode not in MODES:  # checked before the model is loaded
-        raise InvalidQuery(f"unknown mode '{mode}': use one of {', '.join(MODES)}")
-    if generator not in GENERATORS:
-        raise InvalidQuery(f"unknown generator '{generator}': use one of {', '.join(GENERATORS)}")
-    if not question.strip():
-        raise InvalidQuery("the question is empty")
+    # checked before the model is loaded
+    req = parse(AskRequest, question=question, k=k, mode=mode, generator=generator).with_defaults(settings)
+    check_length(question, settings.max_question_chars)
+    k, mode, generator = req.k, req.mode, req.generator
     llm = None
     if generator != "extractive":
         from .llm import OllamaLLM
@@ -243,29 +200,6 @@ def ask(
             llm.close()
 
 
-def print_answer(answer, streamed: str) -> None:
-    """After the streamed text: the checked text when the checker changed it, then the cited sources."""
-    if answer is None:
-        return
-    if " ".join(answer.answer.split()) != " ".join(streamed.split()):
-        out.print("\n[bold]With checked citations:[/]")
-        out.print(answer.answer, highlight=False, markup=False)
-    if answer.citations:
-        out.print("\n[bold]Sources[/]")
-    for c in answer.citations:
-        note = " [dim](attached by the citation checker)[/]" if c.attached else ""
-        out.print(f"[bold][{c.n}][/] [cyan]{escape(c.title)}[/] [dim]({escape(c.doc_id)} {c.start}-{c.end})[/]{note}",
-                  highlight=False)
-        snippet = " ".join(c.text.split())
-        out.print("    " + (snippet[:300] + "…" if len(snippet) > 300 else snippet), highlight=False, markup=False)
-    used = "ollama" if answer.generator == "ollama" else "extractive (quotes from the articles)"
-    secs = sum(answer.timings.values()) / 1000
-    console.print(f"[dim]answered by {used} in {secs:.1f} s[/]" + (" [dim](abstained)[/]" if answer.abstained else ""))
-    for w in answer.warnings:
-        console.print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
-
-
-# ----------------------------------------------------------------------------- end ask
 
 
 @app.command()
@@ -275,9 +209,8 @@ def serve(
     data: DataOpt = None, index: IndexOpt = None, embed_model: ModelOpt = None,
 ) -> None:
     """Serve the HTTP API and the chat page (brings the index up to date with the data folder first)."""
-    import uvicorn
-
     from api.app import create_app
+    from api.server import serve as run_server
 
     from .runtime import open_runtime
     from .store import active_version
@@ -293,14 +226,12 @@ def serve(
         console.print(f"[yellow]Listening on {settings.host}: other machines can reach this server.[/]")
     console.print(f"{len(rt.store.documents)} documents, {len(rt.store.chunks)} chunks. "
                   f"Chat page: http://{settings.host}:{settings.port}/  (Ctrl+C stops)", highlight=False)
-    uvicorn.run(create_app(settings, runtime=rt), host=settings.host, port=settings.port, log_level="info")
+    run_server(create_app(settings, runtime=rt), settings.host, settings.port, settings.header_timeout)
 
 
 def _llm_info(settings: Settings) -> dict | None:
-    try:
-        from .llm import OllamaLLM
-    except ImportError:
-        return None
+    from .llm import OllamaLLM
+
     st = OllamaLLM.from_settings(settings).status()
     return {"host": settings.ollama_host, "model": settings.llm_model, "reachable": st.reachable,
             "model_available": st.model_available, "detail": st.detail}
@@ -311,8 +242,8 @@ def _llm_info(settings: Settings) -> dict | None:
 @app.command("eval")
 def eval_cmd(
     qa: Annotated[Path, typer.Option("--qa", help="reference Q&A set, one JSON object a line")] = Path("eval/qa.jsonl"),
-    k: KOpt = 5, mode: ModeOpt = None,
-    generator: Annotated[Optional[str], typer.Option("--generator", help="auto | ollama | extractive (RAG_GENERATOR)")] = None,
+    k: KOpt = None, mode: ModeOpt = None,
+    generator: GeneratorOpt = None,
     compare: Annotated[bool, typer.Option("--compare", help="retrieval metrics for bm25, dense and hybrid side by side")] = False,
     judge: Annotated[bool, typer.Option("--judge", help="also let the LLM score faithfulness to the cited passages")] = False,
     retrieval_only: Annotated[bool, typer.Option("--retrieval-only", help="skip the answers (fast)")] = False,
@@ -323,17 +254,14 @@ def eval_cmd(
     """Measure retrieval and answers on the reference Q&A set (builds the index when missing)."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from .errors import ConfigError, LLMUnavailable
-    from .evaluation import EvalConfig, LLMJudge, load_qa, run_eval
+    from .errors import LLMUnavailable
+    from .evaluation import EvalConfig, load_qa, run_eval
+    from .judge import LLMJudge
     from .report import print_summary, render_html
-    from .retrieval import MODES
     from .runtime import open_runtime
 
-    if mode is not None and mode not in MODES:
-        raise ConfigError(f"unknown mode '{mode}': use one of {', '.join(MODES)}")
-    if generator is not None and generator not in ("auto", "ollama", "extractive"):
-        raise ConfigError(f"unknown generator '{generator}': use auto, ollama or extractive")
     settings = settings_from(data, index, embed_model, mode=mode, generator=generator)
+    k = k or settings.top_k
     items = load_qa(qa)  # a broken set fails before the model is loaded
     with console.status("Loading the embedding model and the index…"):
         rt = open_runtime(settings, update=True, on_stage=lambda m: console.print(f"[dim]{m}[/]"))
@@ -392,7 +320,7 @@ def eval_cmd(
         console.print(f"HTML report: {html_file}")
 
 
-# --------------------------------------------------------------------------- bench (rag/bench.py, issue #6)
+# --------------------------------------------------------------------------- bench (bench/bench.py, issue #6)
 
 @app.command("bench")
 def bench_cmd(
@@ -410,9 +338,10 @@ def bench_cmd(
     the API under load, embedding backends, and LangChain's FAISS store beside ours."""
     import shutil
 
-    from .bench import BenchPlan, default_work_dir, print_report, run_bench, write_json
+    bench = _import_bench()
+    BenchPlan, default_work_dir, print_report, run_bench, write_json = (
+        bench.BenchPlan, bench.default_work_dir, bench.print_report, bench.run_bench, bench.write_json)
     from .config import OFFLINE_EMBED_MODEL
-    from .errors import ConfigError
 
     sections = [s.strip() for s in only.split(",") if s.strip()] if only else None
     known = BenchPlan().sections
@@ -438,6 +367,19 @@ def bench_cmd(
     if out_file:
         write_json(report, out_file)
         console.print(f"JSON: {out_file}")
+
+
+def _import_bench():
+    """The bench lives beside the package (bench/ in the checkout), not in it."""
+    import importlib
+
+    checkout = Path(__file__).resolve().parent.parent
+    if (checkout / "bench" / "bench.py").is_file() and str(checkout) not in sys.path:
+        sys.path.insert(0, str(checkout))
+    try:
+        return importlib.import_module("bench.bench")
+    except ModuleNotFoundError as e:
+        raise ConfigError(f"`rag bench` runs from a checkout of the project (bench/ beside rag/): {e}") from None
 
 
 def main() -> None:

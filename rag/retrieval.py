@@ -5,13 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+from .contract import MIN_K, MODES
 from .embedding import Embedder
 from .errors import InvalidQuery
 from .schema import Hit
 from .store import IndexStore
-
-MODES = ("bm25", "dense", "hybrid")
-
 
 @dataclass(frozen=True)
 class FusionParams:
@@ -49,8 +47,8 @@ class Retriever:
             raise InvalidQuery("the question is empty")
         if mode not in MODES:
             raise InvalidQuery(f"unknown mode '{mode}': use one of {', '.join(MODES)}")
-        if k < 1:
-            raise InvalidQuery("k must be at least 1")
+        if k < MIN_K:
+            raise InvalidQuery(f"k must be at least {MIN_K}")
         n_cand = max(k, self.fusion.candidates)
         vectors = self.store.vectors
 

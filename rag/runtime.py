@@ -10,7 +10,8 @@ from typing import Callable
 from .config import Settings
 from .embedding import Embedder, load_embedder
 from .retrieval import FusionParams, Retriever
-from .store import BuildReport, IndexParams, IndexStore, active_version, build_index
+from .indexer import BuildReport, IndexParams, build_index
+from .store import IndexStore, active_version
 
 log = logging.getLogger(__name__)
 

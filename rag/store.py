@@ -1,128 +1,29 @@
-"""The index on disk: FAISS vectors + BM25 (bm25s) + chunks + documents + a versioned manifest.
+"""The index on disk, loaded and searched: FAISS vectors + BM25 (bm25s) + chunks + documents + a
+versioned manifest. Building it is ``rag.indexer``'s job.
 
 Layout of ``index_dir``::
 
     CURRENT             name of the active version folder (replaced atomically)
     v-<time>-<id>/      one complete index: manifest.json, chunks.jsonl, documents.json,
                         vectors.npy, faiss.index, bm25/
-
-A build writes a new version folder completely, then swaps ``CURRENT`` with
-``os.replace``. A build that dies half-way leaves the previous index loadable;
-its unfinished folder is removed by the next build.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
-import logging
-import os
-import shutil
-import time
-import unicodedata
-import uuid
-from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
 
 import numpy as np
 
-from .chunking import chunk_document
-from .documents import LoadResult, Skipped, load_documents
 from .embedding import Embedder
-from .errors import ConfigError, EmbeddingModelMismatch, IndexCorrupt, IndexNotFound
+from .errors import EmbeddingModelMismatch, IndexCorrupt, IndexNotFound
 from .schema import Chunk, Document
-
-log = logging.getLogger(__name__)
+from .text import BM25Analyzer, bm25s_module
 
 FORMAT_VERSION = 1
 CURRENT = "CURRENT"
+DEFAULT_BACKEND = "sentence-transformers"  # what an index without a recorded backend was built with
 
-
-# ----------------------------------------------------------------------------- BM25 text handling
-
-def _bm25s():
-    """Import bm25s and quiet its logger (it sets itself to DEBUG on import)."""
-    import bm25s
-
-    logging.getLogger("bm25s").setLevel(logging.WARNING)
-    return bm25s
-
-
-def _fold(text: str) -> str:
-    """Lower-case and drop diacritics ("échte" -> "echte"), so spelling variants meet."""
-    decomposed = unicodedata.normalize("NFKD", text.lower())
-    return "".join(c for c in decomposed if not unicodedata.combining(c))
-
-
-class BM25Analyzer:
-    """Tokenises documents and queries the same way: fold, stop words, Snowball stemming."""
-
-    def __init__(self, language: str = "dutch") -> None:
-        self.language = language
-        self._stem = None
-        if language and language != "none":
-            import Stemmer
-
-            self._stem = Stemmer.Stemmer(language).stemWords
-        self.stopwords = language if language and language != "none" else []
-
-    def tokenize(self, texts: list[str], return_ids: bool, stopwords=None):
-        """``stopwords`` overrides the analyzer's list for this call only (the analyzer is shared
-        between threads, so it is never changed)."""
-        return _bm25s().tokenize(
-            [_fold(t) for t in texts], stopwords=self.stopwords if stopwords is None else stopwords, stemmer=self._stem,
-            return_ids=return_ids, show_progress=False,
-        )
-
-
-# ----------------------------------------------------------------------------- settings of a build
-
-@dataclass(frozen=True)
-class IndexParams:
-    """Everything that changes what a build produces (recorded in the manifest)."""
-
-    target_tokens: int = 250
-    overlap_tokens: int = 48
-    bm25_language: str = "dutch"
-    hnsw_threshold: int = 50_000
-    hnsw_m: int = 32
-    hnsw_ef_search: int = 128
-    max_file_bytes: int = 5_000_000
-
-    @classmethod
-    def from_settings(cls, s) -> "IndexParams":
-        return cls(
-            target_tokens=s.chunk_tokens, overlap_tokens=s.chunk_overlap_tokens, bm25_language=s.bm25_language,
-            hnsw_threshold=s.hnsw_threshold, hnsw_m=s.hnsw_m, hnsw_ef_search=s.hnsw_ef_search,
-            max_file_bytes=s.max_file_bytes,
-        )
-
-
-@dataclass
-class BuildReport:
-    documents: int = 0
-    chunks: int = 0
-    added: list[str] = field(default_factory=list)
-    changed: list[str] = field(default_factory=list)
-    removed: list[str] = field(default_factory=list)
-    unchanged: int = 0
-    embedded_chunks: int = 0
-    skipped: list[Skipped] = field(default_factory=list)
-    model_id: str = ""
-    fallback_reason: str | None = None
-    seconds: float = 0.0
-    wrote: bool = False  # False when the index was already up to date
-    rebuilt_reason: str | None = None  # why everything was re-embedded
-
-    def to_dict(self) -> dict[str, Any]:
-        d = self.__dict__.copy()
-        d["skipped"] = [s.__dict__ for s in self.skipped]
-        return d
-
-
-# ----------------------------------------------------------------------------- the loaded index
 
 class IndexStore:
     """A loaded index: chunks, documents, FAISS and BM25, ready to search."""
@@ -179,7 +80,7 @@ class IndexStore:
         """Load the active index; refuse it when ``embedder`` is a different model than it was built with."""
         import faiss
 
-        bm25s = _bm25s()
+        bm25s = bm25s_module()
         index_dir = Path(index_dir)
         version = active_version(index_dir)
         if version is None:
@@ -235,247 +136,29 @@ def load_manifest(index_dir: Path) -> dict:
     return read_manifest(version)
 
 
-def check_model(manifest: dict, embedder: Embedder, index_dir: Path) -> None:
+def embedder_backend(embedder: Embedder) -> str:
+    return getattr(embedder, "backend", DEFAULT_BACKEND) or DEFAULT_BACKEND
+
+
+def model_difference(manifest: dict, embedder: Embedder) -> str | None:
+    """Why vectors of this index and of ``embedder`` are not comparable, or None when they are."""
     built = manifest["embedding"]
-    if built["model_id"] != embedder.model_id or int(built["dimension"]) != embedder.dimension:
-        raise EmbeddingModelMismatch(
-            f"the index in '{index_dir}' was built with embedding model '{built['model_id']}' "
-            f"({built['dimension']} dimensions), but the loaded model is '{embedder.model_id}' "
-            f"({embedder.dimension} dimensions). Rebuild the index with `rag index --rebuild`, "
-            f"or set RAG_EMBED_MODEL={built.get('requested_model') or built['model_id']} to use the model it was built with."
-        )
+    have = (built["model_id"], int(built["dimension"]), built.get("backend", DEFAULT_BACKEND))
+    now = (embedder.model_id, embedder.dimension, embedder_backend(embedder))
+    if have == now:
+        return None
+    return (f"embedding model '{have[0]}' ({have[1]} dimensions, backend {have[2]}) -> "
+            f"'{now[0]}' ({now[1]} dimensions, backend {now[2]})")
 
 
-# ----------------------------------------------------------------------------- building
-
-@contextmanager
-def _build_lock(index_dir: Path):
-    index_dir.mkdir(parents=True, exist_ok=True)
-    with open(index_dir / ".lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
-
-
-def _write_file(path: Path, data: str | bytes) -> None:
-    mode = "wb" if isinstance(data, bytes) else "w"
-    with open(path, mode, **({} if isinstance(data, bytes) else {"encoding": "utf-8"})) as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def make_faiss_index(vectors: np.ndarray, dimension: int, params: IndexParams):
-    import faiss
-
-    if len(vectors) > params.hnsw_threshold:
-        index = faiss.IndexHNSWFlat(dimension, params.hnsw_m, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = 80
-        index.hnsw.efSearch = params.hnsw_ef_search
-        kind = "hnsw"
-    else:
-        index = faiss.IndexFlatIP(dimension)
-        kind = "flat"
-    if len(vectors):
-        index.add(np.ascontiguousarray(vectors, dtype=np.float32))
-    return index, kind
-
-
-def _reusable(old: IndexStore | None, embedder: Embedder, params: IndexParams) -> tuple[bool, str | None]:
-    """Can the old index's chunks and vectors be kept for unchanged files?"""
-    if old is None:
-        return False, None
-    m = old.manifest
-    if m["embedding"]["model_id"] != embedder.model_id or int(m["embedding"]["dimension"]) != embedder.dimension:
-        return False, f"embedding model changed ({m['embedding']['model_id']} -> {embedder.model_id})"
-    want = {"target_tokens": params.target_tokens, "overlap_tokens": params.overlap_tokens, "max_tokens": embedder.max_tokens}
-    have = {k: m["chunking"].get(k) for k in want}
-    if have != want:
-        return False, f"chunking settings changed ({have} -> {want})"
-    if m["embedding"].get("passage_prefix", "") != getattr(embedder, "passage_prefix", ""):
-        return False, "passage prefix changed"
-    return True, None
-
-
-def build_index(
-    data_dir: Path,
-    index_dir: Path,
-    embedder: Embedder,
-    params: IndexParams,
-    *,
-    rebuild: bool = False,
-    show_progress: bool = False,
-    on_stage: Callable[[str], None] | None = None,
-) -> BuildReport:
-    """Build or update the index in ``index_dir`` from the articles in ``data_dir``.
-
-    Only new or changed files are chunked and embedded; deleted ones are dropped. The new
-    index is written beside the old one and swapped in atomically.
-    """
-    t0 = time.perf_counter()
-    stage = on_stage or (lambda msg: log.info(msg))
-    index_dir = Path(index_dir)
-    report = BuildReport(model_id=embedder.model_id, fallback_reason=embedder.fallback_reason)
-
-    with _build_lock(index_dir):
-        _clean_stale_versions(index_dir)
-        old = None
-        if not rebuild and active_version(index_dir) is not None:
-            try:
-                old = IndexStore.load(index_dir, embedder=None, mmap=False)
-            except Exception as e:  # unreadable old index: build from scratch
-                report.rebuilt_reason = f"previous index unreadable ({e})"
-        reuse, why = _reusable(old, embedder, params)
-        if old is not None and not reuse:
-            report.rebuilt_reason = why
-        if rebuild:
-            report.rebuilt_reason = "--rebuild asked for"
-
-        stage(f"Loading articles from {data_dir}")
-        if not Path(data_dir).is_dir():
-            raise ConfigError(f"the data folder '{data_dir}' does not exist (set --data or RAG_DATA_DIR); "
-                              "the index was left as it was")
-        loaded: LoadResult = load_documents(data_dir, params.max_file_bytes)
-        report.skipped = loaded.skipped
-        if not loaded.documents:
-            why = "; ".join(f"{s.path}: {s.reason}" for s in loaded.skipped[:5])
-            raise ConfigError(f"no usable articles in '{data_dir}'" + (f" ({why})" if why else "")
-                              + "; the index was left as it was")
-
-        old_files: dict[str, dict] = old.manifest["files"] if (old is not None and reuse) else {}
-        old_docs_by_path = {d.path: d for d in old.documents.values()} if (old is not None and reuse) else {}
-
-        chunks: list[Chunk] = []
-        vectors_parts: list[np.ndarray] = []
-        to_embed: list[Chunk] = []
-        files: dict[str, dict] = {}
-        documents: list[Document] = []
-        new_paths = set()
-        for doc in loaded.documents:
-            new_paths.add(doc.path)
-            documents.append(doc)
-            prev = old_files.get(doc.path)
-            old_doc = old_docs_by_path.get(doc.path)
-            if prev and old_doc is not None and prev["sha256"] == doc.sha256:
-                idx = old.chunk_indices(old_doc.doc_id)
-                chunks.extend(old.chunks[i] for i in idx)
-                vectors_parts.append(np.asarray(old.vectors[idx], dtype=np.float32) if idx else np.zeros((0, embedder.dimension), np.float32))
-                report.unchanged += 1
-                files[doc.path] = {"sha256": doc.sha256, "doc_id": doc.doc_id, "chunks": len(idx)}
-                continue
-            (report.changed if prev else report.added).append(doc.path)
-            doc_chunks = chunk_document(doc, embedder.count_tokens, embedder.max_tokens, params.target_tokens, params.overlap_tokens)
-            chunks.extend(doc_chunks)
-            to_embed.extend(doc_chunks)
-            vectors_parts.append(None)  # placeholder, filled after embedding
-            files[doc.path] = {"sha256": doc.sha256, "doc_id": doc.doc_id, "chunks": len(doc_chunks)}
-        report.removed = sorted(p for p in old_files if p not in new_paths)
-
-        if old is not None and reuse and not rebuild and not report.added and not report.changed and not report.removed \
-                and old.manifest.get("skipped", []) == [s.__dict__ for s in loaded.skipped]:
-            report.documents, report.chunks = len(documents), len(chunks)
-            report.seconds = time.perf_counter() - t0
-            stage("Index is up to date")
-            return report
-
-        if to_embed:
-            stage(f"Embedding {len(to_embed)} chunks with {embedder.model_id}")
-        new_vecs = embedder.embed_passages([c.text for c in to_embed], show_progress=show_progress)
-        report.embedded_chunks = len(to_embed)
-        # put the new vectors into the placeholders, in document order
-        pos = 0
-        filled: list[np.ndarray] = []
-        for doc, part in zip(documents, vectors_parts):
-            if part is None:
-                n = files[doc.path]["chunks"]
-                filled.append(new_vecs[pos:pos + n])
-                pos += n
-            else:
-                filled.append(part)
-        vectors = np.concatenate(filled) if filled else np.zeros((0, embedder.dimension), np.float32)
-        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-
-        stage("Writing the index")
-        manifest = {
-            "format_version": FORMAT_VERSION,
-            "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            "embedding": {
-                "model_id": embedder.model_id,
-                "requested_model": embedder.requested_model,
-                "fallback_reason": embedder.fallback_reason,
-                "dimension": embedder.dimension,
-                "query_prefix": getattr(embedder, "query_prefix", ""),
-                "passage_prefix": getattr(embedder, "passage_prefix", ""),
-            },
-            "chunking": {"target_tokens": params.target_tokens, "overlap_tokens": params.overlap_tokens,
-                         "max_tokens": embedder.max_tokens, "unit": "embedding-model tokens"},
-            "bm25": {"language": params.bm25_language, "library": "bm25s"},
-            "faiss": {},
-            "files": files,
-            "counts": {"documents": len(documents), "chunks": len(chunks), "skipped": len(loaded.skipped)},
-            "skipped": [s.__dict__ for s in loaded.skipped],
-        }
-        _write_version(index_dir, manifest, chunks, documents, vectors, params, embedder.dimension)
-        report.documents, report.chunks, report.wrote = len(documents), len(chunks), True
-        report.seconds = time.perf_counter() - t0
-        return report
-
-
-def _write_version(index_dir: Path, manifest: dict, chunks: list[Chunk], documents: list[Document],
-                   vectors: np.ndarray, params: IndexParams, dimension: int) -> Path:
-    import faiss
-
-    bm25s = _bm25s()
-    name = f"v-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
-    staging = index_dir / f".staging-{name}"
-    staging.mkdir(parents=True)
-    try:
-        faiss_index, kind = make_faiss_index(vectors, dimension, params)
-        manifest["faiss"] = {"type": kind, "metric": "inner_product", "m": params.hnsw_m if kind == "hnsw" else None,
-                             "ef_search": params.hnsw_ef_search}
-        faiss.write_index(faiss_index, str(staging / "faiss.index"))
-        with open(staging / "vectors.npy", "wb") as fh:
-            np.save(fh, vectors)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if chunks:
-            analyzer = BM25Analyzer(params.bm25_language)
-            bm25 = bm25s.BM25()
-            bm25.index(analyzer.tokenize([c.text for c in chunks], return_ids=True), show_progress=False)
-            bm25.save(str(staging / "bm25"), show_progress=False)
-        _write_file(staging / "chunks.jsonl", "".join(json.dumps(c.to_dict(), ensure_ascii=False) + "\n" for c in chunks))
-        _write_file(staging / "documents.json", json.dumps([d.__dict__ for d in documents], ensure_ascii=False))
-        _write_file(staging / "manifest.json", json.dumps(manifest, ensure_ascii=False, indent=2))
-        _fsync_dir(staging)
-        final = index_dir / name
-        os.rename(staging, final)
-        tmp_pointer = index_dir / f".{CURRENT}.tmp"
-        _write_file(tmp_pointer, name + "\n")
-        os.replace(tmp_pointer, index_dir / CURRENT)  # the atomic switch
-        _fsync_dir(index_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    _clean_stale_versions(index_dir)
-    return index_dir / name
-
-
-def _clean_stale_versions(index_dir: Path) -> None:
-    """Remove unfinished staging folders and versions that are no longer active (call under the build lock)."""
-    active = active_version(index_dir)
-    for p in index_dir.iterdir() if index_dir.is_dir() else []:
-        if p.is_dir() and (p.name.startswith(".staging-") or p.name.startswith("v-")) and p != active:
-            shutil.rmtree(p, ignore_errors=True)
+def check_model(manifest: dict, embedder: Embedder, index_dir: Path) -> None:
+    if model_difference(manifest, embedder) is None:
+        return
+    built = manifest["embedding"]
+    raise EmbeddingModelMismatch(
+        f"the index in '{index_dir}' was built with embedding model '{built['model_id']}' "
+        f"({built['dimension']} dimensions, backend {built.get('backend', DEFAULT_BACKEND)}), but the loaded "
+        f"model is '{embedder.model_id}' ({embedder.dimension} dimensions, backend {embedder_backend(embedder)}). "
+        f"Rebuild the index with `rag index --rebuild`, "
+        f"or set RAG_EMBED_MODEL={built.get('requested_model') or built['model_id']} to use the model it was built with."
+    )

@@ -49,7 +49,8 @@ def make_client(api_runtime: Runtime, fake_ollama) -> Iterator:
     def make(rt: Runtime | None = None, **overrides) -> TestClient:
         rt = rt or api_runtime
         settings = rt.settings.model_copy(update={"ollama_host": fake_ollama.url, "llm_probe_timeout": 1.0,
-                                                  "llm_timeout": 20.0, **overrides})
+                                                  "llm_timeout": 20.0,
+                                                  "allowed_hosts": "testserver", **overrides})
         client = TestClient(create_app(settings, runtime=rt), raise_server_exceptions=False)
         client.__enter__()
         clients.append(client)
@@ -666,3 +667,154 @@ def test_stream_arrives_piece_by_piece_and_a_dropped_client_frees_its_slot(live_
     fake_ollama.reply = CITED_REPLY
     r = httpx.post(url + "/api/ask", json={"question": QUESTION}, timeout=30)
     assert r.status_code == 200 and r.json()["answer"]
+
+
+# ============================================================================ hostile input (issue 12, API side)
+
+def test_unknown_host_is_refused(client):
+    r = client.get("/api/documents", headers={"Host": "attacker.example"})
+    assert r.status_code == 400
+    assert client.get("/api/documents", headers={"Host": "localhost:8000"}).status_code == 200
+    assert client.get("/api/documents", headers={"Host": "127.0.0.1"}).status_code == 200
+
+
+def test_default_hosts_are_local_only():
+    from rag.config import Settings
+
+    hosts = Settings().trusted_hosts()
+    assert {"localhost", "127.0.0.1"} <= set(hosts) and "testserver" not in hosts
+    assert "rag.lan" in Settings(allowed_hosts="rag.lan, other.lan").trusted_hosts()
+
+
+@pytest.mark.parametrize("body", [
+    b'{"question": "Wie is \\ud800 Kim?"}',
+    b'{"question": "Wie is \\ud800 Kim?", "stream": true}',
+    b'{"question": "Wie is \\ud800 Kim?", "generator": "extractive", "mode": "bm25"}',
+    b'{"question": "Wie is Kim?", "history": [{"role": "user", "content": "\\udfff"}]}',
+])
+def test_lone_surrogates_are_422(client, body):
+    r = client.post("/api/ask", content=body, headers={"Content-Type": "application/json"})
+    assert r.status_code == 422, r.text
+    assert "surrogate" in r.json()["detail"] or "unicode" in r.json()["detail"].lower()
+
+
+def test_lone_surrogate_in_a_search_is_422(client):
+    r = client.get("/api/search?q=Kim%ED%A0%80")  # the UTF-8-style bytes of \ud800
+    assert r.status_code in (200, 422)  # decoded with replacement characters, or refused: never 500
+    assert client.get("/health").status_code == 200
+
+
+def test_history_of_nulls_is_one_clear_422(client):
+    r = client.post("/api/ask", json={"question": QUESTION, "history": [None, None]})
+    assert r.status_code == 422
+    detail = r.json()["detail"]
+    assert detail.count("history") == 1 and "role" in detail and "JSON object" not in detail, detail
+
+
+def test_search_concurrency_is_capped_with_503(make_client, api_runtime, monkeypatch):
+    c = make_client(max_concurrent_search=1)
+    release = threading.Event()
+    real = api_runtime.retriever.search
+    monkeypatch.setattr(api_runtime.retriever, "search", lambda *a, **k: (release.wait(20), real(*a, **k))[1])
+    first: list = []
+    t = threading.Thread(target=lambda: first.append(c.get("/api/search", params={"q": QUESTION})))
+    t.start()
+    try:
+        wait_until(lambda: c.get("/health").json()["searches"]["running"] == 1, what="the first search to start")
+        r = c.get("/api/search", params={"q": QUESTION})
+        assert r.status_code == 503 and "busy" in r.json()["detail"] and r.headers["Retry-After"]
+    finally:
+        release.set()
+        t.join(20)
+    assert first[0].status_code == 200
+    assert c.get("/api/search", params={"q": QUESTION}).status_code == 200
+
+
+def test_a_departed_client_frees_its_llm_slot(live_server, fake_ollama):
+    url = live_server(max_concurrent_llm=1, max_queued=0, llm_probe_timeout=1.0)
+    fake_ollama.mode = "slow"  # the chat request hangs before its first byte
+    fake_ollama.slow_seconds = 60
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(url + "/api/ask", json={"question": QUESTION, "generator": "ollama"}, timeout=1.0)
+    # the client left: the server notices within a second or two and gives the slot back
+    wait_until(lambda: httpx.get(url + "/health", timeout=5).json()["busy"]["running"] == 0, timeout=5,
+               what="the slot to be freed")
+    fake_ollama.reset()
+
+
+def test_a_departed_client_stops_its_llm_stream(live_server, fake_ollama):
+    url = live_server(max_concurrent_llm=1, max_queued=0)
+    httpx.get(url + "/health")
+    fake_ollama.reply = "Jihyun Park is een Noord-Koreaanse vluchteling" + " en activist" * 60 + " [1]."
+    fake_ollama.piece_delay = 0.1  # ~12 s for the whole answer
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(url + "/api/ask", json={"question": QUESTION, "generator": "ollama"}, timeout=1.5)
+    wait_until(lambda: httpx.get(url + "/health", timeout=5).json()["busy"]["running"] == 0, timeout=5,
+               what="the slot to be freed")
+    # a new ask gets the slot at once
+    fake_ollama.piece_delay = 0.0
+    fake_ollama.reply = CITED_REPLY
+    r = httpx.post(url + "/api/ask", json={"question": QUESTION, "generator": "ollama"}, timeout=30)
+    assert r.status_code == 200 and r.json()["generator"] == "ollama"
+
+
+# ============================================================================ many threads at once
+
+def test_search_and_ask_from_32_threads_match_serial_results(live_server, fake_ollama):
+    """The real model, FAISS and BM25 shared by the server's threads: concurrent answers equal serial ones."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    url = live_server(max_concurrent_search=64, max_concurrent_llm=64, max_queued=64)
+    questions = [QUESTION, "Hoeveel gewonden vielen er bij de aanval op Charkiv?",
+                 "Wie is de dochter van Kim Jong-un?", "Wat zegt Remco Breuker over Noord-Korea?"]
+
+    def search(q: str):
+        r = httpx.get(url + "/api/search", params={"q": q, "k": 5}, timeout=120)
+        assert r.status_code == 200, r.text
+        return [(h["chunk_id"], round(h["score"], 4)) for h in r.json()["results"]]
+
+    def answer(q: str):
+        r = httpx.post(url + "/api/ask", json={"question": q, "generator": "extractive"}, timeout=120)
+        assert r.status_code == 200, r.text
+        a = r.json()
+        return a["answer"], [c["chunk_id"] for c in a["citations"]]
+
+    serial = {("s", q): search(q) for q in questions} | {("a", q): answer(q) for q in questions}
+    jobs = [(kind, q) for _ in range(4) for kind in ("s", "a") for q in questions]  # 32 requests
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        results = list(pool.map(lambda job: (job, (search if job[0] == "s" else answer)(job[1])), jobs))
+    for job, got in results:
+        assert got == serial[job], job
+
+
+def test_server_closes_a_connection_whose_headers_never_end():
+    import socket
+
+    import uvicorn
+
+    from api.server import timed_protocol
+    from tests.api_fixtures import free_port
+
+    async def app(scope, receive, send):
+        if scope["type"] == "http":
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"ok"})
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, http=timed_protocol(1.0),
+                                          log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    wait_until(lambda: server.started, what="uvicorn to start")
+    try:
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n")  # ... and never the blank line
+            s.settimeout(15)
+            assert s.recv(100) == b""  # closed by the server, not by our 15 s timeout
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
+            s.settimeout(15)
+            assert s.recv(100).startswith(b"HTTP/1.1 200")
+    finally:
+        server.should_exit = True
+        thread.join(10)

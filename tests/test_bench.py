@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rag.bench import (
+from bench.bench import (
     SampledEmbedder,
     article_sentences,
     faiss_exact_vs_hnsw,

@@ -190,3 +190,22 @@ def test_fallback_and_errors_are_shown(open_page, fake_ollama, server):
     err.wait_for(timeout=10_000)
     assert "busy" in err.inner_text() and "5 s" in err.inner_text()
     assert page.locator("#send").is_enabled()
+
+
+def test_docs_page_renders_the_answer_schema(browser, server):
+    """/docs (fastapi-offline's Swagger UI, no CDN) renders FastAPI's OpenAPI 3.1 and shows the answer model."""
+    page = browser.new_page(viewport=DESKTOP)
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server.url + "/docs")
+    page.locator(".opblock-summary-path", has_text="/api/ask").first.wait_for(timeout=20_000)
+    assert page.get_by_text("Unable to render this definition").count() == 0
+    # the schema section lists the response models; open AnswerOut and see its fields
+    title = page.locator("section.models .json-schema-2020-12__title", has_text="AnswerOut").first
+    title.wait_for(timeout=10_000)
+    title.click()
+    page.locator("section.models .json-schema-2020-12-property", has_text="abstain_reason").first.wait_for(timeout=10_000)
+    assert page.locator("section.models .json-schema-2020-12-property", has_text="citations").count() >= 1
+    page.screenshot(path="/tmp/rag-browser-docs.png", full_page=True)
+    assert not errors, errors
+    page.close()

@@ -17,9 +17,6 @@ from rag.config import Settings
 from rag.errors import EvalSetError
 from rag.evaluation import (
     EvalConfig,
-    LLMJudge,
-    check_floors,
-    make_floors,
     QAItem,
     first_relevant_rank,
     fold,
@@ -35,6 +32,8 @@ from rag.evaluation import (
     run_eval,
     token_f1,
 )
+from rag.floors import check_floors, make_floors
+from rag.judge import LLMJudge
 from rag.schema import Answer, Chunk, Citation, Hit
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -34,11 +34,11 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from .chunking import sentence_spans
-from .config import OFFLINE_EMBED_MODEL, Settings
-from .documents import load_documents
-from .evaluation import evidence_in, load_qa
-from .schema import Document
+from rag.chunking import sentence_spans
+from rag.config import OFFLINE_EMBED_MODEL, Settings
+from rag.documents import load_documents
+from rag.evaluation import hit_at_k, load_qa, relevance
+from rag.schema import Document
 
 log = logging.getLogger(__name__)
 
@@ -169,7 +169,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def fold(text: str) -> str:
+def squeeze(text: str) -> str:
+    """White space squeezed: how a sentence is keyed (not ``rag.text.fold``, which also folds case)."""
     return " ".join(text.split())
 
 
@@ -182,7 +183,7 @@ def article_sentences(documents: Sequence[Document], min_chars: int = 25) -> lis
     out: list[str] = []
     for doc in documents:
         for s, e in sentence_spans(doc.text):
-            t = fold(doc.text[s:e])
+            t = squeeze(doc.text[s:e])
             if len(t) < min_chars or t.startswith("#") or t in seen:
                 continue
             seen.add(t)
@@ -193,7 +194,7 @@ def article_sentences(documents: Sequence[Document], min_chars: int = 25) -> lis
 def simulate_chunk_count(sizes: Sequence[int], target: int, overlap: int) -> int:
     """How many chunks ``rag.chunking.chunk_spans`` makes of sentences with these token counts
     (the same packing, with a sentence's size summed instead of re-counted)."""
-    from .chunking import pack
+    from rag.chunking import pack
 
     overlap = max(0, min(overlap, target // 2))
     units: list[int] = []
@@ -288,7 +289,7 @@ class SampledEmbedder:
         for i, text in enumerate(texts):
             if i in chosen:
                 continue
-            vecs = [self.sentence_vectors[k] for k in (fold(text[s:e]) for s, e in sentence_spans(text))
+            vecs = [self.sentence_vectors[k] for k in (squeeze(text[s:e]) for s, e in sentence_spans(text))
                     if k in self.sentence_vectors]
             if vecs:
                 v = np.mean(vecs, axis=0)
@@ -305,8 +306,8 @@ class SampledEmbedder:
 # ============================================================================ indexing
 
 def _build(data_dir: Path, index_dir: Path, embedder, params) -> dict[str, Any]:
-    """``rag.store.build_index`` with a fresh index; stage times from its on_stage messages."""
-    from .store import build_index
+    """``rag.indexer.build_index`` with a fresh index; stage times from its on_stage messages."""
+    from rag.indexer import build_index
 
     marks: list[tuple[str, float]] = []
     t0 = time.perf_counter()
@@ -342,8 +343,8 @@ def raw_encode_rate(model, texts: Sequence[str], batch_size: int, repeats: int =
 # ============================================================================ retrieval
 
 def retrieval_latency(index_dir: Path, embedder, settings: Settings, questions: Sequence[str], k: int = 5) -> dict[str, Any]:
-    from .retrieval import FusionParams, Retriever
-    from .store import IndexStore
+    from rag.retrieval import FusionParams, Retriever
+    from rag.store import IndexStore
 
     out: dict[str, Any] = {}
     loaded = {}
@@ -499,9 +500,10 @@ def answerable(items) -> list:
     return [it for it in items if it.answerable]
 
 
-def hit_at_k(texts_per_question: Sequence[Sequence[str]], items, k: int) -> float:
-    hits = sum(1 for texts, it in zip(texts_per_question, items) if any(evidence_in(t, it.evidence) for t in texts[:k]))
-    return round(hits / max(1, len(items)), 4)
+def hit_rate(texts_per_question: Sequence[Sequence[str]], items, k: int) -> float:
+    """Share of questions with an evidence phrase in the top ``k`` texts (``rag.evaluation.hit_at_k``)."""
+    per_q = [relevance(texts, it.evidence) for texts, it in zip(texts_per_question, items)]
+    return round(sum(hit_at_k(m, k) for m in per_q) / max(1, len(items)), 4)
 
 
 def our_hits(retriever, items, k: int, mode: str, cache=None) -> tuple[float, dict[str, Any]]:
@@ -513,16 +515,17 @@ def our_hits(retriever, items, k: int, mode: str, cache=None) -> tuple[float, di
         hits = retriever.search(it.question, k=k, mode=mode)
         lat.append((time.perf_counter() - t) * 1000)
         texts.append([h.chunk.text for h in hits])
-    return hit_at_k(texts, items, k), percentiles(lat)
+    return hit_rate(texts, items, k), percentiles(lat)
 
 
 # ============================================================================ embedding backends
 
 def embedding_backends(settings: Settings, work: Path, shipped_data: Path, items, torch_embedder, repeats: int,
                        on_stage: Callable[[str], None]) -> list[dict[str, Any]]:
-    from .embedding import load_embedder
-    from .retrieval import FusionParams, Retriever
-    from .store import IndexParams, IndexStore
+    from rag.embedding import load_embedder
+    from rag.retrieval import FusionParams, Retriever
+    from rag.indexer import IndexParams
+    from rag.store import IndexStore
 
     rows: list[dict[str, Any]] = []
     ans = answerable(items)
@@ -639,7 +642,7 @@ def langchain_compare(documents: Sequence[Document], items, model_path: str, emb
         lat.append((time.perf_counter() - t) * 1000)
         texts.append([d.page_content for d in found])
     for mode in MODES:
-        ours[f"hit@4_{mode}"] = hit_at_k(our_texts[mode], ans, 4)
+        ours[f"hit@4_{mode}"] = hit_rate(our_texts[mode], ans, 4)
         ours[f"query_ms_{mode}"] = percentiles(our_lat[mode])
     max_tokens = embedder.max_tokens
     too_long = sum(1 for d in docs if embedder.count_tokens(d.page_content) > max_tokens)
@@ -651,7 +654,7 @@ def langchain_compare(documents: Sequence[Document], items, model_path: str, emb
         "chunks_over_model_limit": too_long, "model_limit_tokens": max_tokens,
         "index_s": round(t2 - t0, 3), "split_s": round(t1 - t0, 3), "embed_and_faiss_s": round(t2 - t1, 3),
         "chunks_per_s": round(len(docs) / (t2 - t0), 1), "query_ms": percentiles(lat),
-        "hit@4": hit_at_k(texts, ans, 4), "questions": len(ans), "ours": ours,
+        "hit@4": hit_rate(texts, ans, 4), "questions": len(ans), "ours": ours,
     }
 
 
@@ -780,30 +783,36 @@ def api_load(server: Server, plan: BenchPlan, questions: Sequence[str], on_stage
 
 def model_loads_per_process(settings: Settings, questions: Sequence[str]) -> dict[str, Any]:
     """Start the app in-process (its start-up loads the model and the index), send searches and
-    extractive asks, and count how often an embedding model was loaded."""
+    extractive asks, and count how often an embedding model was loaded (sentence-transformers logs
+    "Load pretrained SentenceTransformer" at each load: counted by a log handler, nothing patched)."""
+    import logging
+
     from fastapi.testclient import TestClient
 
     from api.app import create_app
 
-    from . import embedding
-
     calls = {"n": 0}
-    original = embedding._load_st
 
-    def counting(*a, **kw):
-        calls["n"] += 1
-        return original(*a, **kw)
+    class CountLoads(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "Load pretrained SentenceTransformer" in record.getMessage():
+                calls["n"] += 1
 
-    embedding._load_st = counting
+    st_log = logging.getLogger("sentence_transformers.SentenceTransformer")
+    handler, level = CountLoads(), st_log.level
+    st_log.addHandler(handler)
+    st_log.setLevel(logging.INFO)
     try:
-        app = create_app(settings.model_copy(update={"ollama_host": f"http://127.0.0.1:{free_port()}"}))
+        app = create_app(settings.model_copy(update={"ollama_host": f"http://127.0.0.1:{free_port()}",
+                                                     "allowed_hosts": "testserver"}))
         with TestClient(app) as client:
             statuses = []
             for q in questions[:3]:
                 statuses.append(client.get("/api/search", params={"q": q}).status_code)
                 statuses.append(client.post("/api/ask", json={"question": q, "generator": "extractive"}).status_code)
     finally:
-        embedding._load_st = original
+        st_log.removeHandler(handler)
+        st_log.setLevel(level)
     return {"model_loads": calls["n"], "requests": len(statuses), "statuses": dict(Counter(statuses))}
 
 
@@ -811,8 +820,8 @@ def model_loads_per_process(settings: Settings, questions: Sequence[str]) -> dic
 
 def run_bench(plan: BenchPlan, settings: Settings, qa_path: Path, work: Path,
               on_stage: Callable[[str], None] = lambda m: None) -> dict[str, Any]:
-    from .embedding import load_embedder, offline_model_path
-    from .store import IndexParams
+    from rag.embedding import load_embedder, offline_model_path
+    from rag.indexer import IndexParams
 
     t_start = time.perf_counter()
     notes: list[str] = []
@@ -840,7 +849,7 @@ def run_bench(plan: BenchPlan, settings: Settings, qa_path: Path, work: Path,
     embedder.embed_passages(["warm-up"])
     shipped_index = work / "idx-shipped"
     shipped = _build(data_dir, shipped_index, embedder, params)
-    from .store import IndexStore
+    from rag.store import IndexStore
 
     shipped_store = IndexStore.load(shipped_index, embedder=embedder)
     shipped_texts = [c.text for c in shipped_store.chunks]
@@ -948,7 +957,7 @@ def run_bench(plan: BenchPlan, settings: Settings, qa_path: Path, work: Path,
     # ---------------------------------------------------------------- LangChain beside ours
     if "langchain" in plan.sections:
         on_stage("LangChain FAISS vector store on the same articles")
-        from .retrieval import FusionParams, Retriever
+        from rag.retrieval import FusionParams, Retriever
 
         retriever = Retriever(shipped_store, embedder, FusionParams.from_settings(settings))
         ours: dict[str, Any] = {"index_s": shipped["seconds"], "chunks": shipped["chunks"],
@@ -1016,7 +1025,7 @@ def print_report(report: dict[str, Any], console) -> None:
                   f"{md.get('load_s')} s", highlight=False)
 
     if report.get("indexing"):
-        t = Table(title="Indexing (rag.store.build_index, full rebuild)")
+        t = Table(title="Indexing (rag.indexer.build_index, full rebuild)")
         for c in ("collection", "docs", "chunks", "seconds", "chunks/s", "embedding", "load+chunk s", "embed s",
                   "write s", "raw encode chunks/s", "pipeline/raw"):
             t.add_column(c, justify="right" if c not in ("collection", "embedding") else "left")

@@ -1,0 +1,171 @@
+"""Running an answer for one HTTP request: as JSON (cancelled when the client leaves) or as
+Server-Sent Events. The pipeline runs in worker threads; the LLM slot is released however it ends."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from typing import Any, AsyncIterator, Callable, Iterator
+
+import anyio
+from fastapi import Request
+from fastapi.responses import StreamingResponse
+from starlette.types import Receive, Scope, Send
+
+from rag.errors import LLMError, RagError
+
+from .errors import ClientGone, error_body, status_for
+
+log = logging.getLogger(__name__)
+
+DISCONNECT_POLL = 0.25  # seconds between checks whether the client is still there
+
+
+class ClientLeft(LLMError):
+    """Raised inside the pipeline's LLM stream when the client has gone (ends the call)."""
+
+
+class CancellableLLM:
+    """The request's view of the LLM adapter: ``cancel()`` (from the event loop) makes every stream
+    it handed out stop at its next piece, closing the stream (and so the connection to Ollama);
+    a stream asked for after ``cancel()`` never starts."""
+
+    def __init__(self, llm: Any) -> None:
+        self._llm = llm
+        self._cancelled = threading.Event()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._llm, name)
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+
+    def stream_chat(self, messages: list[dict], **kw) -> Iterator[str]:
+        if self._cancelled.is_set():
+            raise ClientLeft("the client closed the connection")
+        inner = self._llm.stream_chat(messages, **kw)
+        cancelled = self._cancelled
+
+        def pieces() -> Iterator[str]:
+            try:
+                for piece in inner:
+                    if cancelled.is_set():
+                        raise ClientLeft("the client closed the connection")
+                    yield piece
+            finally:
+                close = getattr(inner, "close", None)
+                if close is not None:
+                    close()
+
+        return pieces()
+
+
+async def run_until_disconnected(request: Request, work: Callable[[], Any], on_disconnect: Callable[[], None]) -> Any:
+    """``work()`` in a worker thread, while watching the client. When it leaves: ``on_disconnect()``
+    and ``ClientGone`` at once (the thread is left to end on its own; it holds nothing of the caller's)."""
+    result: dict[str, Any] = {}
+
+    async def run(scope: anyio.CancelScope) -> None:
+        try:
+            result["value"] = await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
+        except BaseException as e:  # noqa: BLE001 - re-raised below, outside the task group
+            result["error"] = e
+        scope.cancel()
+
+    async def watch(scope: anyio.CancelScope) -> None:
+        while not await request.is_disconnected():
+            await anyio.sleep(DISCONNECT_POLL)
+        result["gone"] = True
+        on_disconnect()
+        scope.cancel()
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(run, tg.cancel_scope)
+        tg.start_soon(watch, tg.cancel_scope)
+    if "value" in result:
+        return result["value"]
+    if "error" in result and not isinstance(result["error"], anyio.get_cancelled_exc_class()):
+        raise result["error"]
+    raise ClientGone()
+
+
+# ----------------------------------------------------------------------------- streaming
+
+_DONE = object()
+
+
+def next_event(it: Iterator) -> Any:
+    try:
+        return next(it)
+    except StopIteration:
+        return _DONE
+
+
+def sse(event: str, data: Any) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+def event_payload(ev) -> tuple[str, Any]:
+    if ev.kind == "sources":
+        return "sources", {"sources": [h.to_dict() for h in ev.data]}
+    if ev.kind == "token":
+        return "token", {"text": ev.data}
+    if ev.kind == "done":
+        return "done", ev.data.to_dict()
+    return str(ev.kind), ev.data
+
+
+class GuardedStream(StreamingResponse):
+    """A streaming response that runs ``on_close`` however it ends (finished, client gone, error),
+    even when the body was never iterated."""
+
+    def __init__(self, content: AsyncIterator[str], on_close, **kw) -> None:
+        super().__init__(content, **kw)
+        self._on_close = on_close
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._on_close()
+
+
+def stream_answer(gen: Iterator, first: Any, release: Callable[[], None]) -> GuardedStream:
+    """Forward the pipeline's events (``first`` already fetched) as SSE. The generator is advanced
+    in worker threads, one ``next()`` at a time; it is closed (which closes the LLM stream) and
+    ``release`` called when the response ends for any reason."""
+    closed = False
+
+    async def close() -> None:
+        nonlocal closed
+        if not closed:
+            closed = True
+            try:
+                with anyio.CancelScope(shield=True):  # also when the client went away (cancelled)
+                    await anyio.to_thread.run_sync(gen.close)
+            except Exception as e:  # closing a broken stream
+                log.debug("closing the answer stream: %s", e)
+            finally:
+                release()
+
+    async def events() -> AsyncIterator[str]:
+        ev = first
+        try:
+            while ev is not _DONE:
+                name, data = event_payload(ev)
+                yield sse(name, data)
+                if name == "done":
+                    break
+                ev = await anyio.to_thread.run_sync(next_event, gen)
+        except Exception as exc:  # after the 200 went out, errors travel as an event
+            status = status_for(exc)
+            if status >= 500 and not isinstance(exc, RagError):
+                log.error("answer stream failed", exc_info=exc)
+            body = error_body(exc)
+            yield sse("error", {"message": body["detail"], "error": body["error"], "status": status})
+        finally:
+            await close()
+
+    return GuardedStream(events(), close, media_type="text/event-stream",
+                         headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})

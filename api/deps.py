@@ -1,0 +1,112 @@
+"""The app's shared state and the dependencies routes ask for: state, pipeline, API key, LLM status."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import anyio
+from fastapi import Depends, Header, HTTPException, Request
+
+from rag.config import Settings
+from rag.errors import IndexNotFound
+from rag.runtime import Runtime
+
+from .gates import LLMGate, SearchLimiter
+
+log = logging.getLogger(__name__)
+
+
+class StatusProbe:
+    """The LLM's status for /health and for ``auto`` asks, never awaited longer than ``timeout``.
+    One probe runs at a time (in a worker thread); the adapter itself caches the answer."""
+
+    def __init__(self, llm: Any, timeout: float) -> None:
+        self.llm = llm
+        self.timeout = timeout
+        self._task: asyncio.Task | None = None
+
+    def kick(self) -> asyncio.Task:
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(anyio.to_thread.run_sync(self.llm.status, abandon_on_cancel=True))
+            self._task.add_done_callback(_ignore_result)
+        return self._task
+
+    async def get(self):
+        if self.llm is None:
+            return None
+        try:
+            return await asyncio.wait_for(asyncio.shield(self.kick()), self.timeout)
+        except asyncio.TimeoutError:
+            return _unreachable(self.llm, f"the LLM server did not answer the status check within {self.timeout:g} s")
+        except Exception as e:  # a broken adapter: report it, do not fail /health
+            log.warning("LLM status probe failed: %s", e)
+            return _unreachable(self.llm, f"status check failed: {e}")
+
+
+def _ignore_result(task: asyncio.Task) -> None:
+    if not task.cancelled():
+        task.exception()  # mark retrieved: no "exception was never retrieved" noise
+
+
+def _unreachable(llm: Any, detail: str):
+    from rag.llm import LLMStatus
+
+    return LLMStatus(reachable=False, model_available=False, model=getattr(llm, "model", ""), detail=detail)
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    runtime: Runtime | None = None
+    llm: Any = None
+    pipeline: Any = None
+    owns_llm: bool = False
+    gate: LLMGate = field(default_factory=lambda: LLMGate(1, 0))
+    searches: SearchLimiter = field(default_factory=lambda: SearchLimiter(8))
+    status: StatusProbe | None = None
+    reindex_lock: asyncio.Lock | None = None
+    started_at: float = field(default_factory=time.time)
+
+    def make_pipeline(self, runtime: Runtime):
+        from rag.pipeline import Pipeline
+
+        return Pipeline(runtime.retriever, self.llm, self.settings)
+
+
+def get_state(request: Request) -> AppState:
+    state: AppState = request.app.state.rag
+    if state.runtime is None:
+        raise IndexNotFound("the index is not loaded yet; try again in a moment")
+    return state
+
+
+def get_pipeline(state: Annotated[AppState, Depends(get_state)]):
+    if state.pipeline is None:
+        state.pipeline = state.make_pipeline(state.runtime)
+    return state.pipeline
+
+
+def require_api_key(
+    request: Request,
+    authorization: Annotated[str | None, Header()] = None,
+    x_api_key: Annotated[str | None, Header()] = None,
+) -> None:
+    expected = request.app.state.rag.settings.api_key
+    if not expected:
+        raise HTTPException(403, "re-indexing over HTTP is off: start the server with RAG_API_KEY set to enable it")
+    given = x_api_key
+    if authorization and authorization.lower().startswith("bearer "):
+        given = authorization[7:].strip()
+    if not given or not hmac.compare_digest(given.encode(), expected.encode()):
+        raise HTTPException(401, "a valid API key is required (header 'Authorization: Bearer <key>' or 'X-API-Key')",
+                            headers={"WWW-Authenticate": "Bearer"})
+
+
+StateDep = Annotated[AppState, Depends(get_state)]
+PipelineDep = Annotated[Any, Depends(get_pipeline)]
+ApiKeyDep = Annotated[None, Depends(require_api_key)]

@@ -1,0 +1,87 @@
+"""Admission control: at most so many LLM answers (with a short waiting line) and searches at once;
+beyond that a clear 503 (``ServerBusy``). The gates live on the event loop (no threads touch them)."""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+from contextlib import asynccontextmanager
+from typing import AsyncIterator
+
+from .errors import ServerBusy
+
+
+class LLMGate:
+    """At most ``limit`` asks at once and at most ``max_queued`` waiting; more -> ``ServerBusy``."""
+
+    def __init__(self, limit: int, max_queued: int) -> None:
+        self.limit = max(1, int(limit))
+        self.max_queued = max(0, int(max_queued))
+        self.active = 0
+        self.waiting = 0
+        self._waiters: collections.deque[asyncio.Future] = collections.deque()
+
+    async def acquire(self) -> None:
+        if self.active < self.limit and not self._waiters_alive():
+            self.active += 1
+            return
+        if self.waiting >= self.max_queued:
+            raise ServerBusy(f"the server is busy ({self.active} answers running, {self.waiting} waiting); "
+                             f"try again in a few seconds")
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        self._waiters.append(fut)
+        self.waiting += 1
+        try:
+            await fut  # release() hands its slot over by resolving the future
+        except asyncio.CancelledError:
+            if fut.done() and not fut.cancelled():  # got the slot, but the request went away
+                self.release()
+            raise
+        finally:
+            self.waiting -= 1
+
+    def _waiters_alive(self) -> bool:
+        return any(not f.done() for f in self._waiters)
+
+    def release(self) -> None:
+        while self._waiters:
+            fut = self._waiters.popleft()
+            if not fut.done():
+                fut.set_result(None)  # the slot passes to the next waiter: active stays the same
+                return
+        self.active = max(0, self.active - 1)
+
+
+class NoGate:
+    """For answers that use no LLM (extractive): no slot to take."""
+
+    async def acquire(self) -> None:
+        return None
+
+    def release(self) -> None:
+        return None
+
+
+NO_GATE = NoGate()
+
+
+
+
+class SearchLimiter:
+    """At most ``limit`` searches at once; one more is refused at once (searches are short, and a
+    line of them would only make every one slow)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = max(1, int(limit))
+        self.active = 0
+
+    @asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        if self.active >= self.limit:
+            raise ServerBusy(f"the server is busy ({self.active} searches running, at most {self.limit}); "
+                             "try again in a moment")
+        self.active += 1
+        try:
+            yield
+        finally:
+            self.active -= 1
