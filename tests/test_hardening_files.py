@@ -68,14 +68,40 @@ def test_index_and_reindex_with_an_undecodable_name(tmp_path, embedder):
 # ----------------------------------------------------------------------------- item 6: deep trees
 
 def test_990_nested_folders_load_without_recursion_error(tmp_path):
+    top = tmp_path / "d"
     deep = tmp_path
-    for _ in range(990):  # one by one: Path.mkdir(parents=True) itself recurses
-        deep = deep / "d"
-        deep.mkdir()
-    (deep / "diep.md").write_text("# Diep\n\nHeel diep verstopt.\n", "utf-8")
-    result = load_documents(tmp_path)
-    assert [d.title for d in result.documents] == ["Diep"]
-    assert result.documents[0].path == "d/" * 990 + "diep.md"
+    try:
+        for _ in range(990):  # one by one: Path.mkdir(parents=True) itself recurses
+            deep = deep / "d"
+            deep.mkdir()
+        (deep / "diep.md").write_text("# Diep\n\nHeel diep verstopt.\n", "utf-8")
+        result = load_documents(tmp_path)
+        assert [d.title for d in result.documents] == ["Diep"]
+        assert result.documents[0].path == "d/" * 990 + "diep.md"
+    finally:
+        _remove_deep(top)  # pytest's own clean-up of old tmp folders is recursive and would crash on it
+
+
+def _remove_deep(top: Path) -> None:
+    """Remove a folder chain of any depth without recursion: down to the bottom, then up."""
+    if not top.exists():
+        return
+    path = top
+    while subs := [p for p in path.iterdir() if p.is_dir() and not p.is_symlink()]:
+        path = subs[0]
+    while True:
+        for p in path.iterdir():
+            if p.is_dir() and not p.is_symlink():
+                break  # a side branch: go down it first
+        else:
+            for p in path.iterdir():
+                p.unlink()
+            path.rmdir()
+            if path == top:
+                return
+            path = path.parent
+            continue
+        path = p
 
 
 # ----------------------------------------------------------------------------- item 7: links and special files
