@@ -14,6 +14,9 @@ stream cut off, no done line, non-JSON      ``LLMStreamBroken``
 any other error answer from the server      ``LLMError``
 ==========================================  =====================
 
+A stall or break message says what had arrived ("stopped after 3 pieces (13 characters)
+..."); only when no piece came does it hint that a model may still be loading.
+
 Time limits: ``timeout`` bounds every wait for the server (connecting, and each
 read -- so a server that does not send its first byte in time fails after
 ``timeout`` seconds), and the whole request is also checked against it after
@@ -37,14 +40,7 @@ from rag.errors import ConfigError, LLMError, LLMModelNotFound, LLMStreamBroken,
 from rag.llm_stream import ChatStream, Progress
 from rag.tokens import count_message_tokens, count_tokens
 
-__all__ = [
-    "ChatStream",
-    "LLM",
-    "LLMStatus",
-    "OllamaLLM",
-    "count_message_tokens",
-    "count_tokens",
-]
+__all__ = ["ChatStream", "LLM", "LLMStatus", "OllamaLLM", "count_message_tokens", "count_tokens"]
 
 log = logging.getLogger(__name__)
 
@@ -281,8 +277,7 @@ class OllamaLLM:
         return ChatStream(lambda on_connect: self._stream(request, progress, on_connect), progress)
 
     def _stream_client(self, on_connect: Callable[[Any], None]) -> ollama.Client:
-        """A client of its own for one streamed answer, so that its socket can be cut: httpx's
-        ``trace`` extension hands over each new connection's network stream."""
+        """A client of its own for one answer, so its socket can be cut (httpx's ``trace`` hands it over)."""
 
         def trace(event: str, info: dict) -> None:
             if event.startswith("connection.connect_") and event.endswith(".complete"):
