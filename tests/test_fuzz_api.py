@@ -6,8 +6,9 @@ operation in ``/openapi.json`` gets generated requests -- valid ones and schema-
 (schemathesis' examples, coverage and fuzzing phases). Checked for every response:
 
 * no 5xx (``not_a_server_error``),
-* the response conforms to the schema: its body (``response_schema_conformance``) and its
-  content type (``content_type_conformance``),
+* the response conforms to the schema: its status code is documented (``status_code_conformance``),
+  its body matches (``response_schema_conformance``), and so does its content type
+  (``content_type_conformance``),
 
 and afterwards the server still answers ``/health`` (no LLM slot left taken) and a real ask and an
 authorised re-index. ``test_explicit_cases`` adds what generation does not make: every real document
@@ -44,7 +45,11 @@ schemathesis = pytest.importorskip("schemathesis")  # the `test` extra
 from hypothesis import HealthCheck, settings  # noqa: E402
 from schemathesis.checks import not_a_server_error  # noqa: E402
 from schemathesis.core.failures import FailureGroup  # noqa: E402
-from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance  # noqa: E402
+from schemathesis.specs.openapi.checks import (  # noqa: E402
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from api.app import create_app  # noqa: E402
 from rag.config import Settings  # noqa: E402
@@ -56,7 +61,7 @@ from tests.fake_ollama import FakeOllama  # noqa: E402
 FUZZ_EXAMPLES = int(os.environ.get("RAG_FUZZ_EXAMPLES", "40"))
 FUZZ_RANDOM = os.environ.get("RAG_FUZZ_RANDOM", "") not in ("", "0")
 API_KEY = "fuzz-sleutel-123"
-CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
+CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance, content_type_conformance]
 
 # what was sent, per operation: {"POST /api/ask": Counter({200: 31, 422: 12})}
 SENT: dict[str, Counter] = defaultdict(Counter)
@@ -101,6 +106,14 @@ KNOWN_FAILURES = [
      lambda case, response, failure: response.status_code == 422
      and type(failure).__name__ == "JsonSchemaError"
      and isinstance(_error_body(response).get("detail"), str) and "error" in _error_body(response)),
+    # TODO(issue 12, found by this fuzz run): error answers the app gives but its OpenAPI document does
+    # not list -- 404 on GET /api/documents/{doc_id}, 400 (body not JSON) and 413 (body too large) on
+    # POST /api/ask. Same root cause as above: the error responses must be declared.
+    # (Some of these bodies are Starlette's / FastAPI's defaults without the app's "error" field:
+    # a 404 for a doc id with a newline misses the route, a 400 for a body that is not UTF-8.)
+    ("issue 12 (fuzz): 4xx error status not in the OpenAPI document",
+     lambda case, response, failure: 400 <= response.status_code < 500
+     and type(failure).__name__ == "UndefinedStatusCode" and isinstance(_error_body(response).get("detail"), str)),
 ]
 
 
@@ -179,7 +192,7 @@ def _check(case, fuzz_server: str) -> None:
             known = _known(case, response, failure)
             key = (f"{case.method.upper()} {case.path}", response.status_code, failure.title, known or "NEW")
             if key not in FOUND:
-                FOUND[key] = [0, case.as_curl_command(base_url=fuzz_server)[:300]]
+                FOUND[key] = [0, case.as_curl_command(base_url=fuzz_server)[:300], response.text[:160]]
             FOUND[key][0] += 1
             if known is None:
                 unknown.append(failure)
@@ -232,9 +245,9 @@ def test_server_is_healthy_after_the_fuzz_run(fuzz_server, capsys):
     for operation in sorted(SENT):
         codes = ", ".join(f"{code}: {n}" for code, n in sorted(SENT[operation].items(), key=lambda c: (len(c[0]), c)))
         lines.append(f"  {operation:32s} {sum(SENT[operation].values()):5d}  ({codes})")
-    for (operation, status, title, known), (count, curl) in sorted(FOUND.items()):
+    for (operation, status, title, known), (count, curl, body) in sorted(FOUND.items()):
         lines.append(f"  {'known, filtered' if known != 'NEW' else 'FAILURE'}: {operation} -> {status}: {title} "
-                     f"({count}x){' [' + known + ']' if known != 'NEW' else ''}\n      e.g. {curl}")
+                     f"({count}x){' [' + known + ']' if known != 'NEW' else ''}\n      e.g. {curl}\n      -> {body}")
     report = "\n".join(lines)
     with capsys.disabled():
         print("\n" + report)
