@@ -14,6 +14,9 @@ stream cut off, no done line, non-JSON      ``LLMStreamBroken``
 any other error answer from the server      ``LLMError``
 ==========================================  =====================
 
+A stall or break message says what had arrived ("stopped after 3 pieces (13 characters)
+..."); only when no piece came does it hint that a model may still be loading.
+
 Time limits: ``timeout`` bounds every wait for the server (connecting, and each
 read -- so a server that does not send its first byte in time fails after
 ``timeout`` seconds), and the whole request is also checked against it after
@@ -24,11 +27,9 @@ each streamed piece. ``status()`` uses a separate client with the short
 from __future__ import annotations
 
 import logging
-import math
-import re
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -36,14 +37,10 @@ import httpx
 import ollama
 
 from rag.errors import ConfigError, LLMError, LLMModelNotFound, LLMStreamBroken, LLMTimeout, LLMUnavailable
+from rag.llm_stream import ChatStream, Progress
+from rag.tokens import count_message_tokens, count_tokens
 
-__all__ = [
-    "LLM",
-    "LLMStatus",
-    "OllamaLLM",
-    "count_message_tokens",
-    "count_tokens",
-]
+__all__ = ["ChatStream", "LLM", "LLMStatus", "OllamaLLM", "count_message_tokens", "count_tokens"]
 
 log = logging.getLogger(__name__)
 
@@ -78,41 +75,6 @@ class LLM(Protocol):
     def stream_chat(
         self, messages: list[dict], *, num_ctx: int | None = None, max_tokens: int | None = None
     ) -> Iterator[str]: ...
-
-
-# ----------------------------------------------------------- token estimate
-_WORD = re.compile(r"\S+")
-_DIGIT = re.compile(r"\d")
-
-
-def count_tokens(text: str) -> int:
-    """Approximate token count of ``text`` -- deliberately an OVER-estimate.
-
-    There is no tokenizer for the Ollama model available locally, so prompt
-    budgets use this estimate: ``max(chars / 3, words * 1.6)``, where every
-    digit counts as a whole token (Qwen2 tokenizes numbers digit by digit).
-    BPE tokenizers of current models average ~3.5-4.5 characters and ~1.2-1.5
-    tokens per word on English and Dutch prose, so the estimate is higher than
-    the real count for ordinary text and a prompt budgeted with it stays under
-    ``num_ctx``.
-    """
-    if not text:
-        return 0
-    digits = len(_DIGIT.findall(text))
-    by_chars = (len(text) - digits) / 3.0 + digits
-    by_words = len(_WORD.findall(text)) * 1.6
-    return math.ceil(max(by_chars, by_words))
-
-
-# per-message chat-template overhead (``<|im_start|>role\n ... <|im_end|>\n``),
-# plus the assistant header the template appends
-_MESSAGE_OVERHEAD = 6
-_REPLY_PRIMER = 3
-
-
-def count_message_tokens(messages: Sequence[Mapping[str, Any]]) -> int:
-    """Over-estimate of the prompt tokens of a chat (contents plus template overhead)."""
-    return _REPLY_PRIMER + sum(count_tokens(str(m.get("content") or "")) + _MESSAGE_OVERHEAD for m in messages)
 
 
 # ------------------------------------------------------------------ helpers
@@ -191,8 +153,10 @@ class OllamaLLM:
         self.status_ttl = status_ttl
 
         connect = min(self.timeout, max(self.probe_timeout, MAX_CONNECT_TIMEOUT))
+        self._timeout = httpx.Timeout(self.timeout, connect=connect)
+        self._ssl_context = httpx.create_ssl_context()  # made once: each streamed answer has its own client
         try:
-            self._client = ollama.Client(host=host, timeout=httpx.Timeout(self.timeout, connect=connect))
+            self._client = ollama.Client(host=host, timeout=self._timeout)
             self._probe_client = ollama.Client(host=host, timeout=httpx.Timeout(self.probe_timeout))
         except Exception as exc:  # malformed host
             raise ConfigError(f"cannot use Ollama host {host!r}: {exc}") from exc
@@ -302,26 +266,42 @@ class OllamaLLM:
 
     def stream_chat(
         self, messages: list[dict], *, num_ctx: int | None = None, max_tokens: int | None = None
-    ) -> Iterator[str]:
+    ) -> "ChatStream":
         """The answer piece by piece. Arguments are checked now; the request is sent on
         the first ``next()``. Errors are raised from the iteration -- a broken stream
-        after the pieces that did arrive. Closing the iterator early closes the connection
-        (Ollama then stops generating)."""
+        after the pieces that did arrive. ``close()`` (from any thread, also while another
+        thread waits in ``next()``) cuts the connection: Ollama sees the client leave and
+        stops generating, and the waiting ``next()`` ends the iteration."""
         request = self._request(messages, num_ctx, max_tokens)
-        return self._stream(request)
+        progress = Progress()
+        return ChatStream(lambda on_connect: self._stream(request, progress, on_connect), progress)
 
-    def _stream(self, request: dict) -> Iterator[str]:
+    def _stream_client(self, on_connect: Callable[[Any], None]) -> ollama.Client:
+        """A client of its own for one answer, so its socket can be cut (httpx's ``trace`` hands it over)."""
+
+        def trace(event: str, info: dict) -> None:
+            if event.startswith("connection.connect_") and event.endswith(".complete"):
+                on_connect(info.get("return_value"))
+
+        def add_trace(request: httpx.Request) -> None:
+            request.extensions["trace"] = trace
+
+        return ollama.Client(host=self.host, timeout=self._timeout, verify=self._ssl_context,
+                             event_hooks={"request": [add_trace]})
+
+    def _stream(self, request: dict, progress: Progress, on_connect: Callable[[Any], None]) -> Iterator[str]:
         deadline = time.monotonic() + self.timeout
+        client = self._stream_client(on_connect)
         parts = None
-        pieces = 0
         done = False
         try:
-            parts = self._client.chat(stream=True, **request)
+            parts = client.chat(stream=True, **request)
             for part in parts:
                 if not done:
                     content = part.message.content if part.message is not None else None
                     if content:
-                        pieces += 1
+                        progress.pieces += 1
+                        progress.chars += len(content)
                         yield content
                     if part.done:
                         done = True
@@ -329,21 +309,23 @@ class OllamaLLM:
                 if time.monotonic() > deadline:
                     raise LLMTimeout(
                         f"Ollama at {self.host} did not finish the answer within {self.timeout:g} s "
-                        f"(model {self.model}); raise RAG_LLM_TIMEOUT or lower max_answer_tokens."
+                        f"(model {self.model}; {progress} had arrived); raise RAG_LLM_TIMEOUT or lower "
+                        "max_answer_tokens."
                     )
         except LLMError:
             raise
         except Exception as exc:
-            raise self._translate(exc, timeout=self.timeout, pieces=pieces) from exc
+            raise self._translate(exc, timeout=self.timeout, progress=progress) from exc
         finally:
             if parts is not None:
                 try:
                     parts.close()
                 except Exception:  # closing a dead connection: nothing left to save
                     pass
+            client.close()
         if not done:
             raise LLMStreamBroken(
-                f"The answer from Ollama at {self.host} broke off after {pieces} pieces "
+                f"The answer from Ollama at {self.host} broke off after {progress} "
                 "(the stream ended without its final message)."
             )
 
@@ -359,17 +341,18 @@ class OllamaLLM:
             log.info("ollama %s: answer cut off at the token limit (num_predict)", self.model)
 
     # ---------------------------------------------------------- translation
-    def _translate(self, exc: BaseException, *, timeout: float, pieces: int | None = None) -> LLMError:
+    def _translate(self, exc: BaseException, *, timeout: float, progress: "Progress | None" = None) -> LLMError:
         """A library exception as one of the project's errors (never raises)."""
-        err = self._classify(exc, timeout, pieces)
+        err = self._classify(exc, timeout, progress)
         if isinstance(err, (LLMUnavailable, LLMModelNotFound)):
             self._forget_status()
         return err
 
-    def _classify(self, exc: BaseException, timeout: float, pieces: int | None) -> LLMError:
+    def _classify(self, exc: BaseException, timeout: float, progress: "Progress | None") -> LLMError:
         host, model = self.host, self.model
         start_it = "Start it with `ollama serve` (or set OLLAMA_HOST to a running server)."
-        after = f" after {pieces} pieces" if pieces else ""
+        started = progress is not None and progress.pieces > 0
+        after = f" after {progress}" if started else ""
 
         if isinstance(exc, LLMError):
             return exc
@@ -384,6 +367,12 @@ class OllamaLLM:
             return LLMError(f"Ollama at {host} answered with an error (HTTP {exc.status_code}): {message}")
         if isinstance(exc, httpx.ConnectTimeout):
             return LLMUnavailable(f"Ollama at {host} did not accept a connection within {timeout:g} s. {start_it}")
+        if isinstance(exc, httpx.TimeoutException) and started:
+            return LLMTimeout(
+                f"Ollama at {host} stopped after {progress} of the answer and sent nothing more for "
+                f"{timeout:g} s (model {model}); the model or the server seems stuck. Try again or raise "
+                "RAG_LLM_TIMEOUT."
+            )
         if isinstance(exc, httpx.TimeoutException):
             return LLMTimeout(
                 f"Ollama at {host} did not answer within {timeout:g} s (model {model}). "

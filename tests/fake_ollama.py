@@ -32,7 +32,17 @@ Scripting (all plain attributes, restored by :meth:`FakeOllama.reset`):
   - ``"http_500"``: every ``/api/*`` request gets 500 ``{"error": error_message}``;
   - ``"garbage"``: every ``/api/*`` request gets 200 with a non-JSON body;
   - ``"stream_error"``: chat sends ``break_after`` pieces, then an
-    ``{"error": error_message}`` line (what Ollama does when the runner dies).
+    ``{"error": error_message}`` line (what Ollama does when the runner dies);
+  - ``"broken"``: every ``/api/*`` connection is cut with a TCP reset right after
+    the request is read -- no status line, no byte (the server process died);
+  - ``"stream_garbage"``: chat sends ``break_after`` pieces, then a line of
+    non-JSON bytes (non-streaming: a 200 with a non-JSON body);
+  - ``"stall"``: chat sends ``break_after`` pieces, then sends nothing for
+    ``slow_seconds`` before it drops the connection (a model stuck mid-answer;
+    non-streaming: nothing at all, like ``"slow"``).
+
+  ``"slow"`` and ``"stall"`` watch the connection while they wait: a client that
+  leaves is noticed at once (see ``disconnects``).
 
 * ``models``: installed model names (default ``["qwen2.5:7b-instruct"]``);
   ``"x"`` and ``"x:latest"`` are the same model.
@@ -41,6 +51,8 @@ Scripting (all plain attributes, restored by :meth:`FakeOllama.reset`):
 Recording: ``requests`` lists every request as :class:`RecordedRequest`
 (``method``, ``path``, ``body`` (decoded JSON or None), ``headers``);
 ``chat_requests`` / ``last_chat`` give the decoded ``/api/chat`` bodies.
+``disconnects`` lists the paths of requests whose client left before the answer
+was complete; ``wait_for_disconnects(n, timeout)`` waits until there are ``n``.
 
 Connection refused: :meth:`FakeOllama.stop` (``start()`` brings it back, on the
 same port when possible), or use :func:`closed_port_url`.
@@ -50,7 +62,9 @@ from __future__ import annotations
 
 import json
 import re
+import select
 import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -70,7 +84,9 @@ __all__ = [
 DEFAULT_MODEL = "qwen2.5:7b-instruct"
 DEFAULT_REPLY = "Dit is een antwoord van de nep-Ollama."
 OLLAMA_VERSION = "0.5.7"
-MODES = ("model_missing", "slow", "break_stream", "http_500", "garbage", "stream_error")
+MODES = ("model_missing", "slow", "break_stream", "http_500", "garbage", "stream_error", "broken", "stream_garbage",
+         "stall")
+GARBAGE = b"<html><body>502 Bad Gateway \x00\xff not json"
 
 Reply = Union[str, list, Callable[[dict], Union[str, list]]]
 
@@ -140,7 +156,9 @@ class FakeOllama:
         self._lock = threading.Lock()
         self._conns: set[socket.socket] = set()  # open client connections, closed by stop()
         self._release = threading.Event()  # set -> "slow" handlers stop waiting
+        self._gone = threading.Condition(self._lock)
         self.requests: list[RecordedRequest] = []
+        self.disconnects: list[str] = []
         self.reset()
 
     # ------------------------------------------------------------------ control
@@ -159,6 +177,7 @@ class FakeOllama:
         self.piece_delay: float = 0.0  # seconds between stream pieces
         with self._lock:
             self.requests = []
+            self.disconnects = []
 
     def __setattr__(self, name: str, value: Any) -> None:
         if name == "mode" and value is not None and value not in MODES:
@@ -221,6 +240,16 @@ class FakeOllama:
     def _record(self, req: RecordedRequest) -> None:
         with self._lock:
             self.requests.append(req)
+
+    def _record_disconnect(self, path: str) -> None:
+        with self._gone:
+            self.disconnects.append(path)
+            self._gone.notify_all()
+
+    def wait_for_disconnects(self, n: int = 1, timeout: float = 10.0) -> bool:
+        """Wait until ``n`` clients have left mid-answer; False if that did not happen within ``timeout``."""
+        with self._gone:
+            return self._gone.wait_for(lambda: len(self.disconnects) >= n, timeout)
 
     @property
     def chat_requests(self) -> list[dict]:
@@ -304,6 +333,33 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
         self.wfile.flush()
 
+    def _client_gone(self) -> bool:
+        """Has the client closed (or reset) its side of the connection?"""
+        try:
+            readable, _, _ = select.select([self.connection], [], [], 0)
+            return bool(readable) and self.connection.recv(1, socket.MSG_PEEK) == b""
+        except OSError:
+            return True
+
+    def _wait(self, seconds: float) -> bool:
+        """Sleep ``seconds`` (less after reset()/stop()), watching the client: False if it left."""
+        fake, end = self.fake, time.monotonic() + seconds
+        release = fake._release
+        while not release.is_set() and time.monotonic() < end:
+            if self._client_gone():
+                return False
+            release.wait(0.02)
+        return not self._client_gone()
+
+    def _reset_connection(self) -> None:
+        """Cut the connection with a TCP reset (SO_LINGER 0), before any response byte."""
+        self.close_connection = True
+        try:
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+        except OSError:
+            pass
+
     def _drop_connection(self) -> None:
         """Close the TCP connection abruptly (no terminating chunk, no done line)."""
         self.close_connection = True
@@ -322,6 +378,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._dispatch(method, path, raw, body)
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
             self.close_connection = True  # the client gave up (e.g. its timeout fired)
+            fake._record_disconnect(path)
 
     def do_GET(self) -> None:
         self._handle("GET")
@@ -351,13 +408,17 @@ class _Handler(BaseHTTPRequestHandler):
 
         mode = fake.mode
         if mode == "slow":
-            fake._release.wait(fake.slow_seconds)
+            if not self._wait(fake.slow_seconds):
+                self.close_connection = True
+                return fake._record_disconnect(path)
             if not fake.running:
                 return self._drop_connection()
         elif mode == "http_500":
             return self._error(500, fake.error_message)
         elif mode == "garbage":
-            return self._send(200, b"<html><body>502 Bad Gateway \x00\xff not json", "text/html")
+            return self._send(200, GARBAGE, "text/html")
+        elif mode == "broken":
+            return self._reset_connection()
         if method == "POST" and body is None and path != "/api/version":
             return self._error(400, "invalid request body" if raw else "missing request body")
         route(body)
@@ -442,6 +503,13 @@ class _Handler(BaseHTTPRequestHandler):
         mode = fake.mode
 
         if body.get("stream", True) is False:
+            if mode == "stall":
+                if not self._wait(fake.slow_seconds):
+                    self.close_connection = True
+                    return fake._record_disconnect("/api/chat")
+                return self._drop_connection()
+            if mode == "stream_garbage":
+                return self._send(200, GARBAGE, "application/json; charset=utf-8")
             content = "".join(pieces)
             msg = {**final, "message": {"role": "assistant", "content": content}}
             data = json.dumps(msg).encode()
@@ -460,7 +528,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         for i, piece in enumerate(pieces):
-            if mode in ("break_stream", "stream_error") and i >= fake.break_after:
+            if mode in ("break_stream", "stream_error", "stream_garbage", "stall") and i >= fake.break_after:
                 break
             line = {
                 "model": model,
@@ -473,6 +541,16 @@ class _Handler(BaseHTTPRequestHandler):
                 time.sleep(fake.piece_delay)
         if mode == "break_stream":
             return self._drop_connection()
+        if mode == "stall":
+            if not self._wait(fake.slow_seconds):
+                self.close_connection = True
+                return fake._record_disconnect("/api/chat")
+            return self._drop_connection()
+        if mode == "stream_garbage":
+            self._chunk(GARBAGE + b"\n")
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+            return
         if mode == "stream_error":
             self._chunk(json.dumps({"error": fake.error_message}).encode() + b"\n")
         else:

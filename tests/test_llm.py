@@ -216,9 +216,10 @@ def test_slow_server_times_out_in_time(fake_ollama, llm, streaming):
     fake_ollama.mode = "slow"
     call = (lambda: list(llm.stream_chat(MESSAGES))) if streaming else (lambda: llm.chat(MESSAGES))
     start = time.monotonic()
-    with pytest.raises(LLMTimeout, match=f"{TIMEOUT:g} s"):
+    with pytest.raises(LLMTimeout, match=f"did not answer within {TIMEOUT:g} s") as info:
         call()
     elapsed = time.monotonic() - start
+    assert "Loading a model can take a while" in str(info.value)  # nothing arrived: maybe the model is loading
     assert TIMEOUT * 0.9 <= elapsed < TIMEOUT + MARGIN
 
 
@@ -303,7 +304,8 @@ def test_garbage(fake_ollama, llm, streaming):
 
 
 def test_no_raw_library_exception_escapes(fake_ollama, llm, dead_ollama_url):
-    for mode in (None, "model_missing", "break_stream", "http_500", "garbage", "stream_error"):
+    for mode in (None, "model_missing", "break_stream", "http_500", "garbage", "stream_error", "broken",
+                 "stream_garbage"):
         fake_ollama.mode = mode
         for call in (lambda: llm.chat(MESSAGES), lambda: list(llm.stream_chat(MESSAGES))):
             try:
@@ -318,6 +320,117 @@ def test_closing_stream_early_releases_connection(fake_ollama, llm):
     assert next(stream) == "woord"
     stream.close()
     assert llm.chat(MESSAGES)  # the client still works
+
+
+# ------------------------------------------------ stalls, drops and departed askers (issue 12)
+def test_stall_mid_answer_says_what_arrived(fake_ollama, llm):
+    """Issue 12 item 8: after three pieces the message must not blame a loading model."""
+    fake_ollama.mode = "stall"
+    fake_ollama.reply = "een twee drie vier vijf"
+    fake_ollama.break_after = 3
+    got = []
+    with pytest.raises(LLMTimeout) as info:
+        for piece in llm.stream_chat(MESSAGES):
+            got.append(piece)
+    assert got == ["een", " twee", " drie"]
+    message = str(info.value)
+    assert f"stopped after 3 pieces (13 characters) of the answer and sent nothing more for {TIMEOUT:g} s" in message
+    assert "did not answer" not in message and "Loading a model" not in message
+
+
+def test_stream_total_time_message_counts_the_pieces(fake_ollama):
+    fake_ollama.reply = " ".join(["woord"] * 40)
+    fake_ollama.piece_delay = 0.05
+    with make_llm(fake_ollama.url, timeout=0.5) as llm:
+        stream = llm.stream_chat(MESSAGES)
+        with pytest.raises(LLMTimeout, match=r"did not finish the answer within 0.5 s") as info:
+            list(stream)
+    assert f"{stream.progress} had arrived" in str(info.value) and stream.progress.pieces > 0
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_broken_mode_is_a_dropped_connection(fake_ollama, streaming):
+    """The fake's "broken" mode resets the connection before any byte: a clear error, not a timeout."""
+    fake_ollama.mode = "broken"
+    with make_llm(fake_ollama.url, timeout=30) as llm:  # a stall would end in LLMTimeout after 30 s
+        call = (lambda: list(llm.stream_chat(MESSAGES))) if streaming else (lambda: llm.chat(MESSAGES))
+        with pytest.raises(LLMStreamBroken, match="dropped"):
+            call()
+    assert fake_ollama.chat_requests  # the request did arrive
+
+
+def test_garbage_after_pieces(fake_ollama, llm):
+    fake_ollama.mode = "stream_garbage"
+    fake_ollama.reply = "een twee drie"
+    got = []
+    with pytest.raises(LLMStreamBroken, match=r"not valid Ollama JSON after 2 pieces \(8 characters\)"):
+        for piece in llm.stream_chat(MESSAGES):
+            got.append(piece)
+    assert got == ["een", " twee"]
+    with pytest.raises(LLMStreamBroken, match="not valid Ollama JSON"):
+        llm.chat(MESSAGES)
+
+
+def test_closing_mid_stream_drops_the_connection(fake_ollama):
+    """Closing the iterator (same thread) closes the HTTP response: Ollama sees the client leave."""
+    fake_ollama.mode = "stall"  # two pieces, then the "model" is busy for 30 s
+    fake_ollama.reply = "een twee drie vier"
+    with make_llm(fake_ollama.url, timeout=30) as llm:
+        stream = llm.stream_chat(MESSAGES)
+        assert [next(stream), next(stream)] == ["een", " twee"]
+        assert fake_ollama.disconnects == []
+        stream.close()
+        assert fake_ollama.wait_for_disconnects(1), "the fake Ollama did not see the connection drop"
+        assert fake_ollama.disconnects == ["/api/chat"]
+        with pytest.raises(StopIteration):
+            next(stream)
+        fake_ollama.mode = None
+        assert llm.chat(MESSAGES)  # the client still works
+
+
+def _wait_until(predicate, what: str, seconds: float = 10.0) -> None:
+    end = time.monotonic() + seconds
+    while not predicate():
+        assert time.monotonic() < end, f"gave up waiting for {what}"
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("mode, arrived", [("slow", []), ("stall", ["een", " twee"])])
+def test_close_from_another_thread_ends_a_blocked_next(fake_ollama, mode, arrived):
+    """The asker leaves while a worker thread waits for the first byte ("slow") or for the next piece
+    ("stall"): close() from another thread ends the worker's iteration and Ollama sees the drop."""
+    fake_ollama.mode = mode
+    fake_ollama.reply = "een twee drie vier"
+    outcome: dict = {}
+    with make_llm(fake_ollama.url, timeout=30) as llm:
+        stream = llm.stream_chat(MESSAGES)
+
+        def worker():
+            got = []
+            try:
+                for piece in stream:
+                    got.append(piece)
+            except BaseException as exc:  # noqa: BLE001 -- recorded for the assertion below
+                outcome["error"] = exc
+            outcome["pieces"] = got
+
+        thread = threading.Thread(target=worker, daemon=True)
+        thread.start()
+        _wait_until(lambda: fake_ollama.chat_requests and stream.progress.pieces == len(arrived), "the request")
+        assert fake_ollama.disconnects == []
+        stream.close()
+        thread.join(10)
+        assert not thread.is_alive(), "next() was still blocked after close()"
+        assert outcome == {"pieces": arrived}
+        assert fake_ollama.wait_for_disconnects(1) and fake_ollama.disconnects == ["/api/chat"]
+        assert stream.closed
+
+
+def test_close_before_the_first_next_sends_nothing(fake_ollama, llm):
+    stream = llm.stream_chat(MESSAGES)
+    stream.close()
+    assert list(stream) == []
+    assert fake_ollama.chat_requests == []
 
 
 def test_concurrent_requests(fake_ollama, llm):
