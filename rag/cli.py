@@ -280,10 +280,10 @@ def serve(
     from api.app import create_app
 
     from .runtime import open_runtime
-    from .store import active_version
+    from .stores import store_exists
 
     settings = settings_from(data, index, embed_model, host=host, port=port)
-    if active_version(Path(settings.index_dir)) is None:
+    if not store_exists(settings):
         console.print(f"No index in {settings.index_dir}: building it from {settings.data_dir} first…")
     else:
         console.print("Loading the embedding model and the index…")
@@ -438,6 +438,11 @@ def bench_cmd(
     if out_file:
         write_json(report, out_file)
         console.print(f"JSON: {out_file}")
+
+
+from .dbcli import db_app  # noqa: E402  (issue 13: rag db start/stop/migrate)
+
+app.add_typer(db_app, name="db")
 
 
 def main() -> None:

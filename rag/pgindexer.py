@@ -21,7 +21,7 @@ from .chunking import chunk_document
 from .db import BUILD_LOCK, Database, ensure_embedding_column, ts_config_for
 from .documents import load_documents
 from .errors import ConfigError, IndexBusy
-from .pgstore import FORMAT, RANK_NORMALIZATION, fold, vector_text
+from .pgstore import BM25_B, BM25_K1, FORMAT, fold, vector_text
 
 try:  # h10 moves the build into rag/indexer.py
     from .indexer import BuildReport, IndexParams
@@ -146,8 +146,15 @@ def build_postgres(db: Database, data_dir: Path, embedder, params: IndexParams, 
                     "VALUES (%s, %s, %s, %s, %s, %s, %s, to_tsvector(%s::regconfig, %s), %s::vector)",
                     [(c.chunk_id, c.doc_id, c.ordinal, c.title, c.text, c.start, c.end, cfg, fold(c.text), vector_text(v))
                      for c, v in zip(chunks[lo:lo + INSERT_BATCH], vectors[lo:lo + INSERT_BATCH])])
+        stage("Updating the term statistics")
+        conn.execute("UPDATE rag_chunks SET tlen = (SELECT coalesce(sum(array_length(u.positions, 1)), 0) "
+                     "FROM unnest(tsv) u) WHERE tlen IS NULL")
+        conn.execute("DELETE FROM rag_terms")
+        conn.execute("INSERT INTO rag_terms (lexeme, df) SELECT word, ndoc FROM ts_stat('SELECT tsv FROM rag_chunks')")
+        avgdl = conn.execute("SELECT coalesce(avg(tlen), 0) FROM rag_chunks").fetchone()[0]
         n_docs, n_chunks = conn.execute("SELECT (SELECT count(*) FROM rag_documents), (SELECT count(*) FROM rag_chunks)").fetchone()
         manifest = make_manifest(embedder, params, cfg, n_docs, n_chunks, skipped_now)
+        manifest["fulltext"]["avg_tokens"] = float(avgdl)
         conn.execute("INSERT INTO rag_meta (id, manifest, index_version) VALUES (1, %s, 1) "
                      "ON CONFLICT (id) DO UPDATE SET manifest = EXCLUDED.manifest, "
                      "index_version = rag_meta.index_version + 1, updated_at = now()", (Jsonb(manifest),))
@@ -169,7 +176,7 @@ def make_manifest(embedder, params: IndexParams, cfg: str, n_docs: int, n_chunks
         "chunking": {"target_tokens": params.target_tokens, "overlap_tokens": params.overlap_tokens,
                      "max_tokens": embedder.max_tokens, "unit": "embedding-model tokens"},
         "bm25": {"language": params.bm25_language, "library": "postgres-fts"},
-        "fulltext": {"config": cfg, "rank": "ts_rank_cd", "normalization": RANK_NORMALIZATION},
+        "fulltext": {"config": cfg, "rank": "bm25", "k1": BM25_K1, "b": BM25_B},
         "pgvector": {"index": "hnsw", "metric": "cosine", "m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION},
         "counts": {"documents": n_docs, "chunks": n_chunks, "skipped": len(skipped)},
         "skipped": skipped,

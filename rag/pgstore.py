@@ -10,7 +10,9 @@ build bumped it, so a re-index is seen without a restart.
 
 Lexical half: PostgreSQL full-text search over ``to_tsvector(<config>, fold(text))`` (the config
 follows ``RAG_BM25_LANGUAGE``; text is folded like the local BM25 analyzer: lower case, no
-diacritics), ranked with ``ts_rank_cd`` against an OR of the query's words.
+diacritics). Chunks matching any word of the query (GIN index) are ranked with BM25 computed in
+SQL (term frequencies from the tsvector, chunk frequencies in ``rag_terms``); ``ts_rank_cd`` is
+the alternative (``lexical="ts_rank_cd"``), measured worse on eval/qa.jsonl (README).
 """
 
 from __future__ import annotations
@@ -30,7 +32,27 @@ from .errors import EmbeddingModelMismatch, IndexCorrupt, IndexNotFound
 from .schema import Chunk, Document
 
 FORMAT = "postgres-1"
-RANK_NORMALIZATION = 1  # ts_rank_cd: divide by 1 + log(length) (measured best on eval/qa.jsonl, see README)
+BM25_K1, BM25_B = 1.5, 0.75  # as bm25s
+RANK_NORMALIZATION = 1  # for lexical="ts_rank_cd": divide by 1 + log(length)
+# BM25 (Lucene idf, as bm25s) over the full-text index: candidates from the GIN index, term
+# frequencies from the tsvector positions, chunk frequencies from rag_terms, lengths from tlen.
+BM25_SQL = """
+WITH q AS (SELECT websearch_to_tsquery(%(cfg)s::regconfig, %(words)s) AS tsq),
+terms AS (
+    SELECT t.lexeme, ln(1 + (%(n)s - t.df + 0.5) / (t.df + 0.5)) AS idf
+    FROM rag_terms t
+    WHERE t.lexeme = ANY(SELECT u.lexeme FROM unnest(to_tsvector(%(cfg)s::regconfig, %(text)s)) u)
+)
+SELECT c.id, sum(terms.idf * x.tf * (%(k1)s + 1)
+                 / (x.tf + %(k1)s * (1 - %(b)s + %(b)s * c.tlen / %(avgdl)s))) AS score
+FROM rag_chunks c, q,
+     LATERAL (SELECT u.lexeme, array_length(u.positions, 1) AS tf FROM unnest(c.tsv) u) x
+     JOIN terms ON terms.lexeme = x.lexeme
+WHERE c.tsv @@ q.tsq
+GROUP BY c.id
+ORDER BY score DESC, c.id
+LIMIT %(k)s
+"""
 _WORD = re.compile(r"\w+", re.UNICODE)
 _CHUNK_COLS = "id, chunk_id, doc_id, title, text, start_offset, end_offset, ordinal"
 
@@ -73,8 +95,10 @@ class PostgresStore:
 
     kind = "postgres"
 
-    def __init__(self, db: Database, embedder=None, *, refresh_seconds: float = 2.0, ef_search: int = 100) -> None:
+    def __init__(self, db: Database, embedder=None, *, refresh_seconds: float = 2.0, ef_search: int = 100,
+                 lexical: str = "bm25") -> None:
         self.db = db
+        self.lexical = lexical  # "bm25" (SQL over the full-text index) or "ts_rank_cd"
         self.embedder = embedder
         self.refresh_seconds = refresh_seconds
         self.ef_search = ef_search
@@ -213,7 +237,8 @@ class PostgresStore:
         return [(r[0], float(r[1])) for r in self.db.run(go)]
 
     def search_bm25(self, query: str, k: int) -> list[tuple[int, float]]:
-        """Full-text search: chunks matching any word of ``query``, ranked by ``ts_rank_cd``."""
+        """Full-text search: chunks matching any word of ``query``, ranked by BM25 (``lexical="bm25"``,
+        the default) or ``ts_rank_cd``."""
         if k <= 0:
             return []
         self.refresh()
@@ -221,6 +246,12 @@ class PostgresStore:
         if not words:
             return []
         cfg = self.ts_config
+        if self.lexical == "bm25":
+            ft = self.manifest["fulltext"]
+            params = {"cfg": cfg, "words": words, "text": fold(query), "n": self.manifest["counts"]["chunks"],
+                      "k1": BM25_K1, "b": BM25_B, "avgdl": max(float(ft.get("avg_tokens") or 1.0), 1e-6), "k": int(k)}
+            rows = self.db.run(lambda c: c.execute(BM25_SQL, params).fetchall())
+            return [(r[0], float(r[1])) for r in rows if r[1] > 0]
         rows = self.db.run(lambda c: c.execute(
             "SELECT id, ts_rank_cd(tsv, q, %s) AS r FROM rag_chunks, websearch_to_tsquery(%s::regconfig, %s) q "
             "WHERE tsv @@ q ORDER BY r DESC, id LIMIT %s", (RANK_NORMALIZATION, cfg, words, int(k))).fetchall())
