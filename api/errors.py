@@ -14,6 +14,7 @@ from rag.contract import readable
 from rag.errors import (
     DocumentNotFound,
     EmbeddingModelMismatch,
+    IndexBusy,
     IndexCorrupt,
     IndexNotFound,
     InvalidQuery,
@@ -23,6 +24,7 @@ from rag.errors import (
     LLMTimeout,
     LLMUnavailable,
     RagError,
+    StoreUnavailable,
 )
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,8 @@ _STATUS_FOR: list[tuple[type[BaseException], int]] = [  # first match wins: subc
     (InvalidQuery, 422),
     (DocumentNotFound, 404),
     (IndexNotFound, 503),
+    (StoreUnavailable, 503),
+    (IndexBusy, 409),
     (IndexCorrupt, 503),
     (EmbeddingModelMismatch, 503),
     (LLMUnavailable, 503),

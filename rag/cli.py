@@ -213,10 +213,10 @@ def serve(
     from api.server import serve as run_server
 
     from .runtime import open_runtime
-    from .store import active_version
+    from .stores import store_exists
 
     settings = settings_from(data, index, embed_model, host=host, port=port)
-    if active_version(Path(settings.index_dir)) is None:
+    if not store_exists(settings):
         console.print(f"No index in {settings.index_dir}: building it from {settings.data_dir} first…")
     else:
         console.print("Loading the embedding model and the index…")
@@ -380,6 +380,11 @@ def _import_bench():
         return importlib.import_module("bench.bench")
     except ModuleNotFoundError as e:
         raise ConfigError(f"`rag bench` runs from a checkout of the project (bench/ beside rag/): {e}") from None
+
+
+from .dbcli import db_app  # noqa: E402  (issue 13: rag db start/stop/migrate)
+
+app.add_typer(db_app, name="db")
 
 
 def main() -> None:

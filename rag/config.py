@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     # --- where things live
     data_dir: Path = Path("data/articles")
     index_dir: Path = Path("index")
+    store: Literal["local", "postgres"] = Field("local", description="local files (index_dir) or a shared PostgreSQL")
+    database_url: str | None = Field(None, description="postgresql://... for store=postgres (`rag db start` prints one)")
 
     # --- documents
     max_file_bytes: int = Field(5_000_000, description="files larger than this are skipped")

@@ -23,6 +23,14 @@ class IndexCorrupt(RagError):
     """The index on disk cannot be read (wrong format version, missing files)."""
 
 
+class StoreUnavailable(RagError):
+    """The shared store (PostgreSQL) does not answer; the API maps this to 503."""
+
+
+class IndexBusy(RagError):
+    """Another indexer is writing the shared store right now (and we were told not to wait)."""
+
+
 class EmbeddingModelMismatch(RagError):
     """The index was built with another embedding model than the one loaded now."""
 

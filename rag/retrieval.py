@@ -50,7 +50,6 @@ class Retriever:
         if k < MIN_K:
             raise InvalidQuery(f"k must be at least {MIN_K}")
         n_cand = max(k, self.fusion.candidates)
-        vectors = self.store.vectors
 
         best: dict[int, float] = {}
         bm25_scores: dict[int, float] = {}
@@ -61,9 +60,8 @@ class Retriever:
             if mode in ("dense", "hybrid"):
                 qvec = self.embedder.embed_query(q)
                 dense = dict(self.store.search_dense(qvec, n_cand))
-                for i in bm25:  # exact similarity for BM25's candidates too
-                    if i not in dense:
-                        dense[i] = float(vectors[i] @ qvec)
+                # exact similarity for BM25's candidates too
+                dense.update(self.store.similarities(qvec, [i for i in bm25 if i not in dense]))
             for i, v in bm25.items():
                 bm25_scores[i] = max(v, bm25_scores.get(i, 0.0))
             for i, v in dense.items():
@@ -80,8 +78,10 @@ class Retriever:
                 best[i] = max(v, best.get(i, float("-inf")))
 
         ranked = sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
+        chunks = self.store.get_chunks([i for i, _ in ranked])  # ids a concurrent re-index removed are dropped
+        ranked = [(i, s) for i, s in ranked if i in chunks]
         return [
-            Hit(chunk=self.store.chunks[i], score=score, rank=rank,
+            Hit(chunk=chunks[i], score=score, rank=rank,
                 bm25_score=bm25_scores.get(i, 0.0 if mode != "dense" else None), dense_score=dense_scores.get(i))
             for rank, (i, score) in enumerate(ranked, start=1)
         ]

@@ -26,8 +26,9 @@ class Runtime:
 
 def build(settings: Settings, embedder: Embedder, *, rebuild: bool = False, show_progress: bool = False,
           on_stage: Callable[[str], None] | None = None) -> BuildReport:
-    return build_index(Path(settings.data_dir), Path(settings.index_dir), embedder, IndexParams.from_settings(settings),
-                       rebuild=rebuild, show_progress=show_progress, on_stage=on_stage)
+    from .stores import build_store  # local files or PostgreSQL (RAG_STORE)
+
+    return build_store(settings, embedder, rebuild=rebuild, show_progress=show_progress, on_stage=on_stage)
 
 
 def open_runtime(settings: Settings, *, embedder: Embedder | None = None, build_if_missing: bool = False,
@@ -40,8 +41,11 @@ def open_runtime(settings: Settings, *, embedder: Embedder | None = None, build_
     written when it is current).
     """
     embedder = embedder or load_embedder(settings)
-    if update or (build_if_missing and active_version(Path(settings.index_dir)) is None):
+    from .stores import fusion_settings, open_store, store_exists
+
+    if update or (build_if_missing and not store_exists(settings)):
         log.info("bringing the index in %s up to date with %s", settings.index_dir, settings.data_dir)
         build(settings, embedder, show_progress=show_progress, on_stage=on_stage)
-    store = IndexStore.load(Path(settings.index_dir), embedder=embedder)
-    return Runtime(settings, embedder, store, Retriever(store, embedder, FusionParams.from_settings(settings)))
+    store = open_store(settings, embedder)
+    fusion = FusionParams.from_settings(settings.model_copy(update=fusion_settings(settings)))
+    return Runtime(settings, embedder, store, Retriever(store, embedder, fusion))

@@ -54,6 +54,14 @@ class IndexStore:
     def chunk_indices(self, doc_id: str) -> list[int]:
         return self._chunks_by_doc.get(doc_id, [])
 
+    def get_chunks(self, ids) -> dict[int, Chunk]:
+        """The chunks with these ids (the store protocol in rag/stores.py)."""
+        return {int(i): self.chunks[i] for i in ids}
+
+    def similarities(self, query_vec: np.ndarray, ids) -> dict[int, float]:
+        """Exact similarity of the query to these chunks."""
+        return {int(i): float(self.vectors[i] @ query_vec) for i in ids}
+
     # ---- search
     def search_dense(self, query_vec: np.ndarray, k: int) -> list[tuple[int, float]]:
         if not self.chunks or k <= 0:

