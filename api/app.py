@@ -756,6 +756,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None, llm: Any = No
         return FileResponse(STATIC_DIR / "index.html", media_type="text/html; charset=utf-8",
                             headers={"Cache-Control": "no-cache"})
 
+    from api.openai_compat import router as openai_router  # issue 14: /v1 (OpenAI-compatible)
+    app.include_router(openai_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _install_offline_docs(app)
     return app
