@@ -440,6 +440,10 @@ def bench_cmd(
         console.print(f"JSON: {out_file}")
 
 
+from .mcp_server import mcp_command  # noqa: E402  (issue 14: `rag mcp`)
+app.command("mcp")(mcp_command)
+
+
 def main() -> None:
     try:
         app()
