@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Callable, Iterable
 
+from .formats import page_at
 from .schema import Chunk, Document
 
 CountTokens = Callable[[str], int]
@@ -213,6 +214,7 @@ def chunk_document(
 ) -> list[Chunk]:
     spans = chunk_spans(doc.text, count_tokens, max_tokens, target_tokens, overlap_tokens)
     return [
-        Chunk(chunk_id=f"{doc.doc_id}#{n}", doc_id=doc.doc_id, title=doc.title, text=doc.text[s:e], start=s, end=e, ordinal=n)
+        Chunk(chunk_id=f"{doc.doc_id}#{n}", doc_id=doc.doc_id, title=doc.title, text=doc.text[s:e], start=s, end=e, ordinal=n,
+              page=page_at(doc.metadata, s))
         for n, (s, e) in enumerate(spans)
     ]

@@ -76,6 +76,9 @@ class SkipFile(Exception):
 
 
 def load_file(path: Path, rel: str, max_bytes: int) -> Document:
+    from .formats import load_formatted  # issue 14: PDF, DOCX and saved web pages (rag/formats.py)
+    if (doc := load_formatted(path, rel, max_bytes)) is not None:
+        return doc
     kind = SUPPORTED_SUFFIXES.get(path.suffix.lower())
     if kind is None:
         raise SkipFile(f"unsupported file type '{path.suffix or '(none)'}' (use .md, .txt or .html)")
