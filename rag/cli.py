@@ -442,6 +442,8 @@ def bench_cmd(
 
 from .mcp_server import mcp_command  # noqa: E402  (issue 14: `rag mcp`)
 app.command("mcp")(mcp_command)
+from .add import add_command  # noqa: E402  (issue 14: `rag add`)
+app.command("add")(add_command)
 
 
 def main() -> None:
