@@ -599,7 +599,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None, llm: Any = No
     app.state.rag = state
     _install_error_handlers(app)
 
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    from api.uploads import UploadBodyLimit, router as uploads_router  # issue 14: article uploads
+    app.add_middleware(UploadBodyLimit, max_bytes=settings.max_body_bytes, upload_bytes=settings.max_file_bytes)
     app.add_middleware(SecurityHeadersMiddleware)
 
     # ------------------------------------------------------------------ health
@@ -758,6 +759,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None, llm: Any = No
 
     from api.openai_compat import router as openai_router  # issue 14: /v1 (OpenAI-compatible)
     app.include_router(openai_router)
+    app.include_router(uploads_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     _install_offline_docs(app)
     return app

@@ -71,6 +71,16 @@ def page_at(metadata: dict[str, Any] | None, offset: int) -> int | None:
     return int(pages[max(i, 0)][1])
 
 
+def page_parts(doc: Document) -> list[tuple[int, str]]:
+    """``(offset, text)`` of every page of a PDF document (so that no chunk crosses a page
+    boundary), or the whole text at offset 0 for other documents."""
+    pages = (doc.metadata or {}).get("pages")
+    if not pages:
+        return [(0, doc.text)]
+    starts = [int(p[0]) for p in pages] + [len(doc.text)]
+    return [(starts[i], doc.text[starts[i]:starts[i + 1]]) for i in range(len(pages))]
+
+
 def _skip(reason: str) -> Exception:
     from .documents import SkipFile
 

@@ -8,6 +8,12 @@ import io
 from pathlib import Path
 
 
+HOSPITAL_PAGE = [  # a full first page (more than one chunk of 250 tokens), about a hospital
+    f"Afdeling {n} van het nieuwe kinderziekenhuis in Pyongyang heeft {10 + n} bedden, zegt directeur Ri."
+    for n in range(1, 41)
+]
+
+
 def _escape(s: str) -> str:
     return s.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
 
