@@ -41,6 +41,7 @@ from .deps import AppState, StatusProbe
 from .errors import install_error_handlers
 from .gates import LLMGate, SearchLimiter
 from .middleware import CSP, BodyLimitMiddleware, SecurityHeadersMiddleware
+from . import openai_compat, uploads
 from .routers import admin, ask, documents, health, page, search
 
 __all__ = ["CSP", "create_app"]
@@ -86,12 +87,14 @@ def create_app(settings: Settings, runtime: Runtime | None = None, llm: Any = No
     app.state.rag = state
     install_error_handlers(app)
 
-    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout)
+    upload_limit = settings.max_file_bytes + uploads.FORM_OVERHEAD  # one article file, as a form
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout,
+                       larger={("POST", uploads.UPLOAD_PATH): upload_limit})
     app.add_middleware(SecurityHeadersMiddleware)
     # outermost: a request for another host name (DNS rebinding) gets 400 before anything else runs
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts())
 
-    for module in (health, search, ask, documents, admin, page):
+    for module in (health, search, ask, documents, uploads, admin, openai_compat, page):
         app.include_router(module.router)
     page.mount_static(app)
     return app

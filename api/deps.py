@@ -77,6 +77,23 @@ class AppState:
 
         return Pipeline(runtime.retriever, self.llm, self.settings)
 
+    def admin_lock(self) -> asyncio.Lock:
+        """One re-index, upload or removal at a time."""
+        if self.reindex_lock is None:
+            self.reindex_lock = asyncio.Lock()
+        return self.reindex_lock
+
+    def rebuild(self):
+        """Bring the index up to date with the data folder and load it (in a worker thread). It embeds with
+        the server's embedder, which is safe to share with the searches running meanwhile.
+        Returns (build report, runtime, pipeline); the caller swaps them in."""
+        from rag.runtime import build, open_runtime
+
+        old = self.runtime
+        report = build(self.settings, old.embedder)
+        new = open_runtime(self.settings, embedder=old.embedder)
+        return report, new, self.make_pipeline(new)
+
 
 def get_state(request: Request) -> AppState:
     state: AppState = request.app.state.rag
@@ -98,7 +115,8 @@ def require_api_key(
 ) -> None:
     expected = request.app.state.rag.settings.api_key
     if not expected:
-        raise HTTPException(403, "re-indexing over HTTP is off: start the server with RAG_API_KEY set to enable it")
+        raise HTTPException(403, "admin actions over HTTP (re-indexing, adding and removing articles) are off: start "
+                                 "the server with RAG_API_KEY set to enable them (or use `rag index` / `rag add`)")
     given = x_api_key
     if authorization and authorization.lower().startswith("bearer "):
         given = authorization[7:].strip()

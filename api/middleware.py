@@ -21,14 +21,17 @@ class BodyLimitMiddleware:
     actually arrive (chunked uploads, lying headers); 408 when the body takes longer than
     ``timeout`` seconds to arrive (a client dripping bytes). Small bodies are buffered and replayed."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int, timeout: float = 10.0) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout: float = 10.0,
+                 larger: dict[tuple[str, str], int] | None = None) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.timeout = timeout
+        self.larger = dict(larger or {})  # (method, path) -> its own limit (an article upload)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] in ("GET", "HEAD", "OPTIONS"):
             return await self.app(scope, receive, send)
+        limit = self.larger.get((scope["method"], scope.get("path", "")), self.max_bytes)
         headers = dict(scope.get("headers") or [])
         declared = headers.get(b"content-length")
         if declared is not None:
@@ -36,8 +39,8 @@ class BodyLimitMiddleware:
                 n = int(declared)
             except ValueError:
                 return await self._reject(send, 400, "invalid Content-Length header")
-            if n > self.max_bytes:
-                return await self._too_large(send, n)
+            if n > limit:
+                return await self._too_large(send, n, limit)
         buffered: list[Message] = []
         size = 0
         with anyio.move_on_after(self.timeout) as waited:
@@ -47,8 +50,8 @@ class BodyLimitMiddleware:
                     buffered.append(message)
                     break
                 size += len(message.get("body", b""))
-                if size > self.max_bytes:
-                    return await self._too_large(send, None)
+                if size > limit:
+                    return await self._too_large(send, None, limit)
                 buffered.append(message)
                 if not message.get("more_body", False):
                     break
@@ -61,9 +64,9 @@ class BodyLimitMiddleware:
 
         await self.app(scope, replay, send)
 
-    async def _too_large(self, send: Send, n: int | None) -> None:
+    async def _too_large(self, send: Send, n: int | None, limit: int) -> None:
         got = f" ({n} bytes)" if n is not None else ""
-        await self._reject(send, 413, f"the request body is too large{got}; at most {self.max_bytes} bytes are accepted")
+        await self._reject(send, 413, f"the request body is too large{got}; at most {limit} bytes are accepted")
 
     @staticmethod
     async def _reject(send: Send, status: int, detail: str) -> None:

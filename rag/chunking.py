@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from typing import Callable, Iterable
 
+from .formats import page_at, page_parts
 from .schema import Chunk, Document
 
 CountTokens = Callable[[str], int]
@@ -212,8 +213,10 @@ def pack(sizes: list[int], target: int, overlap: int = 0,
 def chunk_document(
     doc: Document, count_tokens: CountTokens, max_tokens: int, target_tokens: int | None = None, overlap_tokens: int = 0
 ) -> list[Chunk]:
-    spans = chunk_spans(doc.text, count_tokens, max_tokens, target_tokens, overlap_tokens)
+    spans = [(off + s, off + e) for off, part in page_parts(doc)  # a PDF is chunked page by page (issue 14)
+             for s, e in chunk_spans(part, count_tokens, max_tokens, target_tokens, overlap_tokens)]
     return [
-        Chunk(chunk_id=f"{doc.doc_id}#{n}", doc_id=doc.doc_id, title=doc.title, text=doc.text[s:e], start=s, end=e, ordinal=n)
+        Chunk(chunk_id=f"{doc.doc_id}#{n}", doc_id=doc.doc_id, title=doc.title, text=doc.text[s:e], start=s, end=e, ordinal=n,
+              page=page_at(doc.metadata, s))
         for n, (s, e) in enumerate(spans)
     ]

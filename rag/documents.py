@@ -22,14 +22,15 @@ import os
 import re
 import stat
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
 from pathlib import Path
 
 import yaml
 
 from .schema import Document
 
-SUPPORTED_SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".html": "html", ".htm": "html"}
+SUPPORTED_SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".html": "html", ".htm": "html",
+                      ".pdf": "pdf", ".docx": "docx"}
+FORMAT_KINDS = ("pdf", "docx", "html")  # read by rag/formats.py (pypdf, python-docx, trafilatura)
 FRONT_MATTER_KEYS = ("title", "date", "url", "author")
 
 
@@ -239,17 +240,21 @@ def decode_text(data: bytes) -> str:
 def load_file(path: Path, rel: str, max_bytes: int) -> Document:
     kind = SUPPORTED_SUFFIXES.get(Path(rel).suffix.lower())
     if kind is None:
-        raise SkipFile(f"unsupported file type '{Path(rel).suffix or '(none)'}' (use .md, .txt or .html)")
+        raise SkipFile(f"unsupported file type '{Path(rel).suffix or '(none)'}' (use .md, .txt, .html, .pdf or .docx)")
     data = read_bytes(path, max_bytes)
     if not data.strip():
         raise SkipFile("empty file")
-    raw = decode_text(data).replace("\r\n", "\n").replace("\r", "\n")
+    if kind in FORMAT_KINDS:
+        from .formats import extract
 
-    if kind == "html":
-        title, text, meta = parse_html(raw)
-    else:
-        meta, text = split_front_matter(raw)
-        title = meta.get("title") or first_heading(text) or first_line(text)
+        title, text, meta = extract(kind, data)
+        if not text.strip():
+            raise SkipFile("no text")
+        return Document(doc_id=doc_id_for(rel), path=rel, title=(title or Path(rel).stem).strip(), text=text,
+                        metadata={k: v for k, v in meta.items() if v}, sha256=file_hash(data))
+    raw = decode_text(data).replace("\r\n", "\n").replace("\r", "\n")
+    meta, text = split_front_matter(raw)
+    title = meta.get("title") or first_heading(text) or first_line(text)
     if not text.strip():
         raise SkipFile("no text after removing markup and front matter")
     title = (title or Path(rel).stem).strip()
@@ -307,61 +312,3 @@ def first_line(text: str) -> str | None:
             line = line.strip().lstrip("#").strip()
             return line[:200]
     return None
-
-
-class _HTMLText(HTMLParser):
-    BLOCK = {"p", "div", "br", "li", "h1", "h2", "h3", "h4", "h5", "h6", "tr", "section", "article", "blockquote", "header", "footer"}
-    SKIP = {"script", "style", "noscript", "template", "svg"}
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.parts: list[str] = []
-        self.title = ""
-        self.h1 = ""
-        self.meta: dict[str, str] = {}
-        self._stack: list[str] = []
-        self._skip = 0
-
-    def handle_starttag(self, tag, attrs):
-        if tag in self.SKIP:
-            self._skip += 1
-        if tag == "meta":
-            a = dict(attrs)
-            name = (a.get("name") or a.get("property") or "").lower().split(":")[-1]
-            if name in ("author", "date", "url") and a.get("content"):
-                self.meta[name] = a["content"]
-        if tag in self.BLOCK:
-            self.parts.append("\n\n")
-        self._stack.append(tag)
-
-    def handle_endtag(self, tag):
-        if tag in self.SKIP and self._skip:
-            self._skip -= 1
-        if tag in self.BLOCK:
-            self.parts.append("\n\n")
-        if tag in self._stack:
-            while self._stack and self._stack.pop() != tag:
-                pass
-
-    def handle_data(self, data):
-        if self._skip:
-            return
-        current = self._stack[-1] if self._stack else ""
-        if current == "title":
-            self.title += data
-            return
-        if current == "h1":
-            self.h1 += data
-        self.parts.append(data)
-
-
-def parse_html(raw: str) -> tuple[str | None, str, dict[str, str]]:
-    p = _HTMLText()
-    p.feed(raw)
-    p.close()
-    text = "".join(p.parts)
-    text = re.sub(r"[ \t]+", " ", text)
-    text = re.sub(r" *\n *", "\n", text)
-    text = re.sub(r"\n{3,}", "\n\n", text).strip() + "\n"
-    title = " ".join(p.title.split()) or " ".join(p.h1.split()) or first_line(text)
-    return title, text, p.meta

@@ -25,13 +25,15 @@ class Chunk:
     start: int
     end: int
     ordinal: int = 0
+    page: int | None = None  # PDF page (from 1) where the chunk starts; None for other documents
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Chunk":
-        return cls(**{k: d[k] for k in ("chunk_id", "doc_id", "title", "text", "start", "end", "ordinal")})
+        return cls(**{k: d[k] for k in ("chunk_id", "doc_id", "title", "text", "start", "end", "ordinal")},
+                   page=d.get("page"))
 
 
 @dataclass
@@ -69,6 +71,7 @@ class Citation:
     end: int
     chunk_id: str = ""
     attached: bool = False  # True when added by the checker to an uncited sentence, not written by the model
+    page: int | None = None  # PDF page of the passage
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import anyio
 from fastapi import APIRouter, HTTPException, Request
 
@@ -26,20 +24,11 @@ async def reindex(_: ApiKeyDep, request: Request) -> dict:
     st: AppState = request.app.state.rag
     if st.runtime is None:
         raise IndexNotFound("the index is not loaded yet; try again in a moment")
-    lock = st.reindex_lock or asyncio.Lock()
+    lock = st.admin_lock()
     if lock.locked():
         raise HTTPException(409, "a re-index is already running; try again when it has finished")
     async with lock:
-        old, settings = st.runtime, st.settings
-
-        def rebuild():
-            from rag.runtime import build, open_runtime
-
-            report = build(settings, old.embedder)
-            new = open_runtime(settings, embedder=old.embedder)
-            return report, new, st.make_pipeline(new)
-
-        report, new, pipeline = await anyio.to_thread.run_sync(rebuild)
+        report, new, pipeline = await anyio.to_thread.run_sync(st.rebuild)
         st.runtime, st.pipeline = new, pipeline  # requests already running keep the old ones
     return {"status": "ok", "documents": len(new.store.documents), "chunks": len(new.store.chunks),
             "report": report.to_dict()}

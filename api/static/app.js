@@ -357,6 +357,7 @@
     if (md.date) meta.push(formatDate(md.date));
     if (md.author) meta.push(md.author);
     if (md.source) meta.push(md.source);
+    if (cit.page) meta.unshift("p. " + cit.page); // PDF page of the cited passage
     ui.panelMeta.textContent = meta.join(" · ");
     if (md.url && /^https?:\/\//i.test(md.url)) {
       if (meta.length) ui.panelMeta.appendChild(document.createTextNode(" · "));
