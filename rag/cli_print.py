@@ -22,7 +22,8 @@ def print_build_report(report, settings: Settings) -> None:
               f"{len(report.added)} / {len(report.changed)} / {len(report.removed)} / {report.unchanged}")
     if report.rebuilt_reason:
         t.add_row("full rebuild", report.rebuilt_reason)
-    t.add_row("model", report.model_id + (" (FALLBACK)" if report.fallback_reason else ""))
+    t.add_row("model", report.model_id + (" (FALLBACK)" if report.fallback_reason else "")
+              + (f" — {report.source}" if getattr(report, "source", None) else ""))
     t.add_row("seconds", f"{report.seconds:.1f}")
     t.add_row("status", "written" if report.wrote else "already up to date")
     console.print(t)
@@ -34,8 +35,8 @@ def print_build_report(report, settings: Settings) -> None:
 
 def print_info(report: dict, settings: Settings) -> None:
     e = report["embedding"]
-    out.print(f"[bold]Embedding model[/]: configured {e['configured']}, loaded {e['loaded']} ({e['dimension']} dims, "
-              f"chunks up to {e['max_tokens']} tokens)")
+    out.print(f"[bold]Embedding model[/]: configured {e['configured']}, loaded {e['loaded']} from the {e['source']} "
+              f"({e['backend']}, {e['dimension']} dims, chunks up to {e['max_tokens']} tokens)")
     if e["fallback"]:
         out.print(f"[bold yellow]FALLBACK[/]: {e['fallback_reason']}")
     ix = report["index"]

@@ -171,5 +171,5 @@ class ExtractiveAnswerer:
         text = " ".join(f"{quote(s.text)} [{s.n}]" for s in chosen)
         by_n: dict[int, Citation] = {}
         for s in chosen:
-            by_n.setdefault(s.n, citation_for(s.n, s.hit))
+            by_n.setdefault(s.n, citation_for(s.n, s.hit)).quotes.append({"start": s.start, "end": s.end})
         return Extract(text=text, sentences=chosen, citations=[by_n[n] for n in sorted(by_n)], relevance=best.score)

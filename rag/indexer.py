@@ -65,6 +65,7 @@ class BuildReport:
     skipped: list[Skipped] = field(default_factory=list)
     model_id: str = ""
     fallback_reason: str | None = None
+    source: str | None = None  # where the embedding model came from (Embedder.source)
     seconds: float = 0.0
     wrote: bool = False  # False when the index was already up to date
     rebuilt_reason: str | None = None  # why everything was re-embedded
@@ -156,7 +157,8 @@ def build_index(
     t0 = time.perf_counter()
     stage = on_stage or (lambda msg: log.info(msg))
     index_dir = Path(index_dir)
-    report = BuildReport(model_id=embedder.model_id, fallback_reason=embedder.fallback_reason)
+    report = BuildReport(model_id=embedder.model_id, fallback_reason=embedder.fallback_reason,
+                         source=getattr(embedder, "source", None))
 
     with _build_lock(index_dir):
         _clean_stale_versions(index_dir)
@@ -243,6 +245,7 @@ def build_index(
             "embedding": {
                 "model_id": embedder.model_id,
                 "backend": embedder_backend(embedder),
+                "source": getattr(embedder, "source", None),
                 "requested_model": embedder.requested_model,
                 "fallback_reason": embedder.fallback_reason,
                 "dimension": embedder.dimension,

@@ -32,8 +32,8 @@ replies are recognised in Dutch and English by ``rag.prompt.says_cannot_answer``
 retrieval reports the generator that would have answered (``"ollama"`` when the LLM was to be used).
 ``Answer.relevance`` is the decision's score.
 
-``auto`` without a running Ollama answers extractively without a warning on every answer: the
-status (``/health``, the page's status line) says once that no language model answers.
+``auto`` without a running Ollama answers extractively with the warning "answered extractively: <why>";
+the chat page shows that once in its status line instead of under every answer.
 """
 
 from __future__ import annotations
@@ -144,7 +144,9 @@ class Pipeline:
         lang = detect_language(question)
         warnings: list[str] = []
         timings: dict[str, float] = {}
-        use_llm, _why_not = self._choose(generator)  # auto without a model: the status says so, once
+        use_llm, why_not = self._choose(generator)
+        if why_not:  # (the chat page leaves this one out: its status line already says it, once)
+            warnings.append(f"answered extractively: {why_not}")
 
         # 1. the standalone question (and its Dutch phrasing)
         t = time.perf_counter()

@@ -72,6 +72,8 @@ class Citation:
     chunk_id: str = ""
     attached: bool = False  # True when added by the checker to an uncited sentence, not written by the model
     page: int | None = None  # PDF page of the passage
+    # the quoted sentences inside the passage, as document offsets ({"start", "end"}): what the page highlights
+    quotes: list[dict[str, int]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

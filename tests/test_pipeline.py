@@ -271,11 +271,7 @@ def test_fault_with_generator_auto_falls_back_to_extractive(fault, fake_ollama, 
     a = p.ask(CHARKIV)
     assert time.monotonic() - t < TIMEOUT + 3
     assert a.generator == "extractive" and not a.abstained
-    fell_back = [w for w in a.warnings if w.startswith("answered extractively")]
-    if fault in ("down", "model_missing", "slow"):  # the status already says so (once, in /health and the page)
-        assert not fell_back, a.warnings
-    else:  # the model was chosen and failed on this answer: say why
-        assert fell_back, a.warnings
+    assert any(w.startswith("answered extractively") for w in a.warnings)
     assert any(EVIDENCE in norm(c.text) for c in a.citations)
     assert a.answer.startswith("„")  # purely extractive: nothing was sent before the fault
 

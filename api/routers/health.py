@@ -25,6 +25,8 @@ async def health(request: Request) -> dict:
         "embedding_model": embedder.model_id if embedder else None,
         "configured_embedding_model": settings.embed_model,
         "embedding_fallback": embedder.fallback_reason if embedder else None,
+        "embedding_backend": getattr(embedder, "backend", None) if embedder else None,
+        "embedding_source": getattr(embedder, "source", None) if embedder else None,
         "generator": "ollama" if ollama_ok else "extractive",
         "configured_generator": settings.generator,
         "ollama": {

