@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from typing import Any, AsyncIterator, Callable, Iterator
+from typing import Any, AsyncIterator, Awaitable, Callable, Iterator
 
 import anyio
 from fastapi import Request
@@ -131,10 +131,9 @@ class GuardedStream(StreamingResponse):
             await self._on_close()
 
 
-def stream_answer(gen: Iterator, first: Any, release: Callable[[], None]) -> GuardedStream:
-    """Forward the pipeline's events (``first`` already fetched) as SSE. The generator is advanced
-    in worker threads, one ``next()`` at a time; it is closed (which closes the LLM stream) and
-    ``release`` called when the response ends for any reason."""
+def closer(gen: Iterator, release: Callable[[], None]) -> Callable[[], Awaitable[None]]:
+    """An idempotent async ``close()``: closes the pipeline's generator (which closes the LLM stream)
+    in a worker thread, then calls ``release`` (the LLM slot), whatever happened before."""
     closed = False
 
     async def close() -> None:
@@ -148,6 +147,15 @@ def stream_answer(gen: Iterator, first: Any, release: Callable[[], None]) -> Gua
                 log.debug("closing the answer stream: %s", e)
             finally:
                 release()
+
+    return close
+
+
+def stream_answer(gen: Iterator, first: Any, release: Callable[[], None]) -> GuardedStream:
+    """Forward the pipeline's events (``first`` already fetched) as SSE. The generator is advanced
+    in worker threads, one ``next()`` at a time; it is closed (which closes the LLM stream) and
+    ``release`` called when the response ends for any reason."""
+    close = closer(gen, release)
 
     async def events() -> AsyncIterator[str]:
         ev = first

@@ -35,7 +35,7 @@ from rag.contract import MAX_HISTORY_TURNS, MAX_K, AskRequest, check_length, par
 from rag.errors import RagError
 from rag.text import detect_language
 
-from .answering import _DONE, CancellableLLM, GuardedStream, run_until_disconnected
+from .answering import _DONE, CancellableLLM, GuardedStream, closer, run_until_disconnected
 from .answering import next_event as _next
 from .errors import RETRY_AFTER, ServerBusy, error_body, status_for
 from .gates import NO_GATE
@@ -176,19 +176,7 @@ async def stream_completion(gen, first, gate, model: str, question: str) -> Guar
     """The pipeline's events as OpenAI chunks; the generator is closed and the slot released
     however the response ends (like ``/api/ask``'s stream)."""
     cid, created = completion_id(), int(time.time())
-    closed = False
-
-    async def close() -> None:
-        nonlocal closed
-        if not closed:
-            closed = True
-            try:
-                with anyio.CancelScope(shield=True):
-                    await anyio.to_thread.run_sync(gen.close)
-            except Exception as e:
-                log.debug("closing the answer stream: %s", e)
-            finally:
-                gate.release()
+    close = closer(gen, gate.release)
 
     async def events() -> AsyncIterator[str]:
         yield chunk(cid, model, created, {"role": "assistant", "content": ""})

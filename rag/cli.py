@@ -104,44 +104,10 @@ def search(
 @app.command()
 def info(data: DataOpt = None, index: IndexOpt = None, embed_model: ModelOpt = None, json_out: JsonOpt = False) -> None:
     """What is indexed, and with which models."""
-    from .embedding import load_embedder
-    from .store import active_version, load_manifest, model_difference
+    from .info import info_report
 
     settings = settings_from(data, index, embed_model)
-    quiet = logging.getLogger("rag.embedding")
-    level, quiet.level = quiet.level, logging.ERROR  # the fallback is printed once, below
-    try:
-        embedder = load_embedder(settings)
-    finally:
-        quiet.setLevel(level)
-    report: dict = {
-        "data_dir": str(settings.data_dir),
-        "index_dir": str(settings.index_dir),
-        "embedding": {
-            "configured": settings.embed_model, "loaded": embedder.model_id, "dimension": embedder.dimension,
-            "backend": getattr(embedder, "backend", None), "source": getattr(embedder, "source", None),
-            "max_tokens": embedder.max_tokens, "fallback": embedder.fallback_reason is not None,
-            "fallback_reason": embedder.fallback_reason,
-        },
-        "retrieval": {"mode": settings.mode, "fusion": settings.fusion, "bm25_weight": settings.bm25_weight,
-                      "dense_weight": settings.dense_weight, "bm25_language": settings.bm25_language,
-                      **({"rrf_k": settings.rrf_k} if settings.fusion == "rrf" else {})},
-        "llm": _llm_info(settings),
-    }
-    version = active_version(Path(settings.index_dir))
-    if version is None:
-        report["index"] = None
-    else:
-        m = load_manifest(Path(settings.index_dir))
-        report["index"] = {
-            "path": str(version), "created_at": m["created_at"], "documents": m["counts"]["documents"],
-            "chunks": m["counts"]["chunks"], "embedding_model": m["embedding"]["model_id"],
-            "embedding_backend": m["embedding"].get("backend", "sentence-transformers"),
-            "embedding_fallback_reason": m["embedding"].get("fallback_reason"), "dimension": m["embedding"]["dimension"],
-            "chunking": m["chunking"], "bm25": m["bm25"], "faiss": m["faiss"], "skipped": m.get("skipped", []),
-            "matches_loaded_model": model_difference(m, embedder) is None,
-            "files": {p: f["doc_id"] for p, f in m["files"].items()},
-        }
+    report = info_report(settings)
     if json_out:
         print(json.dumps(report, ensure_ascii=False, indent=2))
         return
@@ -229,14 +195,6 @@ def serve(
     console.print(f"{len(rt.store.documents)} documents, {len(rt.store.chunks)} chunks. "
                   f"Chat page: http://{settings.host}:{settings.port}/  (Ctrl+C stops)", highlight=False)
     run_server(create_app(settings, runtime=rt), settings.host, settings.port, settings.header_timeout)
-
-
-def _llm_info(settings: Settings) -> dict | None:
-    from .llm import OllamaLLM
-
-    st = OllamaLLM.from_settings(settings).status()
-    return {"host": settings.ollama_host, "model": settings.llm_model, "reachable": st.reachable,
-            "model_available": st.model_available, "detail": st.detail}
 
 
 # --------------------------------------------------------------------------- eval (rag/evaluation.py, rag/report.py)
