@@ -40,8 +40,9 @@ from rag.runtime import Runtime
 from .deps import AppState, StatusProbe
 from .errors import install_error_handlers
 from .gates import LLMGate, SearchLimiter
-from .middleware import CSP, BodyLimitMiddleware, SecurityHeadersMiddleware
 from . import openai_compat, uploads
+from .middleware import CSP, BodyLimitMiddleware, SecurityHeadersMiddleware
+from .models import ERROR_RESPONSES
 from .routers import admin, ask, documents, health, page, search
 
 __all__ = ["CSP", "create_app"]
@@ -83,6 +84,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None, llm: Any = No
         description="Questions about news articles, answered with cited passages.",
         version="0.1.0",
         lifespan=lifespan,
+        responses=ERROR_RESPONSES,  # every route documents the error object it may answer with
     )
     app.state.rag = state
     install_error_handlers(app)

@@ -138,3 +138,27 @@ class ReindexOut(BaseModel):
     documents: int
     chunks: int
     report: dict[str, Any] = Field(description="what the build did (rag index --json)")
+
+
+class FieldError(BaseModel):
+    field: str = Field(description="where in the request: a field name, or '' for the body")
+    message: str
+
+
+class ErrorOut(BaseModel):
+    """Every error answer of the API (4xx and 5xx): a readable message, never a traceback."""
+    detail: str = Field(description="what went wrong, in a sentence")
+    error: str | None = Field(None, description="the kind of error, e.g. ValidationError, ServerBusy, IndexNotFound")
+    errors: list[FieldError] | None = Field(None, description="validation errors, one per field (422)")
+
+
+ERROR_RESPONSES: dict[int | str, dict] = {
+    status: {"model": ErrorOut, "description": description} for status, description in {
+        400: "the request cannot be read", 404: "not found", 405: "method not allowed",
+        408: "the request body did not arrive in time", 413: "the request body is too large",
+        422: "the request does not fit the contract (the message names the field)",
+        500: "an unexpected error (details in the server log)", 502: "the language model's answer broke off",
+        503: "busy (Retry-After), index missing or the language model unavailable",
+        504: "the language model did not answer in time",
+    }.items()
+}

@@ -42,7 +42,24 @@ from .gates import NO_GATE
 
 log = logging.getLogger(__name__)
 
-router = APIRouter(prefix="/v1", tags=["openai"])
+class OpenAIErrorDetail(BaseModel):
+    message: str
+    type: str
+    param: str | None = None
+    code: str | None = None
+
+
+class OpenAIErrorOut(BaseModel):
+    """OpenAI's error shape, used by every /v1 error answer."""
+    error: OpenAIErrorDetail
+
+
+router = APIRouter(prefix="/v1", tags=["openai"], responses={
+    status: {"model": OpenAIErrorOut, "description": what} for status, what in {
+        400: "the request cannot be used", 404: "no such model", 405: "method not allowed",
+        422: "the request cannot be used", 500: "an unexpected error",
+        502: "the language model's answer broke off", 503: "busy, index missing or the language model unavailable",
+        504: "the language model did not answer in time"}.items()})
 
 MODELS = {"rag": "auto", "rag-ollama": "ollama", "rag-extractive": "extractive"}
 OWNER = "nk-rag"

@@ -68,12 +68,11 @@ class SupportScorer:
     """
 
     def __init__(self, analyzer: BM25Analyzer, idf: Callable[[str], float] | None = None,
-                 default_idf: float = 1.0, known: Callable[[str], bool] | None = None) -> None:
+                 default_idf: float = 1.0) -> None:
         self.analyzer = analyzer
         base = analyzer.stopwords if isinstance(analyzer.stopwords, (list, tuple, set, frozenset)) else stopword_list(analyzer.stopwords)
         self._stopwords = sorted(set(base) | EXTRA_STOPWORDS)
         self._idf = idf or (lambda _t: default_idf)
-        self._known = known or (lambda _t: True)
 
     @classmethod
     def from_store(cls, store) -> "SupportScorer":
@@ -86,7 +85,7 @@ class SupportScorer:
             f = df.get(token)
             return default if f is None else math.log(1 + (n - f + 0.5) / (f + 0.5))
 
-        return cls(store.analyzer, idf, known=df.__contains__)
+        return cls(store.analyzer, idf)
 
     def tokens(self, texts: Sequence[str]) -> list[list[str]]:
         if not texts:
@@ -96,10 +95,6 @@ class SupportScorer:
 
     def weight(self, token: str) -> float:
         return self._idf(token)
-
-    def known(self, token: str) -> bool:
-        """Does the token occur in the articles at all?"""
-        return self._known(token)
 
     def overlap(self, query_tokens: Iterable[str], text_tokens: Iterable[str]) -> float:
         """Share (0..1) of the query's IDF weight whose tokens occur in the text."""

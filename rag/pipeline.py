@@ -24,8 +24,8 @@ citations of both and a warning. (``ask`` sends nothing before it is done, so th
 text is dropped and the answer is purely extractive.)
 
 Abstention: before anything is generated, ``rag.decide.Decider`` weighs the evidence (the best
-passage's dense cosine and how much of the question the articles' vocabulary covers; see that
-module for the calibration). Without enough, the pipeline says so without generating
+dense cosine of the question with a passage or one of its sentences; see that module for the
+calibration). Without enough, the pipeline says so without generating
 (``abstain_reason="retrieval"``), lists no sources, and the language model never sees the passages.
 With the LLM the model may abstain too (``abstain_reason="model"``; its "not in the articles"
 replies are recognised in Dutch and English by ``rag.prompt.says_cannot_answer``). An abstention by
@@ -84,7 +84,7 @@ class Pipeline:
         self.scorer = scorer or (SupportScorer.from_store(store) if store is not None
                                  else SupportScorer(BM25Analyzer(settings.bm25_language)))
         self.extractor = extractor or ExtractiveAnswerer(self.scorer, getattr(retriever, "embedder", None))
-        self.decider = Decider(self.scorer, threshold_dutch=settings.abstain_threshold)
+        self.decider = Decider(threshold_dutch=settings.abstain_threshold)
 
     # ------------------------------------------------------------------ public
     def ask(self, question: str, *, k: int = 5, mode: str = "hybrid", generator: str = "auto",
@@ -172,8 +172,7 @@ class Pipeline:
         # 3. decide: evidence enough to answer? (the same sentence ranking feeds the extractive answer)
         t_gen = time.perf_counter()
         ranked = self.extractor.rank(queries, hits)
-        decision = self.decider.decide(queries, hits, ranked[0].overlap if ranked else 0.0,
-                                       dutch=len(queries) > 1 or lang == "nl")
+        decision = self.decider.decide(hits, ranked, dutch=len(queries) > 1 or lang == "nl")
         relevance = decision.evidence.score
         if not decision.answer:
             hits = []  # passages that support nothing are not shown as sources

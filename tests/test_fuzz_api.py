@@ -71,49 +71,13 @@ FOUND: dict[tuple[str, int, str, str], list] = {}
 COLLECT = os.environ.get("RAG_FUZZ_COLLECT", "") not in ("", "0")
 
 
-def _has_lone_surrogate(value) -> bool:
-    if isinstance(value, str):
-        return any(0xD800 <= ord(ch) <= 0xDFFF for ch in value)
-    if isinstance(value, dict):
-        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return any(_has_lone_surrogate(v) for v in value)
-    return False
-
-
-def _error_body(response) -> dict:
-    try:
-        body = response.json()
-    except ValueError:
-        return {}
-    return body if isinstance(body, dict) else {}
-
-
 # Known failures, each filtered only in its exact shape so that the run is green until it is fixed
 # (the API is h10's part of issue 12). Everything else fails the test. Remove an entry once its fix
 # is merged; the counts printed at the end show how often each one was hit.
-KNOWN_FAILURES = [
-    # TODO(issue 12 item 2): a lone surrogate ("\ud800") in the question / query gives 500;
-    # it must be refused with 422 at the API boundary.
-    ("issue 12 item 2: lone surrogate -> 500",
-     lambda case, response, failure: response.status_code == 500
-     and any(_has_lone_surrogate(v) for v in (case.query, case.body, case.path_parameters, case.headers))),
-    # TODO(issue 12, found by this fuzz run): the app answers 422 with its own error object
-    # {"detail": "<message>", "errors": [...], "error": "ValidationError"}, but the OpenAPI document
-    # still advertises FastAPI's HTTPValidationError ({"detail": [ValidationError, ...]}). The app
-    # must declare its error model for 422 (and its other 4xx) in the schema.
-    ("issue 12 (fuzz): 422 body is not the advertised HTTPValidationError",
-     lambda case, response, failure: response.status_code == 422
-     and type(failure).__name__ == "JsonSchemaError"
-     and isinstance(_error_body(response).get("detail"), str) and "error" in _error_body(response)),
-    # TODO(issue 12, found by this fuzz run): error answers the app gives but its OpenAPI document does
-    # not list -- 404 on GET /api/documents/{doc_id}, 400 (body not JSON) and 413 (body too large) on
-    # POST /api/ask. Same root cause as above: the error responses must be declared.
-    # (Some of these bodies are Starlette's / FastAPI's defaults without the app's "error" field:
-    # a 404 for a doc id with a newline misses the route, a 400 for a body that is not UTF-8.)
-    ("issue 12 (fuzz): 4xx error status not in the OpenAPI document",
-     lambda case, response, failure: 400 <= response.status_code < 500
-     and type(failure).__name__ == "UndefinedStatusCode" and isinstance(_error_body(response).get("detail"), str)),
+KNOWN_FAILURES: list = [
+    # (name, predicate(case, response, failure)) -- none left: the lone-surrogate 500, the undeclared error
+    # statuses and the 422 body that did not match the advertised schema were all fixed in the API
+    # (rag/contract.py refuses unencodable text; every route declares api.models.ErrorOut, /v1 OpenAIErrorOut).
 ]
 
 

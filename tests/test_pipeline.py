@@ -87,7 +87,7 @@ def test_unrelated_questions_abstain(extractive, question, lang):
 
 
 def test_abstention_rates_on_the_eval_set(extractive):
-    """The calibrated decision (rag/decide.py): 19/19 off-topic abstained, 3/25 near-topic, 2/114 answerable."""
+    """The calibrated decision (rag/decide.py): 19/19 off-topic abstained, 0/115 answerable."""
     rows = [json.loads(line) for line in (REPO / "eval" / "qa.jsonl").read_text("utf-8").splitlines() if line.strip()]
     off = [extractive.ask(r["question"], generator="extractive").abstained for r in rows if r.get("kind") == "off-topic"]
     ans = [extractive.ask(r["question"], generator="extractive").abstained for r in rows if r["answerable"]]

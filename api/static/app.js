@@ -69,7 +69,7 @@
     ui.status.appendChild(el("span", "badge", h.documents + " artikelen · " + h.chunks + " passages"));
     const name = String(h.embedding_model || "").split("/").pop();
     const emb = el("span", h.embedding_fallback ? "badge warn" : "badge", "Embedding: " + name);
-    if (h.embedding_source) emb.textContent += " (" + h.embedding_source + ")";
+    if (h.embedding_source) emb.textContent += " · " + h.embedding_source;
     emb.title = h.embedding_fallback || [h.embedding_model, h.embedding_backend, h.embedding_source].filter(Boolean).join(" · ");
     if (h.embedding_fallback) emb.textContent += " (noodmodel)";
     ui.status.appendChild(emb);
