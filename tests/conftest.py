@@ -98,3 +98,78 @@ def articles_copy(tmp_path) -> Path:
     dest = tmp_path / "articles"
     shutil.copytree(ARTICLES, dest)
     return dest
+
+
+# =====================================================================
+# PostgreSQL store (issue 13): a real PostgreSQL 16 + pgvector started by pgserver -- used by
+# tests/test_postgres*.py. One server per session; every test gets its own database on it.
+# =====================================================================
+import uuid
+
+
+def start_pg(folder: Path):
+    """A private PostgreSQL in ``folder`` (stopped at exit); skips the test when pgserver is missing or cannot start."""
+    try:
+        import pgserver
+
+        return pgserver.get_server(folder, cleanup_mode="stop")
+    except Exception as e:  # noqa: BLE001 - any failure to start means: no PostgreSQL here
+        pytest.skip(f"pgserver cannot start PostgreSQL here: {type(e).__name__}: {e}")
+
+
+def pg_stop(server) -> None:
+    """Stop a pgserver's PostgreSQL under the feet of whoever uses it (fast shutdown)."""
+    import pgserver
+
+    user = "pgserver" if os.geteuid() == 0 else None
+    pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=Path(server.pgdata), user=user)
+
+
+def pg_restart(server) -> None:
+    """Start a server stopped by ``pg_stop`` again, on the same socket (same URL)."""
+    import pgserver
+
+    user = "pgserver" if os.geteuid() == 0 else None
+    pgdata = Path(server.pgdata)
+    sock = server.get_uri().split("host=")[1]
+    pgserver.pg_ctl(["-w", "-o", '-h ""', "-o", f"-k {sock}", "-l", str(pgdata / "log"), "start"],
+                    pgdata=pgdata, user=user, timeout=30)
+
+
+def pg_new_database(server) -> str:
+    """A fresh, empty database on ``server``; its URL."""
+    import psycopg
+
+    name = "t_" + uuid.uuid4().hex[:10]
+    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    return server.get_uri(database=name)
+
+
+def pg_settings(offline_settings, url: str, data_dir: Path = ARTICLES):
+    return offline_settings.model_copy(update={"store": "postgres", "database_url": url, "data_dir": data_dir})
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory):
+    return start_pg(tmp_path_factory.mktemp("pg") / "data")
+
+
+@pytest.fixture
+def pg_url(pg_server) -> str:
+    """A fresh, empty database on the session's server."""
+    return pg_new_database(pg_server)
+
+
+@pytest.fixture(scope="session")
+def shipped_pg(pg_server, offline_settings, embedder):
+    """Settings for a database holding the shipped articles, built once per session (do not modify)."""
+    from rag.stores import build_store
+
+    s = pg_settings(offline_settings, pg_new_database(pg_server))
+    report = build_store(s, embedder)
+    assert report.wrote and report.documents >= 9
+    return s
+
+
+# ===================================================================== end PostgreSQL

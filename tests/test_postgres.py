@@ -14,12 +14,11 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ARTICLES, REPO
+from tests.conftest import ARTICLES, REPO, pg_restart, pg_settings, pg_stop, start_pg as _start
 
 pgserver = pytest.importorskip("pgserver", reason="the 'postgres' extra (pgserver) is not installed")
 psycopg = pytest.importorskip("psycopg", reason="the 'postgres' extra (psycopg) is not installed")
@@ -28,46 +27,10 @@ from rag.db import Database  # noqa: E402
 from rag.errors import EmbeddingModelMismatch, IndexBusy, StoreUnavailable  # noqa: E402
 from rag.pgstore import PostgresStore  # noqa: E402
 from rag.retrieval import FusionParams, Retriever  # noqa: E402
-from rag.stores import build_store, open_store  # noqa: E402
+from rag.stores import POSTGRES_FUSION, build_store, open_store  # noqa: E402
 
 CHARKIV = "Hoeveel gewonden vielen er bij de aanval op Charkiv?"
 CHARKIV_EVIDENCE = "meer dan veertig gewonden"
-
-
-def _start(folder: Path):
-    try:
-        return pgserver.get_server(folder, cleanup_mode="stop")
-    except Exception as e:  # noqa: BLE001 - any failure to start means: no PostgreSQL here
-        pytest.skip(f"pgserver cannot start PostgreSQL here: {type(e).__name__}: {e}")
-
-
-@pytest.fixture(scope="session")
-def pg_server(tmp_path_factory):
-    return _start(tmp_path_factory.mktemp("pg") / "data")
-
-
-@pytest.fixture
-def pg_url(pg_server) -> str:
-    """A fresh, empty database on the session's server."""
-    name = "t_" + uuid.uuid4().hex[:10]
-    with psycopg.connect(pg_server.get_uri(), autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    return pg_server.get_uri(database=name)
-
-
-def pg_settings(offline_settings, url: str, data_dir: Path = ARTICLES):
-    return offline_settings.model_copy(update={"store": "postgres", "database_url": url, "data_dir": data_dir})
-
-
-@pytest.fixture(scope="session")
-def shipped_pg(pg_server, offline_settings, embedder):
-    """A database holding the shipped articles, built once per session (do not modify)."""
-    with psycopg.connect(pg_server.get_uri(), autocommit=True) as conn:
-        conn.execute("CREATE DATABASE shipped")
-    s = pg_settings(offline_settings, pg_server.get_uri(database="shipped"))
-    report = build_store(s, embedder)
-    assert report.wrote and report.documents >= 9
-    return s
 
 
 # ----------------------------------------------------------------------------- schema and search
@@ -261,33 +224,51 @@ def test_two_indexers_are_serialised_by_the_advisory_lock(offline_settings, embe
 
 def test_database_stop_and_restart_under_a_running_store(offline_settings, embedder, tmp_path):
     server = _start(tmp_path / "pgdata")
-    pgdata = Path(server.pgdata)
-    url = server.get_uri()
-    s = pg_settings(offline_settings, url)
+    s = pg_settings(offline_settings, server.get_uri())
     build_store(s, embedder)
     store = open_store(s, embedder)
     retriever = Retriever(store, embedder)
     assert retriever.search(CHARKIV, k=5, mode="hybrid")
-    user = "pgserver" if os.geteuid() == 0 else None
-    sock = url.split("host=")[1]
-    pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+    pg_stop(server)
     try:
         with pytest.raises(StoreUnavailable, match="does not answer"):
             retriever.search(CHARKIV, k=5, mode="hybrid")
         with pytest.raises(StoreUnavailable):
             store.refresh(force=True)
     finally:
-        pgserver.pg_ctl(["-w", "-o", '-h ""', "-o", f"-k {sock}", "-l", str(pgdata / "log"), "start"],
-                        pgdata=pgdata, user=user, timeout=30)
+        pg_restart(server)
     try:
         hits = retriever.search(CHARKIV, k=5, mode="hybrid")  # the same objects, no restart
         assert any(CHARKIV_EVIDENCE in h.chunk.text for h in hits)
     finally:  # pgserver only stops the postmaster it started itself
         store.db.close()
-        pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+        pg_stop(server)
 
 
 def test_no_database_url_is_a_clear_error(offline_settings, embedder):
     s = offline_settings.model_copy(update={"store": "postgres", "database_url": None})
     with pytest.raises(Exception, match="RAG_DATABASE_URL"):
         open_store(s, embedder)
+
+
+# ----------------------------------------------------------------------------- eval floors
+
+FLOORS_PG = REPO / "eval" / "floors_postgres.json"
+
+
+def test_the_eval_set_meets_the_postgres_floors(shipped_pg, embedder):
+    """Retrieval on eval/qa.jsonl through the postgres store with its own hybrid weights
+    (rag.stores.fusion_settings) stays above the floors written down in eval/floors_postgres.json."""
+    import json
+
+    from rag.evaluation import EvalConfig, load_qa, run_eval
+    from rag.floors import check_floors
+    from rag.runtime import open_runtime
+
+    rt = open_runtime(shipped_pg, embedder=embedder)
+    assert (rt.retriever.fusion.bm25_weight, rt.retriever.fusion.dense_weight) == tuple(POSTGRES_FUSION.values())
+    report = run_eval(load_qa(REPO / "eval" / "qa.jsonl"), rt.retriever,
+                      EvalConfig(k=5, mode="hybrid", compare=True, answers=False))
+    floors = json.loads(FLOORS_PG.read_text("utf-8"))
+    assert floors["min"] and report["n_answerable"] == floors["measured_with"]["answerable"]
+    assert check_floors(report, floors) == []
