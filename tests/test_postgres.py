@@ -272,3 +272,17 @@ def test_the_eval_set_meets_the_postgres_floors(shipped_pg, embedder):
     floors = json.loads(FLOORS_PG.read_text("utf-8"))
     assert floors["min"] and report["n_answerable"] == floors["measured_with"]["answerable"]
     assert check_floors(report, floors) == []
+
+
+# ----------------------------------------------------------------------------- rag info
+
+def test_rag_info_describes_the_index_in_the_database(shipped_pg):
+    rag = Path(sys.executable).with_name("rag")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", RAG_STORE="postgres", RAG_DATABASE_URL=shipped_pg.database_url,
+               RAG_DATA_DIR=str(ARTICLES), OLLAMA_HOST="http://127.0.0.1:9", RAG_LLM_PROBE_TIMEOUT="1", COLUMNS="200")
+    done = subprocess.run([str(rag), "info"], env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    n_docs = len(list(ARTICLES.glob("*.md")))
+    assert f"{n_docs} documents" in done.stdout and "index version" in done.stdout
+    assert "pgvector hnsw" in done.stdout and "another embedding model" not in done.stdout
+    assert "BM25 weight 0.3, dense weight 0.7" in done.stdout
