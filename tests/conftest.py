@@ -104,6 +104,7 @@ def articles_copy(tmp_path) -> Path:
 # PostgreSQL store (issue 13): a real PostgreSQL 16 + pgvector started by pgserver -- used by
 # tests/test_postgres*.py. One server per session; every test gets its own database on it.
 # =====================================================================
+import time
 import uuid
 
 
@@ -136,13 +137,20 @@ def pg_restart(server) -> None:
                     pgdata=pgdata, user=user, timeout=30)
 
 
-def pg_new_database(server) -> str:
-    """A fresh, empty database on ``server``; its URL."""
+def pg_new_database(server, template: str | None = None) -> str:
+    """A fresh database on ``server`` (empty, or a copy of ``template``); its URL."""
     import psycopg
 
     name = "t_" + uuid.uuid4().hex[:10]
     with psycopg.connect(server.get_uri(), autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
+        for attempt in range(50):  # a template's last session may still be closing
+            try:
+                conn.execute(f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
+                break
+            except psycopg.errors.ObjectInUse:
+                if attempt == 49:
+                    raise
+                time.sleep(0.1)
     return server.get_uri(database=name)
 
 
@@ -162,14 +170,29 @@ def pg_url(pg_server) -> str:
 
 
 @pytest.fixture(scope="session")
-def shipped_pg(pg_server, offline_settings, embedder):
-    """Settings for a database holding the shipped articles, built once per session (do not modify)."""
+def pg_shipped_template(pg_server, offline_settings, embedder) -> str:
+    """The name of a database holding the shipped articles, built once and only ever copied
+    (``CREATE DATABASE ... TEMPLATE``): nothing stays connected to it."""
     from rag.stores import build_store
 
-    s = pg_settings(offline_settings, pg_new_database(pg_server))
-    report = build_store(s, embedder)
+    url = pg_new_database(pg_server)
+    report = build_store(pg_settings(offline_settings, url), embedder)  # closes its connections
     assert report.wrote and report.documents >= 9
-    return s
+    from psycopg.conninfo import conninfo_to_dict
+
+    return conninfo_to_dict(url)["dbname"]
+
+
+@pytest.fixture
+def pg_built_url(pg_server, pg_shipped_template) -> str:
+    """A database of this test's own holding the shipped articles (a copy of the template)."""
+    return pg_new_database(pg_server, pg_shipped_template)
+
+
+@pytest.fixture(scope="session")
+def shipped_pg(pg_server, pg_shipped_template, offline_settings):
+    """Settings for a database holding the shipped articles, shared by the session (do not modify)."""
+    return pg_settings(offline_settings, pg_new_database(pg_server, pg_shipped_template))
 
 
 # ===================================================================== end PostgreSQL

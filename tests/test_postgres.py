@@ -80,21 +80,24 @@ def test_an_index_from_another_model_is_refused_with_the_rebuild_message(shipped
         open_store(shipped_pg, other)
 
 
-def test_the_text_search_configuration_follows_the_bm25_language(offline_settings, embedder, pg_url):
-    s = pg_settings(offline_settings, pg_url).model_copy(update={"bm25_language": "english"})
+def test_the_text_search_configuration_follows_the_bm25_language(offline_settings, embedder, pg_url, tmp_path):
+    data = tmp_path / "articles"
+    data.mkdir()
+    shutil.copy(ARTICLES / "07-dochter-kim-jong-un.md", data)
+    s = pg_settings(offline_settings, pg_url, data).model_copy(update={"bm25_language": "english"})
     build_store(s, embedder)
     assert open_store(s, embedder).manifest["fulltext"]["config"] == "english"
 
 
 # ----------------------------------------------------------------------------- incremental + replicas
 
-def test_incremental_rebuild_and_a_replica_sees_it_without_restart(offline_settings, embedder, pg_url, tmp_path):
+def test_incremental_rebuild_and_a_replica_sees_it_without_restart(offline_settings, embedder, pg_built_url, tmp_path):
     data = tmp_path / "articles"
     shutil.copytree(ARTICLES, data)
-    s = pg_settings(offline_settings, pg_url, data)
+    s = pg_settings(offline_settings, pg_built_url, data)
     first = build_store(s, embedder)
-    replica = PostgresStore(Database(pg_url), embedder, refresh_seconds=0)  # checks the version on every call
-    lazy = PostgresStore(Database(pg_url), embedder, refresh_seconds=3600)  # checks only when told
+    replica = PostgresStore(Database(pg_built_url), embedder, refresh_seconds=0)  # checks the version on every call
+    lazy = PostgresStore(Database(pg_built_url), embedder, refresh_seconds=3600)  # checks only when told
     v0 = replica.index_version
     kept = replica.chunk_indices("01-jihyun-park-verkiezingskandidaat")
 
@@ -162,16 +165,16 @@ def _change_one_file(data: Path) -> Path:
     return f
 
 
-def test_kill_9_during_a_build_leaves_the_previous_index_searchable(offline_settings, embedder, pg_url, tmp_path):
+def test_kill_9_during_a_build_leaves_the_previous_index_searchable(offline_settings, embedder, pg_built_url, tmp_path):
     data = tmp_path / "articles"
     shutil.copytree(ARTICLES, data)
-    s = pg_settings(offline_settings, pg_url, data)
+    s = pg_settings(offline_settings, pg_built_url, data)
     build_store(s, embedder)
     store = open_store(s, embedder)
     before = (store.index_version, len(store.chunks), sorted(store.documents))
     _change_one_file(data)
 
-    proc = _child(pg_url, data, tmp_path / "never", s.embed_model)
+    proc = _child(pg_built_url, data, tmp_path / "never", s.embed_model)
     try:
         _wait_for(proc, "PAUSED")  # inside the transaction: the old rows of the file are already deleted
         os.kill(proc.pid, signal.SIGKILL)
@@ -188,14 +191,14 @@ def test_kill_9_during_a_build_leaves_the_previous_index_searchable(offline_sett
     assert Retriever(store, embedder).search("okapi", k=3, mode="bm25")
 
 
-def test_two_indexers_are_serialised_by_the_advisory_lock(offline_settings, embedder, pg_url, tmp_path):
+def test_two_indexers_are_serialised_by_the_advisory_lock(offline_settings, embedder, pg_built_url, tmp_path):
     data = tmp_path / "articles"
     shutil.copytree(ARTICLES, data)
-    s = pg_settings(offline_settings, pg_url, data)
+    s = pg_settings(offline_settings, pg_built_url, data)
     build_store(s, embedder)
     _change_one_file(data)
     go = tmp_path / "go"
-    proc = _child(pg_url, data, go, s.embed_model)
+    proc = _child(pg_built_url, data, go, s.embed_model)
     try:
         _wait_for(proc, "PAUSED")  # the child holds the build lock
         with pytest.raises(IndexBusy, match="another indexer"):
@@ -224,7 +227,10 @@ def test_two_indexers_are_serialised_by_the_advisory_lock(offline_settings, embe
 
 def test_database_stop_and_restart_under_a_running_store(offline_settings, embedder, tmp_path):
     server = _start(tmp_path / "pgdata")
-    s = pg_settings(offline_settings, server.get_uri())
+    data = tmp_path / "articles"
+    data.mkdir()
+    shutil.copy(ARTICLES / "09-geavanceerder-wapentuig.md", data)
+    s = pg_settings(offline_settings, server.get_uri(), data)
     build_store(s, embedder)
     store = open_store(s, embedder)
     retriever = Retriever(store, embedder)
