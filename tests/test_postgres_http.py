@@ -67,7 +67,11 @@ def test_replicas_answer_alike_see_a_reindex_and_ride_out_a_database_restart(tmp
         with ThreadPoolExecutor(2) as pool:
             futures = [pool.submit(start_serve, data, tmp_path / f"unused-index-{i}", dead_ollama_url,
                                    tmp_path / f"serve{i}.log", timeout=300, extra_env=env) for i in range(2)]
-            replicas = [f.result() for f in futures]
+            for f in futures:  # every replica that started is stopped below, even when the other failed
+                if f.exception() is None:
+                    replicas.append(f.result())
+            for f in futures:
+                f.result()
         a, b = (r.url for r in replicas)
 
         for r in replicas:
