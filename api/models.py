@@ -86,8 +86,14 @@ class SearchesOut(BaseModel):
     max_concurrent: int
 
 
+class StoreOut(BaseModel):
+    kind: str = Field(description="local | postgres (RAG_STORE)")
+    reachable: bool
+    detail: str | None = Field(None, description="why the store does not answer (status 'degraded')")
+
+
 class HealthOut(BaseModel):
-    status: str = Field(description="ok | starting")
+    status: str = Field(description="ok | degraded (the store does not answer) | starting")
     documents: int
     chunks: int
     embedding_model: str | None = None
@@ -101,6 +107,7 @@ class HealthOut(BaseModel):
     index: IndexOut | None = None
     busy: BusyOut = Field(description="LLM answers running and waiting")
     searches: SearchesOut
+    store: StoreOut | None = None
 
 
 class DocumentSummary(BaseModel):

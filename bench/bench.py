@@ -63,7 +63,7 @@ class BenchPlan:
     api_seconds: float = 15.0
     api_max_requests: int = 3_000
     backend_repeats: int = 3  # passes over the shipped chunks when timing an embedding backend
-    sections: tuple[str, ...] = ("index", "retrieval", "faiss", "api", "backends", "langchain")
+    sections: tuple[str, ...] = ("index", "retrieval", "faiss", "api", "backends", "langchain", "postgres")
 
     @classmethod
     def make(cls, quick: bool, sections: Sequence[str] | None = None, faiss_vectors: int | None = None) -> "BenchPlan":
@@ -998,6 +998,8 @@ def run_bench(plan: BenchPlan, settings: Settings, qa_path: Path, work: Path,
         notes.append("API load: client and server share this machine's cores; every query carries a unique "
                       "non-vocabulary token, so no query vector is cached. /api/ask uses generator=extractive.")
 
+    if "postgres" in plan.sections:  # bench/pg.py: pgvector beside FAISS, replicas (issue 13)
+        report["postgres"] = __import__("bench.pg").pg.pg_section(plan, settings, work / "pg", on_stage)
     report["bench_peak_rss_mb"] = peak_rss_mb()
     report["seconds"] = round(time.perf_counter() - t_start, 1)
     return report
@@ -1140,6 +1142,7 @@ def print_report(report: dict[str, Any], console) -> None:
                           ", ".join(f"{k} {v}" for k, v in r.get("responses", {}).items()))
             console.print(t)
 
+    __import__("bench.pg").pg.print_pg(report.get("postgres") or {}, lambda s: console.print(s, highlight=False))
     for n in report.get("notes", []):
         console.print(f"[dim]note:[/] {n}", highlight=False)
     console.print(f"bench took {report.get('seconds')} s; peak RSS of the bench process {report.get('bench_peak_rss_mb')} MB",

@@ -107,6 +107,9 @@ class Database:
             conn, reused = self._get()
             try:
                 result = fn(conn)
+            except psycopg.errors.QueryCanceled as e:  # statement_timeout: the server is up but slow
+                self._put(conn)
+                raise self._timed_out(e) from e
             except psycopg.OperationalError as e:
                 _close_quietly(conn)
                 if reused and attempt == 1:
@@ -132,10 +135,16 @@ class Database:
             try:
                 with conn.transaction():
                     yield conn
+            except psycopg.errors.QueryCanceled as e:
+                raise self._timed_out(e) from e
             except psycopg.OperationalError as e:
                 raise StoreUnavailable(f"the database at {redact(self.url)} went away: {_first_line(e)}") from e
         finally:
             _close_quietly(conn)
+
+    def _timed_out(self, e: BaseException) -> StoreUnavailable:
+        return StoreUnavailable(f"the database at {redact(self.url)} did not finish a query within "
+                                f"{(self.statement_timeout_ms or 0) / 1000:g} s: {_first_line(e)}")
 
     def close(self) -> None:
         with self._lock:

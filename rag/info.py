@@ -11,6 +11,7 @@ from .config import Settings
 def info_report(settings: Settings) -> dict:
     from .embedding import load_embedder
     from .store import active_version, load_manifest, model_difference
+    from .stores import fusion_settings, postgres_index_info
 
     quiet = logging.getLogger("rag.embedding")
     level, quiet.level = quiet.level, logging.ERROR  # the fallback is printed once, below
@@ -27,13 +28,15 @@ def info_report(settings: Settings) -> dict:
             "max_tokens": embedder.max_tokens, "fallback": embedder.fallback_reason is not None,
             "fallback_reason": embedder.fallback_reason,
         },
-        "retrieval": {"mode": settings.mode, "fusion": settings.fusion, "bm25_weight": settings.bm25_weight,
-                      "dense_weight": settings.dense_weight, "bm25_language": settings.bm25_language,
+        "retrieval": {"mode": settings.mode, "fusion": settings.fusion, **fusion_settings(settings),
+                      "bm25_language": settings.bm25_language,
                       **({"rrf_k": settings.rrf_k} if settings.fusion == "rrf" else {})},
         "llm": _llm_info(settings),
     }
     version = active_version(Path(settings.index_dir))
-    if version is None:
+    if settings.store == "postgres":  # the index is in the database (rag/stores.py)
+        report["store"], report["index"] = "postgres", postgres_index_info(settings, embedder)
+    elif version is None:
         report["index"] = None
     else:
         m = load_manifest(Path(settings.index_dir))

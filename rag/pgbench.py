@@ -1,7 +1,7 @@
 """pgvector beside FAISS on synthetic vectors: build time, HNSW recall@10 against exact search, latency.
 
-For the ``rag bench`` Postgres section (issue 13; not wired into rag/bench.py yet). The full run
-uses 100k and 1M vectors; run it small while developing::
+For the ``rag bench`` Postgres section (issue 13; bench/pg.py). The full run uses 100k and 1M
+vectors; run it small while developing::
 
     python -m rag.pgbench postgresql://... 5000
 """
@@ -38,11 +38,16 @@ def pgvector_bench(db: Database, n: int, dim: int = 384, n_queries: int = 50, k:
         conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
         conn.execute("DROP TABLE IF EXISTS rag_bench_vectors")
         conn.execute(f"CREATE TABLE rag_bench_vectors (id int PRIMARY KEY, embedding vector({dim}))")
+        from pgvector.psycopg import register_vector
+
+        register_vector(conn)
         t0 = time.perf_counter()
-        with conn.cursor().copy("COPY rag_bench_vectors (id, embedding) FROM STDIN") as cp:
+        with conn.cursor().copy("COPY rag_bench_vectors (id, embedding) FROM STDIN WITH (FORMAT BINARY)") as cp:
+            cp.set_types(["int4", "vector"])  # binary COPY: no float formatting
             for i, v in enumerate(vecs):
-                cp.write_row((i, vector_text(v)))
+                cp.write_row((i, v))
         t1 = time.perf_counter()
+        conn.execute("SET maintenance_work_mem = '2GB'")  # the HNSW graph of 1M vectors must fit, or the build crawls
         conn.execute("CREATE INDEX ON rag_bench_vectors USING hnsw (embedding vector_cosine_ops) "
                      "WITH (m = 16, ef_construction = 64)")
         t2 = time.perf_counter()

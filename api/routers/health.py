@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import anyio
 from fastapi import APIRouter, Request
+
+from rag.errors import StoreUnavailable
 
 from ..deps import AppState
 from ..models import HealthOut
@@ -18,10 +21,11 @@ async def health(request: Request) -> dict:
     status = await st.status.get() if st.status is not None else None
     ollama_ok = bool(status and status.reachable and status.model_available)
     embedder = rt.embedder if rt else None
+    counts = await anyio.to_thread.run_sync(_store_counts, rt.store) if rt else {}
     return {
-        "status": "ok" if rt is not None else "starting",
-        "documents": len(rt.store.documents) if rt else 0,
-        "chunks": len(rt.store.chunks) if rt else 0,
+        "status": "starting" if rt is None else "degraded" if counts["store"]["detail"] else "ok",
+        "documents": counts.get("documents", 0),
+        "chunks": counts.get("chunks", 0),
         "embedding_model": embedder.model_id if embedder else None,
         "configured_embedding_model": settings.embed_model,
         "embedding_fallback": embedder.fallback_reason if embedder else None,
@@ -36,8 +40,20 @@ async def health(request: Request) -> dict:
             "detail": status.detail if status else "no LLM configured",
             "host": settings.ollama_host,
         },
-        "index": {"version": rt.store.path.name, "created_at": rt.store.manifest.get("created_at")} if rt else None,
+        "index": counts.get("index"),
+        "store": counts.get("store"),
         "busy": {"running": st.gate.active, "waiting": st.gate.waiting,
                  "max_concurrent": st.gate.limit, "max_queued": st.gate.max_queued},
         "searches": {"running": st.searches.active, "max_concurrent": st.searches.limit},
     }
+
+
+def _store_counts(store) -> dict:
+    """Counts and index version; a store that does not answer (database down) gives zeros and the reason."""
+    kind = getattr(store, "kind", "local")
+    try:
+        return {"documents": len(store.documents), "chunks": len(store.chunks),
+                "index": {"version": store.path.name, "created_at": store.manifest.get("created_at")},
+                "store": {"kind": kind, "reachable": True, "detail": None}}
+    except StoreUnavailable as e:
+        return {"index": None, "store": {"kind": kind, "reachable": False, "detail": str(e)}}
