@@ -71,7 +71,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None, llm: Any = No
             from rag.runtime import open_runtime
 
             state.runtime = await anyio.to_thread.run_sync(lambda: open_runtime(settings, build_if_missing=True))
-        state.runtime = batched_runtime(state.runtime, settings)  # concurrent query embeddings share engine calls
+            state.runtime = batched_runtime(state.runtime, settings)  # concurrent queries share engine calls
         state.pipeline = state.make_pipeline(state.runtime)
         try:
             yield

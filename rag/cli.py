@@ -232,7 +232,10 @@ def serve(
 
         del rt
         return serve_workers(settings, settings.workers)
-    run_server(create_app(settings, runtime=rt), settings.host, settings.port, settings.header_timeout)
+    from .batching import batched_runtime  # concurrent query embeddings share engine calls
+
+    run_server(create_app(settings, runtime=batched_runtime(rt, settings)), settings.host, settings.port,
+               settings.header_timeout)
 
 
 def _llm_info(settings: Settings) -> dict | None:
