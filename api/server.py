@@ -5,7 +5,6 @@ keep-alive connection is closed after a few seconds; the body's time limit is in
 from __future__ import annotations
 
 import os
-import sys
 from typing import Any
 
 import h11
@@ -15,7 +14,6 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 KEEP_ALIVE_SECONDS = 5
 MAX_HEADER_BYTES = 16 * 1024
 SETTINGS_ENV = "_RAG_SERVE_SETTINGS"  # settings for --workers processes (JSON); internal
-SWITCH_INTERVAL_S = 0.005
 
 
 class HeaderTimeoutProtocol(H11Protocol):
@@ -64,7 +62,6 @@ class WorkerProtocol(HeaderTimeoutProtocol):
 
 
 def serve(app: Any, host: str, port: int, header_timeout: float) -> None:
-    setswitchinterval()
     uvicorn.run(app, host=host, port=port, log_level="info", http=timed_protocol(header_timeout),
                 timeout_keep_alive=KEEP_ALIVE_SECONDS, h11_max_incomplete_event_size=MAX_HEADER_BYTES)
 
@@ -90,11 +87,5 @@ def worker_app() -> Any:
 
     settings = Settings.model_validate_json(os.environ[SETTINGS_ENV])
     WorkerProtocol.header_timeout = settings.header_timeout
-    setswitchinterval()
     return create_app(settings)
 
-
-def setswitchinterval() -> None:
-    """The event loop thread gets the GIL back sooner from search threads (default 5 ms): /health and
-    the HTTP work of other requests wait less behind a search's Python work."""
-    sys.setswitchinterval(SWITCH_INTERVAL_S)
