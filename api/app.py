@@ -35,6 +35,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from rag.config import Settings
+from rag.batching import batched_runtime
 from rag.runtime import Runtime
 
 from .deps import AppState, StatusProbe
@@ -55,7 +56,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None, llm: Any = No
     (and built when missing) at start-up; without ``llm`` an ``OllamaLLM`` is made from settings."""
     state = AppState(settings=settings, runtime=runtime, llm=llm,
                      gate=LLMGate(settings.max_concurrent_llm, settings.max_queued),
-                     searches=SearchLimiter(settings.max_concurrent_search))
+                     searches=SearchLimiter(settings.max_concurrent_search, settings.search_threads))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -71,6 +72,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None, llm: Any = No
             from rag.runtime import open_runtime
 
             state.runtime = await anyio.to_thread.run_sync(lambda: open_runtime(settings, build_if_missing=True))
+            state.runtime = batched_runtime(state.runtime, settings)  # concurrent queries share engine calls
         state.pipeline = state.make_pipeline(state.runtime)
         try:
             yield

@@ -1,14 +1,19 @@
 """Admission control: at most so many LLM answers (with a short waiting line) and searches at once;
-beyond that a clear 503 (``ServerBusy``). The gates live on the event loop (no threads touch them)."""
+beyond that a clear 503 (``ServerBusy``). The gates live on the event loop (no threads touch them).
+Searches also get worker threads of their own (``SearchLimiter.run``)."""
 
 from __future__ import annotations
 
 import asyncio
 import collections
 from contextlib import asynccontextmanager
-from typing import AsyncIterator
+from typing import AsyncIterator, Callable, TypeVar
+
+import anyio
 
 from .errors import ServerBusy
+
+T = TypeVar("T")
 
 
 class LLMGate:
@@ -65,15 +70,25 @@ class NoGate:
 NO_GATE = NoGate()
 
 
-
-
 class SearchLimiter:
-    """At most ``limit`` searches at once; one more is refused at once (searches are short, and a
-    line of them would only make every one slow)."""
+    """At most ``limit`` searches admitted at once; one more is refused at once with a clear 503
+    (``ServerBusy``). Admitted searches run on their own ``threads`` worker threads (an anyio
+    ``CapacityLimiter`` of their own), so they wait for each other there, never in the default thread
+    pool that /health's status probe, static files and the other routes use: those never queue behind
+    search work. A few threads are enough: the query embeddings of concurrent searches share one engine
+    call (``rag.batching``), and the rest of a search holds the GIL."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, threads: int = 4) -> None:
         self.limit = max(1, int(limit))
+        self.threads = max(1, int(threads))
         self.active = 0
+        self._limiter: anyio.CapacityLimiter | None = None  # made in the event loop, on first use
+
+    @property
+    def limiter(self) -> anyio.CapacityLimiter:
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self.threads)
+        return self._limiter
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
@@ -85,3 +100,8 @@ class SearchLimiter:
             yield
         finally:
             self.active -= 1
+
+    async def run(self, fn: Callable[[], T]) -> T:
+        """``fn()`` in one of the search threads, once admitted (``ServerBusy`` when ``limit`` are in)."""
+        async with self.slot():
+            return await anyio.to_thread.run_sync(fn, limiter=self.limiter)

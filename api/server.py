@@ -4,6 +4,7 @@ keep-alive connection is closed after a few seconds; the body's time limit is in
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import h11
@@ -12,47 +13,79 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 KEEP_ALIVE_SECONDS = 5
 MAX_HEADER_BYTES = 16 * 1024
+SETTINGS_ENV = "_RAG_SERVE_SETTINGS"  # settings for --workers processes (JSON); internal
+
+
+class HeaderTimeoutProtocol(H11Protocol):
+    """Closes a connection whose request headers are not complete within ``header_timeout`` s."""
+
+    header_timeout: float = 10.0
+    _header_timer = None
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._header_timer = self.loop.call_later(self.header_timeout, self._headers_too_slow)
+
+    def _disarm(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _headers_too_slow(self) -> None:
+        if self.conn.their_state in (h11.IDLE,) and not self.transport.is_closing():
+            self.transport.close()
+
+    def connection_made(self, transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._arm()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE:
+            self._disarm()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        self._arm()
+
+    def connection_lost(self, exc) -> None:
+        self._disarm()
+        super().connection_lost(exc)
 
 
 def timed_protocol(header_timeout: float) -> type[H11Protocol]:
-    class HeaderTimeoutProtocol(H11Protocol):
-        """Closes a connection whose request headers are not complete within ``header_timeout`` s."""
+    return type("HeaderTimeoutProtocol", (HeaderTimeoutProtocol,), {"header_timeout": header_timeout})
 
-        _header_timer = None
 
-        def _arm(self) -> None:
-            self._disarm()
-            self._header_timer = self.loop.call_later(header_timeout, self._headers_too_slow)
-
-        def _disarm(self) -> None:
-            if self._header_timer is not None:
-                self._header_timer.cancel()
-                self._header_timer = None
-
-        def _headers_too_slow(self) -> None:
-            if self.conn.their_state in (h11.IDLE,) and not self.transport.is_closing():
-                self.transport.close()
-
-        def connection_made(self, transport) -> None:  # type: ignore[override]
-            super().connection_made(transport)
-            self._arm()
-
-        def data_received(self, data: bytes) -> None:
-            super().data_received(data)
-            if self.conn.their_state is not h11.IDLE:
-                self._disarm()
-
-        def on_response_complete(self) -> None:
-            super().on_response_complete()
-            self._arm()
-
-        def connection_lost(self, exc) -> None:
-            self._disarm()
-            super().connection_lost(exc)
-
-    return HeaderTimeoutProtocol
+class WorkerProtocol(HeaderTimeoutProtocol):
+    """The protocol of ``--workers`` processes (named by import string; ``worker_app`` sets the timeout)."""
 
 
 def serve(app: Any, host: str, port: int, header_timeout: float) -> None:
     uvicorn.run(app, host=host, port=port, log_level="info", http=timed_protocol(header_timeout),
                 timeout_keep_alive=KEEP_ALIVE_SECONDS, h11_max_incomplete_event_size=MAX_HEADER_BYTES)
+
+
+def serve_workers(settings: Any, workers: int) -> None:
+    """``rag serve --workers N``: N uvicorn processes on one listening socket. Each loads the app from
+    ``settings`` (passed in the environment: the processes are spawned), so each has its own embedding
+    engine and the index files mapped read-only (FAISS, vectors and BM25 through mmap: the page cache
+    holds them once for all). The engine's threads are shared out: cores // N each, unless set."""
+    if settings.embed_threads is None:
+        settings = settings.model_copy(update={"embed_threads": max(1, (os.cpu_count() or 1) // workers)})
+    os.environ[SETTINGS_ENV] = settings.model_dump_json()
+    uvicorn.run("api.server:worker_app", factory=True, workers=workers, host=settings.host, port=settings.port,
+                log_level="info", http="api.server:WorkerProtocol", timeout_keep_alive=KEEP_ALIVE_SECONDS,
+                h11_max_incomplete_event_size=MAX_HEADER_BYTES)
+
+
+def worker_app() -> Any:
+    """The app of one ``--workers`` process (uvicorn calls it in the spawned process)."""
+    from rag.config import Settings
+
+    from .app import create_app
+
+    settings = Settings.model_validate_json(os.environ[SETTINGS_ENV])
+    WorkerProtocol.header_timeout = settings.header_timeout
+    return create_app(settings)
+

@@ -62,6 +62,7 @@ class BenchPlan:
     api_clients: tuple[int, ...] = (1, 8, 32)
     api_seconds: float = 15.0
     api_max_requests: int = 3_000
+    api_workers: tuple[int, ...] = (1, 2)  # `rag serve --workers N` for the /api/search rows (N > 1: search only)
     backend_repeats: int = 3  # passes over the shipped chunks when timing an embedding backend
     sections: tuple[str, ...] = ("index", "retrieval", "faiss", "api", "backends", "langchain", "postgres")
 
@@ -70,7 +71,8 @@ class BenchPlan:
         plan = cls(
             quick=True, index_sizes=(10_000,), real_embed_limit=0, embed_sample=64,
             retrieval_sizes=(1_000, 10_000), n_queries=30, faiss_vectors=20_000, faiss_queries=50,
-            faiss_ef=(16, 64, 128, 256), api_seconds=2.5, api_max_requests=1_000, backend_repeats=1,
+            faiss_ef=(16, 64, 128, 256), api_seconds=4.0, api_max_requests=1_000, backend_repeats=1,
+            api_workers=(1,),
         ) if quick else cls()
         if sections:
             plan.sections = tuple(sections)
@@ -679,7 +681,7 @@ class Server:
 
 
 def start_server(index_dir: Path, data_dir: Path, work: Path, settings: Settings, timeout: float = 180.0,
-                 question: str = "Wie is Jihyun Park?") -> Server:
+                 question: str = "Wie is Jihyun Park?", workers: int = 1) -> Server:
     """``rag serve`` in a subprocess on a free loopback port; times start-up to /health and to the
     first extractive answer."""
     import httpx
@@ -694,7 +696,8 @@ def start_server(index_dir: Path, data_dir: Path, work: Path, settings: Settings
     log_path = work / f"serve-{port}.log"
     t0 = time.perf_counter()
     with open(log_path, "wb") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+        proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+                                 "--workers", str(workers)],
                                 stdout=fh, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL)
     server = Server(proc, f"http://127.0.0.1:{port}", log_path, t0)
     try:
@@ -716,25 +719,50 @@ def start_server(index_dir: Path, data_dir: Path, work: Path, settings: Settings
             r = c.post("/api/ask", json={"question": question, "generator": "extractive"})
             server.timings["startup_to_first_answer_s"] = round(time.perf_counter() - t0, 2)
             server.timings["first_answer_status"] = r.status_code
-            server.timings["rss_after_start_mb"] = rss_mb(proc.pid)
+            server.timings["rss_after_start_mb"] = tree_rss_mb(proc.pid)
     except BaseException:
         server.stop()
         raise
     return server
 
 
+def tree_rss_mb(pid: int) -> dict[str, Any] | float | None:
+    """Resident memory of a server and its worker processes: the sum, and the part shared between them
+    (the mmap'd index and the model files in the page cache count once in ``pss_total_mb``)."""
+    try:
+        import psutil
+
+        procs = [psutil.Process(pid)] + psutil.Process(pid).children(recursive=True)
+        if len(procs) == 1:
+            return rss_mb(pid)
+        rss = sum(p.memory_info().rss for p in procs) / 2**20
+        pss = sum(p.memory_full_info().pss for p in procs) / 2**20
+        return {"processes": len(procs), "rss_sum_mb": round(rss, 1), "pss_total_mb": round(pss, 1)}
+    except Exception:
+        return rss_mb(pid)
+
+
+def p99(samples_ms: Sequence[float]) -> float | None:
+    return round(float(np.percentile(np.asarray(samples_ms), 99)), 3) if len(samples_ms) else None
+
+
 async def _load(base: str, endpoint: str, clients: int, seconds: float, max_requests: int,
-                questions: Sequence[str]) -> dict[str, Any]:
+                questions: Sequence[str], health_every: float = 0.05) -> dict[str, Any]:
+    """``clients`` clients send unique questions to ``endpoint`` for ``seconds``; meanwhile one more
+    client asks for /health every ``health_every`` s (its latency: does the server stay responsive?)."""
     import httpx
 
     lat: list[float] = []
+    health_lat: list[float] = []
     tag = f"{os.getpid():x}{time.monotonic_ns() % 10**9:x}"
     statuses: Counter = Counter()
     answers: Counter = Counter()
     counter = itertools.count()
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as client:
+    async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as client, \
+            httpx.AsyncClient(base_url=base, timeout=120) as prober:
         deadline = time.perf_counter() + seconds
+        running = True
 
         async def worker() -> None:
             while time.perf_counter() < deadline:
@@ -762,23 +790,63 @@ async def _load(base: str, endpoint: str, clients: int, seconds: float, max_requ
                     else:
                         answers["abstained" if body.get("abstained") else f"answered_{body.get('generator')}"] += 1
 
+        async def health() -> None:
+            while running and time.perf_counter() < deadline:
+                t = time.perf_counter()
+                try:
+                    if (await prober.get("/health")).status_code == 200:
+                        health_lat.append((time.perf_counter() - t) * 1000)
+                except httpx.HTTPError:
+                    pass
+                await asyncio.sleep(health_every)
+
+        async def workers() -> None:
+            nonlocal running
+            await asyncio.gather(*(worker() for _ in range(clients)))
+            running = False
+
         t0 = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(clients)))
+        await asyncio.gather(workers(), health())
         elapsed = time.perf_counter() - t0
     ok = statuses.get(200, 0)
     return {"endpoint": endpoint, "clients": clients, "requests": sum(statuses.values()), "ok": ok,
             "errors": {str(k): v for k, v in statuses.items() if k != 200}, "seconds": round(elapsed, 2),
-            "rps": round(ok / elapsed, 1) if elapsed else None, "latency_ms": percentiles(lat),
-            "responses": dict(answers)}
+            "rps": round(ok / elapsed, 1) if elapsed else None, "latency_ms": {**percentiles(lat), "p99": p99(lat)},
+            "health_ms": {**percentiles(health_lat), "p99": p99(health_lat)}, "responses": dict(answers)}
 
 
-def api_load(server: Server, plan: BenchPlan, questions: Sequence[str], on_stage: Callable[[str], None]) -> list[dict[str, Any]]:
+def api_load(server: Server, plan: BenchPlan, questions: Sequence[str], on_stage: Callable[[str], None],
+             endpoints: Sequence[str] = ("/api/search", "/api/ask"), workers: int = 1) -> list[dict[str, Any]]:
     runs = []
-    for endpoint in ("/api/search", "/api/ask"):
+    asyncio.run(_load(server.base, "/api/search", 1, 1.0, 50, questions))  # warm-up (first requests, caches)
+    for endpoint in endpoints:
         for clients in plan.api_clients:
-            on_stage(f"API: {endpoint} with {clients} client(s) for {plan.api_seconds:g} s")
-            runs.append(asyncio.run(_load(server.base, endpoint, clients, plan.api_seconds, plan.api_max_requests, questions)))
+            on_stage(f"API: {endpoint} with {clients} client(s) for {plan.api_seconds:g} s"
+                     + (f" ({workers} workers)" if workers > 1 else ""))
+            run = asyncio.run(_load(server.base, endpoint, clients, plan.api_seconds, plan.api_max_requests, questions))
+            runs.append({**run, "workers": workers, "load_average": _loadavg()})
     return runs
+
+
+def scaling(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per endpoint and worker count: the 8-client rate over the 1-client rate, and /health p99 at the
+    most clients."""
+    out = []
+    for key in dict.fromkeys((r["endpoint"], r.get("workers", 1)) for r in runs):
+        rows = {r["clients"]: r for r in runs if (r["endpoint"], r.get("workers", 1)) == key}
+        one, eight, most = rows.get(1), rows.get(8), rows[max(rows)]
+        out.append({"endpoint": key[0], "workers": key[1],
+                    "ratio_8_to_1": round(eight["rps"] / one["rps"], 2) if one and eight and one["rps"] else None,
+                    "rps_8": eight["rps"] if eight else None, "single_client_p50_ms": one["latency_ms"]["p50"] if one else None,
+                    "health_p99_ms_at_most_clients": most["health_ms"]["p99"], "most_clients": max(rows)})
+    return out
+
+
+def _loadavg() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
 
 
 def model_loads_per_process(settings: Settings, questions: Sequence[str]) -> dict[str, Any]:
@@ -976,18 +1044,36 @@ def run_bench(plan: BenchPlan, settings: Settings, qa_path: Path, work: Path,
                 settings.model_copy(update={"index_dir": shipped_index, "data_dir": data_dir}), questions)
         except Exception as e:
             api["model_loads_per_process"] = {"error": f"{type(e).__name__}: {e}"}
-        on_stage("API: starting `rag serve` on 127.0.0.1 (shipped articles)")
-        server = start_server(shipped_index, data_dir, work, settings)
-        try:
-            api["server"] = {"index": "shipped articles", "chunks": shipped["chunks"], **server.timings}
-            api["runs"] = api_load(server, plan, questions, on_stage)
-            api["server"]["peak_rss_mb"] = peak_rss_mb(server.proc.pid)
-        finally:
-            server.stop()
+        # the server as it runs by default: the packaged multilingual model (micro-batched query embeddings)
+        api_settings, api_index = settings, shipped_index
+        if settings.embed_model == OFFLINE_EMBED_MODEL:
+            from rag.config import DEFAULT_EMBED_MODEL
+
+            api_settings = settings.model_copy(update={"embed_model": DEFAULT_EMBED_MODEL})
+            api_index = work / "idx-api"
+            on_stage(f"API: indexing the shipped articles with the server's default model ({DEFAULT_EMBED_MODEL})")
+            _build(data_dir, api_index, load_embedder(api_settings), params)
+        api["model"] = api_settings.embed_model
+        api["runs"] = []
+        for workers in plan.api_workers:
+            on_stage(f"API: starting `rag serve --workers {workers}` on 127.0.0.1 (shipped articles)")
+            server = start_server(api_index, data_dir, work, api_settings, workers=workers)
+            try:
+                if workers == 1:
+                    api["server"] = {"index": "shipped articles", "chunks": shipped["chunks"], **server.timings}
+                    api["runs"] += api_load(server, plan, questions, on_stage)
+                    api["server"]["peak_rss_mb"] = peak_rss_mb(server.proc.pid)
+                else:
+                    api[f"server_workers_{workers}"] = dict(server.timings)
+                    api["runs"] += api_load(server, plan, questions, on_stage, ("/api/search",), workers)
+                    api[f"server_workers_{workers}"]["rss_after_load"] = tree_rss_mb(server.proc.pid)
+            finally:
+                server.stop()
+        api["scaling"] = scaling(api["runs"])
         biggest = max((e for e in collections.values()), key=lambda e: e["chunks"], default=None)
         if biggest is not None:
             on_stage(f"API: start-up and memory with the {biggest['chunks']:,}-chunk index")
-            server = start_server(Path(biggest["index_dir"]), Path(biggest["data_dir"]), work, settings)
+            server = start_server(Path(biggest["index_dir"]), Path(biggest["data_dir"]), work, settings)  # bench's model
             try:
                 asyncio.run(_load(server.base, "/api/search", 1, 2.0, 20, questions))
                 api["server_large"] = {"index": biggest["collection"], "chunks": biggest["chunks"], **server.timings,
@@ -996,7 +1082,9 @@ def run_bench(plan: BenchPlan, settings: Settings, qa_path: Path, work: Path,
                 server.stop()
         report["api"] = api
         notes.append("API load: client and server share this machine's cores; every query carries a unique "
-                      "non-vocabulary token, so no query vector is cached. /api/ask uses generator=extractive.")
+                      "non-vocabulary token, so no query vector is cached. /api/ask uses generator=extractive. "
+                      "/health is asked every 50 ms by one more client during each run. 'load avg' = the machine's "
+                      "1-minute load average after the run (other work on the machine lowers every figure).")
 
     if "postgres" in plan.sections:  # bench/pg.py: pgvector beside FAISS, replicas (issue 13)
         report["postgres"] = __import__("bench.pg").pg.pg_section(plan, settings, work / "pg", on_stage)
@@ -1131,16 +1219,27 @@ def print_report(report: dict[str, Any], console) -> None:
         if ml:
             console.print(f"embedding model loads in one API process (start-up + {ml.get('requests')} requests): "
                           f"{ml.get('model_loads', ml.get('error'))}", highlight=False)
+        for key in [k for k in api if k.startswith("server_workers_")]:
+            console.print(f"[bold]rag serve --workers {key.rsplit('_', 1)[1]}[/]: /health after "
+                          f"{api[key].get('startup_to_health_s')} s; memory after start {api[key].get('rss_after_start_mb')}, "
+                          f"after the load {api[key].get('rss_after_load')}", highlight=False)
         if api.get("runs"):
-            t = Table(title="API under load (127.0.0.1)")
-            for c in ("endpoint", "clients", "requests", "ok", "errors", "req/s", "p50 ms", "p95 ms", "responses"):
+            t = Table(title=f"API under load (127.0.0.1, unique questions, model {api.get('model', '?')})")
+            for c in ("endpoint", "workers", "clients", "requests", "ok", "errors", "req/s", "p50 ms", "p99 ms",
+                      "/health p99 ms", "load avg", "responses"):
                 t.add_column(c, justify="right" if c not in ("endpoint", "responses") else "left")
             for r in api["runs"]:
-                t.add_row(r["endpoint"], str(r["clients"]), str(r["requests"]), str(r["ok"]),
+                t.add_row(r["endpoint"], str(r.get("workers", 1)), str(r["clients"]), str(r["requests"]), str(r["ok"]),
                           ", ".join(f"{k}: {v}" for k, v in r["errors"].items()) or "0", f"{r['rps']:.1f}",
-                          _ms(r["latency_ms"]), _ms(r["latency_ms"], "p95"),
+                          _ms(r["latency_ms"]), _ms(r["latency_ms"], "p99"), _ms(r.get("health_ms"), "p99"),
+                          str(r.get("load_average", "–")),
                           ", ".join(f"{k} {v}" for k, v in r.get("responses", {}).items()))
             console.print(t)
+        for sc in api.get("scaling", []):
+            ratio = "–" if sc["ratio_8_to_1"] is None else f"{sc['ratio_8_to_1']:.2f}x"
+            console.print(f"{sc['endpoint']} ({sc['workers']} worker{'s' if sc['workers'] > 1 else ''}): 8 clients / 1 client "
+                          f"= {ratio} ({sc['rps_8']} req/s at 8), 1-client p50 {sc['single_client_p50_ms']} ms, /health p99 "
+                          f"{sc['health_p99_ms_at_most_clients']} ms at {sc['most_clients']} clients", highlight=False)
 
     __import__("bench.pg").pg.print_pg(report.get("postgres") or {}, lambda s: console.print(s, highlight=False))
     for n in report.get("notes", []):

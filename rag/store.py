@@ -79,7 +79,7 @@ class IndexStore:
         if not tokens[0]:
             return []
         k = min(k, len(self.chunks))
-        ids, scores = self.bm25.retrieve(tokens, k=k, show_progress=False, n_threads=1)
+        ids, scores = self.bm25.retrieve(tokens, k=k, show_progress=False, n_threads=0)  # 1 = a new thread pool per call
         return [(int(i), float(s)) for i, s in zip(ids[0], scores[0]) if s > 0]
 
     # ---- loading

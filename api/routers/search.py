@@ -1,10 +1,12 @@
-"""GET /api/search: the passages that best match a query (= ``rag search --json``)."""
+"""GET /api/search: the passages that best match a query (= ``rag search --json``).
+
+Searches are admitted by ``AppState.searches`` (at most ``RAG_MAX_CONCURRENT_SEARCH`` at once, then
+503) and run on its own threads (``RAG_SEARCH_THREADS``), never in the pool the other routes share."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-import anyio
 from fastapi import APIRouter, Query
 
 from rag.contract import SearchRequest, check_length
@@ -21,6 +23,5 @@ async def search(st: StateDep, req: Annotated[SearchRequest, Query()]) -> dict:
     check_length(req.q, st.settings.max_question_chars, "query")
     req = req.with_defaults(st.settings)
     retriever = st.runtime.retriever
-    async with st.searches.slot():
-        hits = await anyio.to_thread.run_sync(lambda: retriever.search(req.q, k=req.k, mode=req.mode))
+    hits = await st.searches.run(lambda: retriever.search(req.q, k=req.k, mode=req.mode))
     return {"results": [h.to_dict() for h in hits]}

@@ -1,0 +1,118 @@
+"""Many readers at once (issue 11): micro-batched query embeddings give exactly the serial results,
+searches are capped with a clear 503 and run on threads of their own."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import anyio
+import numpy as np
+import pytest
+
+from api.errors import ServerBusy
+from api.gates import SearchLimiter
+from rag.batching import BatchingEmbedder, batched_runtime
+from rag.retrieval import Retriever
+
+QUESTIONS = [f"{q} (vraag {i})" for i, q in enumerate([
+    "Wie is Jihyun Park?", "Wat zegt Noord-Korea over de raketproef?", "Hoeveel vluchtelingen kwamen aan?",
+    "Welke sancties gelden er?", "Waar ligt Pyongyang?", "Wat deed Kim Jong-un in Rusland?",
+    "Who is the leader of North Korea?", "Wat is de rol van China?"] * 4)]
+
+
+def together(fn, args, n=32):
+    """``fn(arg)`` for every arg from ``n`` threads released at the same moment; results in order."""
+    barrier = threading.Barrier(n)
+
+    def call(a):
+        barrier.wait()
+        return fn(a)
+
+    with ThreadPoolExecutor(n) as pool:
+        return list(pool.map(call, args))
+
+
+def test_batched_engine_call_is_bitwise_the_single_call(embedder):
+    assert embedder.batched_queries_identical
+    single = np.stack([embedder._embed_query(q) for q in QUESTIONS[:8]])
+    assert np.array_equal(embedder.embed_queries(QUESTIONS[:8]), single)
+
+
+def test_32_concurrent_callers_get_the_serial_vectors(embedder):
+    serial = [embedder._embed_query(q) for q in QUESTIONS]
+    batching = BatchingEmbedder(embedder, window_ms=2.0)
+    concurrent = together(batching.embed_query, QUESTIONS)
+    for q, a, b in zip(QUESTIONS, serial, concurrent):
+        assert np.array_equal(a, b), q
+    assert batching.stats["queries"] == len(set(QUESTIONS))
+    assert batching.stats["calls"] < len(QUESTIONS)  # some callers shared an engine call
+    assert batching.stats["largest_batch"] > 1
+    again = batching.embed_query(QUESTIONS[3])  # the cache answers; vectors cannot be changed by callers
+    assert np.array_equal(again, serial[3]) and not again.flags.writeable
+    assert batching.stats["cache_hits"] == 1
+
+
+def test_32_concurrent_searches_equal_serial_searches(runtime, offline_settings):
+    rt = batched_runtime(runtime, offline_settings)
+    assert isinstance(rt.embedder, BatchingEmbedder) and rt.retriever.embedder is rt.embedder
+    assert rt.embedder.model_id == runtime.embedder.model_id and rt.embedder.dimension == runtime.embedder.dimension
+    assert batched_runtime(rt, offline_settings) is rt  # not wrapped twice
+    serial_retriever = Retriever(runtime.store, runtime.embedder, runtime.retriever.fusion)
+    serial = [serial_retriever.search(q, k=5) for q in QUESTIONS]
+    concurrent = together(lambda q: rt.retriever.search(q, k=5), QUESTIONS)
+    for q, a, b in zip(QUESTIONS, serial, concurrent):
+        assert [(h.chunk.chunk_id, h.score, h.dense_score, h.bm25_score) for h in a] == \
+               [(h.chunk.chunk_id, h.score, h.dense_score, h.bm25_score) for h in b], q
+
+
+def test_an_engine_error_reaches_every_caller_of_its_batch_and_the_next_batch_runs(embedder):
+    class Failing(type(embedder)):  # the real engine, failing on one text: errors must not strand waiters
+        def embed_queries(self, texts):
+            if any("boom" in t for t in texts):
+                raise RuntimeError("engine failed")
+            return super().embed_queries(texts)
+
+    failing = Failing.__new__(Failing)
+    failing.__dict__.update(embedder.__dict__)
+    batching = BatchingEmbedder(failing)
+    with pytest.raises(RuntimeError, match="engine failed"):
+        batching.embed_query("boom")
+    assert np.array_equal(batching.embed_query(QUESTIONS[0]), embedder._embed_query(QUESTIONS[0]))
+
+
+def test_an_embedder_without_batched_queries_is_refused():
+    with pytest.raises(TypeError, match="embed_queries"):
+        BatchingEmbedder(object())
+
+
+def test_searches_beyond_the_limit_get_busy_and_run_on_their_own_threads():
+    async def main():
+        limiter = SearchLimiter(limit=2, threads=1)
+        started, release = threading.Event(), threading.Event()
+        default_threads = anyio.to_thread.current_default_thread_limiter()
+        in_default_before = default_threads.borrowed_tokens
+
+        def blocking():
+            started.set()
+            release.wait(30)
+            return "done"
+
+        async with anyio.create_task_group() as tg:
+            results = []
+
+            async def search():
+                results.append(await limiter.run(blocking))
+
+            tg.start_soon(search)
+            tg.start_soon(search)  # admitted: waits for the single search thread
+            await anyio.to_thread.run_sync(started.wait, 30)
+            assert limiter.active == 2 and limiter.limiter.borrowed_tokens == 1
+            # the default pool (health probe, static files) has none of the search's threads in use
+            assert default_threads.borrowed_tokens == in_default_before
+            with pytest.raises(ServerBusy, match="busy"):
+                await limiter.run(blocking)
+            release.set()
+        assert results == ["done", "done"] and limiter.active == 0
+
+    anyio.run(main)
