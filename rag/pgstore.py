@@ -30,6 +30,7 @@ import numpy as np
 from .db import Database, ts_config_for
 from .errors import EmbeddingModelMismatch, IndexCorrupt, IndexNotFound
 from .schema import Chunk, Document
+from .store import ManifestFacts
 
 FORMAT = "postgres-1"
 BM25_K1, BM25_B = 1.5, 0.75  # as bm25s
@@ -90,7 +91,7 @@ def check_manifest_model(manifest: dict, embedder, where: str) -> None:
         )
 
 
-class PostgresStore:
+class PostgresStore(ManifestFacts):
     """A view of the index in a PostgreSQL database (see the module doc). Thread-safe."""
 
     kind = "postgres"
@@ -162,14 +163,6 @@ class PostgresStore:
     @property
     def path(self) -> PurePosixPath:  # the API shows path.name as the index version
         return PurePosixPath(f"postgres/v{self.index_version}")
-
-    @property
-    def model_id(self) -> str:
-        return self.manifest["embedding"]["model_id"]
-
-    @property
-    def dimension(self) -> int:
-        return int(self.manifest["embedding"]["dimension"])
 
     @property
     def ts_config(self) -> str:

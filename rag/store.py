@@ -25,7 +25,21 @@ CURRENT = "CURRENT"
 DEFAULT_BACKEND = "sentence-transformers"  # what an index without a recorded backend was built with
 
 
-class IndexStore:
+class ManifestFacts:
+    """What any store's manifest says about the vectors (shared by the local and the PostgreSQL store)."""
+
+    manifest: dict
+
+    @property
+    def model_id(self) -> str:
+        return self.manifest["embedding"]["model_id"]
+
+    @property
+    def dimension(self) -> int:
+        return int(self.manifest["embedding"]["dimension"])
+
+
+class IndexStore(ManifestFacts):
     """A loaded index: chunks, documents, FAISS and BM25, ready to search."""
 
     def __init__(self, path: Path, manifest: dict, chunks: list[Chunk], documents: dict[str, Document],
@@ -42,14 +56,6 @@ class IndexStore:
         for i, c in enumerate(chunks):
             self._chunks_by_doc.setdefault(c.doc_id, []).append(i)
 
-    # ---- facts
-    @property
-    def model_id(self) -> str:
-        return self.manifest["embedding"]["model_id"]
-
-    @property
-    def dimension(self) -> int:
-        return int(self.manifest["embedding"]["dimension"])
 
     def chunk_indices(self, doc_id: str) -> list[int]:
         return self._chunks_by_doc.get(doc_id, [])
