@@ -203,7 +203,7 @@ def test_run_eval_with_fakes():
     assert rep["hit_at_k_curve"]["bm25"][:2] == [0.0, 1.0] and len(rep["hit_at_k_curve"]["dense"]) == 10
     assert rep["answer"]["cited_evidence"] == 1.0  # citation text is a span; its chunk (from sources) holds the phrase
     assert rep["answer"]["token_f1"] == pytest.approx((1.0 + 0.0) / 2)
-    assert rep["abstention"] == {"correct_abstain": 1.0, "false_abstain": 0.0}
+    assert rep["abstention"] == {"correct_abstain": 1.0, "false_abstain": 0.0, "by_kind": {}}
     assert rep["per_lang"]["en"]["n"] == 1 and rep["per_lang"]["en"]["retrieval"]["recall@3"] == 0.5
     assert [q[1:] for q in pipe.asked] == [(3, "hybrid", "auto")] * 3
     pq = {r["id"]: r for r in rep["per_question"]}
@@ -309,7 +309,7 @@ def test_report_contract(real_report):
     assert {"n", "k", "retrieval", "answer", "abstention", "per_question"} <= rep.keys()
     assert set(rep["retrieval"]) == {"hit@1", "hit@5", "recall@5", "mrr@10"}
     assert {"token_f1", "cited_evidence"} <= rep["answer"].keys()
-    assert set(rep["abstention"]) == {"correct_abstain", "false_abstain"}
+    assert set(rep["abstention"]) == {"correct_abstain", "false_abstain", "by_kind"}
     assert set(rep["modes"]) == {"bm25", "dense", "hybrid"}
     assert all(len(c) == 10 for c in rep["hit_at_k_curve"].values())
     assert len(rep["per_question"]) == rep["n"]
@@ -341,7 +341,7 @@ def test_cli_eval_end_to_end(real_runtime, tmp_path):
     assert rep["n"] == 7 and rep["k"] == 5
     assert set(rep["retrieval"]) == {"hit@1", "hit@5", "recall@5", "mrr@10"}
     assert set(rep["answer"]) >= {"token_f1", "cited_evidence"}
-    assert set(rep["abstention"]) == {"correct_abstain", "false_abstain"}
+    assert set(rep["abstention"]) == {"correct_abstain", "false_abstain", "by_kind"}
     assert set(rep["modes"]) == {"bm25", "dense", "hybrid"}
     page = out_html.read_text(encoding="utf-8")
     assert "<img id='hit-curve'" in page and "data:image/png;base64," in page
@@ -380,4 +380,5 @@ def test_ollama_answers_and_judge_with_fake_ollama(real_runtime, fake_ollama):
     assert rep["generators_used"] == {"ollama": 2} and rep["errors"] == 0
     assert rep["judge"]["n_judged"] == 2 and rep["judge"]["faithfulness"] == 1.0
     assert rep["per_question"][0]["token_f1"] > 0.5  # the fake's answer is close to q001's reference
-    assert set(rep["answer"]) == {"token_f1", "cited_evidence", "token_f1_answered"}  # the judge stays apart
+    assert set(rep["answer"]) == {"token_f1", "cited_evidence", "first_sentence_evidence",
+                                  "token_f1_answered"}  # the judge stays apart
