@@ -27,19 +27,17 @@ retrieval number, including the hit@k curve for k = 1..10, is computed from thos
 
 from __future__ import annotations
 
-import json
 import re
 import string
 import time
 import unicodedata
 from collections import Counter
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Callable, Iterable, Protocol, Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Protocol, Sequence
 
-from .errors import EvalSetError, LLMError, RagError
+from .errors import LLMError, RagError
 from .contract import MODES
-from .qaset import LANGS, REQUIRED, QAItem, load_qa, parse_qa_lines  # noqa: F401  (the set: rag.qaset)
+from .qaset import LANGS, QAItem, load_qa, parse_qa_lines  # noqa: F401  (re-exported: the set lives in rag.qaset)
 
 CURVE_DEPTH = 10  # the hit@k curve and MRR look at the top 10
 

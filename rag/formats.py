@@ -20,7 +20,6 @@ import bisect
 import io
 import logging
 import re
-from pathlib import Path
 from typing import Any, Callable
 
 from .schema import Document

@@ -6,7 +6,6 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import LLMError, RagError
 from .qaset import QAItem
 
 JUDGE_PROMPT = """You check whether an answer is supported by the passages it cites.

@@ -27,7 +27,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from .db import Database, ts_config_for
+from .db import Database
 from .errors import EmbeddingModelMismatch, IndexCorrupt, IndexNotFound
 from .schema import Chunk, Document
 from .store import ManifestFacts

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
 from .config import Settings
 from .embedding import Embedder, load_embedder
 from .retrieval import FusionParams, Retriever
-from .indexer import BuildReport, IndexParams, build_index
-from .store import IndexStore, active_version
+from .indexer import BuildReport
+from .store import IndexStore
 
 log = logging.getLogger(__name__)
 

@@ -360,6 +360,13 @@ class _Handler(BaseHTTPRequestHandler):
         except OSError:
             pass
 
+    def _stall(self, fake) -> None:
+        """Send nothing more: the client gives up (recorded as a disconnect), or the connection drops."""
+        if not self._wait(fake.slow_seconds):
+            self.close_connection = True
+            return fake._record_disconnect("/api/chat")
+        return self._drop_connection()
+
     def _drop_connection(self) -> None:
         """Close the TCP connection abruptly (no terminating chunk, no done line)."""
         self.close_connection = True
@@ -504,10 +511,7 @@ class _Handler(BaseHTTPRequestHandler):
 
         if body.get("stream", True) is False:
             if mode == "stall":
-                if not self._wait(fake.slow_seconds):
-                    self.close_connection = True
-                    return fake._record_disconnect("/api/chat")
-                return self._drop_connection()
+                return self._stall(fake)
             if mode == "stream_garbage":
                 return self._send(200, GARBAGE, "application/json; charset=utf-8")
             content = "".join(pieces)
@@ -542,10 +546,7 @@ class _Handler(BaseHTTPRequestHandler):
         if mode == "break_stream":
             return self._drop_connection()
         if mode == "stall":
-            if not self._wait(fake.slow_seconds):
-                self.close_connection = True
-                return fake._record_disconnect("/api/chat")
-            return self._drop_connection()
+            return self._stall(fake)
         if mode == "stream_garbage":
             self._chunk(GARBAGE + b"\n")
             self.wfile.write(b"0\r\n\r\n")
