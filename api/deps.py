@@ -68,6 +68,8 @@ class AppState:
     owns_llm: bool = False
     gate: LLMGate = field(default_factory=lambda: LLMGate(1, 0))
     searches: SearchLimiter = field(default_factory=lambda: SearchLimiter(8))
+    # /health's own worker threads: it never waits for a thread of the default pool that answers share
+    health_threads: SearchLimiter = field(default_factory=lambda: SearchLimiter(64, threads=2))
     status: StatusProbe | None = None
     reindex_lock: asyncio.Lock | None = None
     started_at: float = field(default_factory=time.time)

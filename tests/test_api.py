@@ -734,6 +734,31 @@ def test_search_concurrency_is_capped_with_503(make_client, api_runtime, monkeyp
     assert c.get("/api/search", params={"q": QUESTION}).status_code == 200
 
 
+def test_extractive_asks_share_the_search_cap_and_health_still_answers(make_client, api_runtime, monkeypatch):
+    """An extractive answer is all CPU: it is admitted like a search (503 beyond the cap) and runs on the
+    search threads, so /health does not wait behind it."""
+    c = make_client(max_concurrent_search=1)
+    release = threading.Event()
+    real = api_runtime.retriever.search
+    monkeypatch.setattr(api_runtime.retriever, "search", lambda *a, **k: (release.wait(20), real(*a, **k))[1])
+    first: list = []
+    body = {"question": QUESTION, "generator": "extractive"}
+    t = threading.Thread(target=lambda: first.append(c.post("/api/ask", json=body)))
+    t.start()
+    try:
+        wait_until(lambda: c.get("/health").json()["searches"]["running"] == 1, what="the first ask to start")
+        r = c.post("/api/ask", json=body)
+        assert r.status_code == 503 and "busy" in r.json()["detail"] and r.headers["Retry-After"]
+        r = c.get("/api/search", params={"q": QUESTION})  # the one slot is the ask's
+        assert r.status_code == 503
+        assert c.get("/health").status_code == 200
+    finally:
+        release.set()
+        t.join(20)
+    assert first[0].status_code == 200 and first[0].json()["generator"] == "extractive"
+    assert c.get("/health").json()["searches"]["running"] == 0
+
+
 def test_a_departed_client_frees_its_llm_slot(live_server, fake_ollama):
     url = live_server(max_concurrent_llm=1, max_queued=0, llm_probe_timeout=1.0)
     fake_ollama.mode = "slow"  # the chat request hangs before its first byte

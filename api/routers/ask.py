@@ -45,9 +45,15 @@ async def ask(body: AskRequest, request: Request, st: StateDep, pipeline: Pipeli
     pinned = pipeline.with_choice(choice)
     if not streaming:  # the SSE response closes the pipeline's stream itself when the client leaves
         llm = pinned.llm = CancellableLLM(pipeline.llm) if pipeline.llm is not None else None
+        work = lambda: pinned.ask(req.question, **kwargs)  # noqa: E731
+        stop = llm.cancel if llm else (lambda: None)
         try:
-            answer = await run_until_disconnected(request, lambda: pinned.ask(req.question, **kwargs),
-                                                  on_disconnect=llm.cancel if llm else (lambda: None))
+            if choice.use_llm:  # mostly waiting for Ollama, behind the LLM gate
+                answer = await run_until_disconnected(request, work, on_disconnect=stop)
+            else:  # all CPU (search, sentence ranking): admitted and run like a search, on the search threads,
+                async with st.searches.slot():  # so /health and static files never queue behind it
+                    answer = await run_until_disconnected(request, work, on_disconnect=stop,
+                                                          limiter=st.searches.limiter)
         finally:
             gate.release()
         return answer.to_dict()
