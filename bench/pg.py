@@ -15,6 +15,7 @@ Run from a checkout::
 
     HF_HUB_OFFLINE=1 python -m bench.pg fusion            # the eval table (a few minutes)
     HF_HUB_OFFLINE=1 python -m bench.pg bench --quick     # the bench section alone, small
+    HF_HUB_OFFLINE=1 python -m bench.pg bench --sizes 100000   # the full section at chosen sizes
 """
 
 from __future__ import annotations
@@ -265,7 +266,7 @@ def api_throughput(url: str, settings, work: Path, questions: Sequence[str], sec
 
 def pg_section(plan, settings, work: Path, on_stage: Callable[[str], None] = print) -> dict[str, Any]:
     """The Postgres figures for ``rag bench`` (see the module doc); never raises: a failure is reported."""
-    sizes = (20_000,) if plan.quick else (100_000, 1_000_000)
+    sizes = getattr(plan, "pg_sizes", None) or ((20_000,) if plan.quick else (100_000, 1_000_000))
     seconds = 6.0 if plan.quick else 20.0
     out: dict[str, Any] = {"sizes": list(sizes)}
     try:
@@ -294,7 +295,10 @@ def print_pg(section: dict[str, Any], out: Callable[[str], None] = print) -> Non
         p, f = v["pgvector"], v["faiss_hnsw"]
         out(f"  {v['n']:>9,} chunks  pgvector: load {p['load_s']} s + HNSW {p['hnsw_build_s']} s, recall@10 "
             f"{p['recall@10']:.3f}, p50 {p['p50_ms']} ms, p99 {p['p99_ms']} ms   |   FAISS HNSW: build {f['build_s']} s, "
-            f"recall@10 {f['recall@10']:.3f}, p50 {f['p50_ms']} ms, p99 {f['p99_ms']} ms")
+            f"recall@10 {f['recall@10']:.3f}, p50 {f['p50_ms']} ms, p99 {f['p99_ms']} ms  (ef_search {p['ef_search']})")
+        for a, b in zip(p.get("sweep", []), f.get("sweep", [])):
+            out(f"      ef_search {a['ef_search']:>4}: pgvector recall@10 {a['recall@10']:.3f}, p50 {a['p50_ms']} ms, "
+                f"p99 {a['p99_ms']} ms   |   FAISS recall@10 {b['recall@10']:.3f}, p50 {b['p50_ms']} ms, p99 {b['p99_ms']} ms")
     for a in section.get("api", []):
         out(f"  /api/search, {a['replicas']} replica(s), {a['clients']} clients: {a['per_s']} req/s, "
             f"p50 {a['p50_ms']} ms, p99 {a['p99_ms']} ms, errors {a['errors']}")
@@ -310,6 +314,7 @@ def main(argv: Sequence[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m bench.pg")
     ap.add_argument("what", choices=("fusion", "bench"))
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--sizes", default=None, help="comma-separated chunk counts instead of the plan's (e.g. 100000)")
     ap.add_argument("--work", type=Path, default=None, help="work folder (default: a temporary one)")
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args(argv)
@@ -322,7 +327,8 @@ def main(argv: Sequence[str]) -> int:
         else:
             from types import SimpleNamespace
 
-            result = pg_section(SimpleNamespace(quick=a.quick), settings, work)
+            sizes = tuple(int(x) for x in a.sizes.split(",")) if a.sizes else None
+            result = pg_section(SimpleNamespace(quick=a.quick, pg_sizes=sizes), settings, work)
             print_pg(result)
         if a.json:
             a.json.write_text(json.dumps(result, indent=2), "utf-8")

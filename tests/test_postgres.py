@@ -292,3 +292,24 @@ def test_rag_info_describes_the_index_in_the_database(shipped_pg):
     assert f"{n_docs} documents" in done.stdout and "index version" in done.stdout
     assert "pgvector hnsw" in done.stdout and "another embedding model" not in done.stdout
     assert "BM25 weight 0.3, dense weight 0.7" in done.stdout
+
+
+def test_the_vector_bench_reports_recall_at_the_stores_ef_search_and_a_sweep(pg_url):
+    """rag bench's Postgres section (rag.pgbench): pgvector and FAISS HNSW against exact search, at the
+    stores' ef_search (Settings.hnsw_ef_search) and at the sweep's values; more ef_search, no less recall."""
+    from rag.config import Settings
+    from rag.pgbench import pgvector_bench
+
+    ef = Settings().hnsw_ef_search
+    db = Database(pg_url, statement_timeout_ms=None)
+    try:
+        r = pgvector_bench(db, 3000, n_queries=20, ef_search=ef, sweep=(10, 400))
+    finally:
+        db.close()
+    for engine in ("pgvector", "faiss_hnsw"):
+        e = r[engine]
+        assert e["ef_search"] == ef and 0.0 < e["recall@10"] <= 1.0 and e["p50_ms"] > 0
+        by_ef = {s["ef_search"]: s["recall@10"] for s in e["sweep"]}
+        assert sorted(by_ef) == sorted({10, ef, 400}) and by_ef[ef] == e["recall@10"]
+        assert by_ef[400] >= by_ef[10] and by_ef[400] > 0.9, by_ef  # at 3,000 vectors ef 400 is nearly exact
+    assert r["pgvector"]["hnsw_build_s"] > 0
