@@ -119,10 +119,24 @@ def _overlap(query: Sequence[str], text: set[str], weight: Callable[[str], float
 QUOTE_MARKS = "„“”\"‚‘’«»"
 
 
+_OPENING = "„“«‚"
+_CLOSING = "”»’"
+
+
 def quote(sentence: str) -> str:
-    """„sentence” -- or the sentence as it is when it already holds quotation marks (no second pair)."""
+    """„sentence” -- or the sentence as it is when it already holds quotation marks (no second pair).
+    A sentence cut from a longer quotation gets the mark it lost: the tail of a quote („... We hadden niet
+    eens schoenen!” vertelt ...) its opening „, the start of one its closing ”."""
     s = " ".join(sentence.split())
-    return s if any(m in s for m in QUOTE_MARKS) or ",," in s else f"„{s}”"
+    if not (any(m in s for m in QUOTE_MARKS) or ",," in s):
+        return f"„{s}”"
+    opens = [i for i, ch in enumerate(s) if ch in _OPENING] + [i for i in range(len(s) - 1) if s[i:i + 2] == ",,"]
+    closes = [i for i, ch in enumerate(s) if ch in _CLOSING]
+    if closes and (not opens or min(closes) < min(opens)):
+        s = "„" + s
+    elif opens and (not closes or max(opens) > max(closes)):
+        s = s + "”"
+    return s
 
 
 class ExtractiveAnswerer:

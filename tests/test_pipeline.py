@@ -299,3 +299,16 @@ def test_stream_broken_half_way_with_generator_ollama_raises_after_the_tokens(wi
         for ev in with_llm.ask_stream(CHARKIV, generator="ollama"):
             kinds.append(ev.kind)
     assert kinds == ["sources", "token", "token"]
+
+
+def test_a_quote_is_wrapped_once_and_a_cut_quotation_gets_its_lost_mark():
+    from rag.extractive import quote
+
+    assert quote("Ze is 56 jaar oud.") == "„Ze is 56 jaar oud.”"
+    assert quote("„Ik wil wat terugdoen”, zegt Park.") == "„Ik wil wat terugdoen”, zegt Park."  # no second pair
+    assert quote(",,Dat is zo”, zegt ze.") == ",,Dat is zo”, zegt ze."
+    # the tail of a quotation whose first sentences were split off: its opening mark comes back
+    assert quote("We hadden niet eens schoenen!” vertelt Jihyun Park (56).") == \
+        "„We hadden niet eens schoenen!” vertelt Jihyun Park (56)."
+    # the start of a quotation that goes on in the next sentence: its closing mark
+    assert quote("„In de kampen werkten we elke dag.") == "„In de kampen werkten we elke dag.”"
