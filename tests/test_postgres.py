@@ -312,4 +312,22 @@ def test_the_vector_bench_reports_recall_at_the_stores_ef_search_and_a_sweep(pg_
         by_ef = {s["ef_search"]: s["recall@10"] for s in e["sweep"]}
         assert sorted(by_ef) == sorted({10, ef, 400}) and by_ef[ef] == e["recall@10"]
         assert by_ef[400] >= by_ef[10] and by_ef[400] > 0.9, by_ef  # at 3,000 vectors ef 400 is nearly exact
-    assert r["pgvector"]["hnsw_build_s"] > 0
+    assert r["pgvector"]["hnsw_build_s"] > 0 and r["vectors"] == "random"
+
+
+def test_synthetic_vectors_shaped_like_the_articles_embeddings(embedder):
+    """The scale bench's vectors are blends of real sentence embeddings: unit length, in the narrow cone
+    that text embeddings fill (far from random vectors, which are nearly orthogonal to each other)."""
+    import numpy as np
+
+    from rag.pgbench import _mixed, _unit
+
+    anchors = np.asarray(embedder.embed_passages([
+        "Noord-Korea lanceerde een raket.", "Jihyun Park is kandidaat bij de verkiezingen.",
+        "Rusland kocht Noord-Koreaanse munitie.", "De dochter van Kim Jong-un verscheen in het openbaar."]))
+    rng = np.random.default_rng(1)
+    mixed, random = _mixed(rng, 500, anchors), _unit(rng, 500, anchors.shape[1])
+    assert np.allclose(np.linalg.norm(mixed, axis=1), 1.0, atol=1e-5)
+    cos_mixed = (mixed[:250] * mixed[250:]).sum(1).mean()
+    cos_random = (random[:250] * random[250:]).sum(1).mean()
+    assert cos_mixed > 0.7 and abs(cos_random) < 0.05, (cos_mixed, cos_random)
