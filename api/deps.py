@@ -16,7 +16,7 @@ from rag.config import Settings
 from rag.errors import IndexNotFound
 from rag.runtime import Runtime
 
-from .gates import LLMGate, SearchLimiter
+from .gates import LLMGate, SearchLimiter, Threads
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class AppState:
     gate: LLMGate = field(default_factory=lambda: LLMGate(1, 0))
     searches: SearchLimiter = field(default_factory=lambda: SearchLimiter(8))
     # /health's own worker threads: it never waits for a thread of the default pool that answers share
-    health_threads: SearchLimiter = field(default_factory=lambda: SearchLimiter(64, threads=2))
+    health_threads: Threads = field(default_factory=lambda: Threads(2))
     status: StatusProbe | None = None
     reindex_lock: asyncio.Lock | None = None
     started_at: float = field(default_factory=time.time)

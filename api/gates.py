@@ -1,13 +1,13 @@
 """Admission control: at most so many LLM answers (with a short waiting line) and searches at once;
 beyond that a clear 503 (``ServerBusy``). The gates live on the event loop (no threads touch them).
-Searches also get worker threads of their own (``SearchLimiter.run``)."""
+Searches (and /health) also get worker threads of their own (``Threads``, ``SearchLimiter.run``)."""
 
 from __future__ import annotations
 
 import asyncio
 import collections
 from contextlib import asynccontextmanager
-from typing import AsyncIterator, Callable, TypeVar
+from typing import Any, AsyncIterator, Callable, TypeVar
 
 import anyio
 
@@ -70,7 +70,25 @@ class NoGate:
 NO_GATE = NoGate()
 
 
-class SearchLimiter:
+class Threads:
+    """A pool of ``threads`` worker threads of its own (an anyio ``CapacityLimiter``, made in the event
+    loop on first use): work run on it never waits for a thread of the default pool, nor takes one."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = max(1, int(threads))
+        self._limiter: anyio.CapacityLimiter | None = None
+
+    @property
+    def limiter(self) -> anyio.CapacityLimiter:
+        if self._limiter is None:
+            self._limiter = anyio.CapacityLimiter(self.threads)
+        return self._limiter
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter)
+
+
+class SearchLimiter(Threads):
     """At most ``limit`` searches admitted at once; one more is refused at once with a clear 503
     (``ServerBusy``). Admitted searches run on their own ``threads`` worker threads (an anyio
     ``CapacityLimiter`` of their own), so they wait for each other there, never in the default thread
@@ -79,16 +97,9 @@ class SearchLimiter:
     call (``rag.batching``), and the rest of a search holds the GIL."""
 
     def __init__(self, limit: int, threads: int = 4) -> None:
+        super().__init__(threads)
         self.limit = max(1, int(limit))
-        self.threads = max(1, int(threads))
         self.active = 0
-        self._limiter: anyio.CapacityLimiter | None = None  # made in the event loop, on first use
-
-    @property
-    def limiter(self) -> anyio.CapacityLimiter:
-        if self._limiter is None:
-            self._limiter = anyio.CapacityLimiter(self.threads)
-        return self._limiter
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
@@ -104,4 +115,4 @@ class SearchLimiter:
     async def run(self, fn: Callable[[], T]) -> T:
         """``fn()`` in one of the search threads, once admitted (``ServerBusy`` when ``limit`` are in)."""
         async with self.slot():
-            return await anyio.to_thread.run_sync(fn, limiter=self.limiter)
+            return await super().run(fn)

@@ -1060,7 +1060,7 @@ def run_bench(plan: BenchPlan, settings: Settings, qa_path: Path, work: Path,
                       "1-minute load average after the run (other work on the machine lowers every figure).")
 
     if "postgres" in plan.sections:  # bench/pg.py: pgvector beside FAISS, replicas (issue 13)
-        report["postgres"] = __import__("bench.pg").pg.pg_section(plan, settings, work / "pg", on_stage)
+        report["postgres"] = __import__("bench.pg").pg.pg_section(plan, settings, work / "pg", on_stage, embedder)
     report["bench_peak_rss_mb"] = peak_rss_mb()
     report["seconds"] = round(time.perf_counter() - t_start, 1)
     return report

@@ -135,9 +135,9 @@ def print_fusion(t: dict[str, Any]) -> None:
 
 # ============================================================================ the bench section
 
-def sentence_vectors(settings, limit: int = 2000):
-    """The shipped articles' sentences embedded by the default model: the anchors of the synthetic
-    vectors (``rag.pgbench._mixed``), so they are shaped like real embeddings."""
+def sentence_vectors(settings, embedder=None, limit: int = 2000):
+    """The shipped articles' sentences embedded by ``embedder`` (default: the settings' model): the
+    anchors of the synthetic vectors (``rag.pgbench._mixed``), so they are shaped like real embeddings."""
     from rag.chunking import sentence_spans
     from rag.documents import load_documents
     from rag.embedding import load_embedder
@@ -145,7 +145,7 @@ def sentence_vectors(settings, limit: int = 2000):
     texts = []
     for doc in load_documents(Path(settings.data_dir)).documents:
         texts += [doc.text[s:e] for s, e in sentence_spans(doc.text) if len(doc.text[s:e].split()) >= 4]
-    return load_embedder(settings).embed_passages(list(dict.fromkeys(texts))[:limit])
+    return (embedder or load_embedder(settings)).embed_passages(list(dict.fromkeys(texts))[:limit])
 
 
 def vector_figures(url: str, sizes: Sequence[int], on_stage: Callable[[str], None], anchors=None) -> list[dict[str, Any]]:
@@ -277,7 +277,7 @@ def api_throughput(url: str, settings, work: Path, questions: Sequence[str], sec
             r.stop()
 
 
-def pg_section(plan, settings, work: Path, on_stage: Callable[[str], None] = print) -> dict[str, Any]:
+def pg_section(plan, settings, work: Path, on_stage: Callable[[str], None] = print, embedder=None) -> dict[str, Any]:
     """The Postgres figures for ``rag bench`` (see the module doc); never raises: a failure is reported."""
     sizes = getattr(plan, "pg_sizes", None) or ((20_000,) if plan.quick else (100_000, 1_000_000))
     seconds = 6.0 if plan.quick else 20.0
@@ -289,7 +289,7 @@ def pg_section(plan, settings, work: Path, on_stage: Callable[[str], None] = pri
     try:
         on_stage("embedding the articles' sentences (the synthetic vectors are blends of them)")
         try:
-            anchors = sentence_vectors(settings)
+            anchors = sentence_vectors(settings, embedder)
         except Exception as e:  # noqa: BLE001 - no model: random vectors, said in the report
             anchors, out["anchors_error"] = None, f"{type(e).__name__}: {e}"
         out["vectors"] = vector_figures(create_database(server, "bench_vectors"), sizes, on_stage, anchors)

@@ -15,30 +15,18 @@ from __future__ import annotations
 import asyncio
 import collections
 import sys
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
 
-async def load(base: str, clients: int, seconds: float) -> float:
-    import httpx
-
+def load(base: str, clients: int, seconds: float) -> dict:
+    """``rag bench``'s load: ``clients`` clients of unique questions on ``/api/search`` (``bench.bench._load``)."""
+    from bench.bench import _load
     from rag.evaluation import load_qa
 
-    qs = [it.question for it in load_qa(REPO / "eval" / "qa.jsonl")]
-    n = 0
-    end = time.time() + seconds
-    async with httpx.AsyncClient(timeout=30) as c:
-        async def worker(w: int) -> None:
-            nonlocal n
-            i = w
-            while time.time() < end:
-                await c.get(base + "/api/search", params={"q": f"{qs[i % len(qs)]} zq{w}x{i}", "k": 5})
-                n += 1
-                i += clients
-        await asyncio.gather(*(worker(w) for w in range(clients)))
-    return n / seconds
+    questions = [it.question for it in load_qa(REPO / "eval" / "qa.jsonl") if it.answerable]
+    return asyncio.run(_load(base, "/api/search", clients, seconds, 10**9, questions))
 
 
 GROUPS = (  # (substring of the stack, group); the first match wins
@@ -68,7 +56,8 @@ def group(path: Path) -> list[tuple[str, int]]:
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["load"]:
-        print(f"{asyncio.run(load(argv[1], int(argv[2]), float(argv[3]))):.1f} req/s")
+        r = load(argv[1], int(argv[2]), float(argv[3]))
+        print(f"{r['rps']} req/s, p50 {r['latency_ms']['p50']} ms, errors {r['errors'] or 0}")
     elif argv[:1] == ["group"]:
         rows = group(Path(argv[1]))
         total = sum(n for _, n in rows) or 1

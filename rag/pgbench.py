@@ -78,18 +78,14 @@ def pgvector_bench(db: Database, n: int, dim: int = 384, n_queries: int = 50, k:
         conn.execute("CREATE INDEX ON rag_bench_vectors USING hnsw (embedding vector_cosine_ops) "
                      "WITH (m = 16, ef_construction = 64)")
         t2 = time.perf_counter()
+        def pg_search(q: np.ndarray) -> list[int]:
+            return [r[0] for r in conn.execute("SELECT id FROM rag_bench_vectors ORDER BY embedding <=> %s::vector "
+                                               "LIMIT %s", (vector_text(q), k)).fetchall()]
+
         runs = {}
         for ef in efs:
             conn.execute(f"SET hnsw.ef_search = {ef}")
-            lat, found = [], 0
-            for qi, q in enumerate(queries):
-                qt = vector_text(q)
-                s = time.perf_counter()
-                rows = conn.execute("SELECT id FROM rag_bench_vectors ORDER BY embedding <=> %s::vector LIMIT %s",
-                                    (qt, k)).fetchall()
-                lat.append(time.perf_counter() - s)
-                found += len({r[0] for r in rows} & set(exact[qi].tolist()))
-            runs[ef] = _figures(ef, found, n_queries, k, lat, 2)
+            runs[ef] = _measure(ef, pg_search, queries, exact, 2)
         out["pgvector"] = {"load_s": round(t1 - t0, 2), "hnsw_build_s": round(t2 - t1, 2), **runs[int(ef_search)],
                            "sweep": [runs[e] for e in efs]}
         conn.execute("DROP TABLE rag_bench_vectors")
@@ -103,19 +99,21 @@ def pgvector_bench(db: Database, n: int, dim: int = 384, n_queries: int = 50, k:
     runs = {}
     for ef in efs:
         index.hnsw.efSearch = ef
-        lat, found = [], 0
-        for qi, q in enumerate(queries):
-            s = time.perf_counter()
-            _, ids = index.search(q.reshape(1, -1), k)
-            lat.append(time.perf_counter() - s)
-            found += len(set(ids[0].tolist()) & set(exact[qi].tolist()))
-        runs[ef] = _figures(ef, found, n_queries, k, lat, 3)
+        runs[ef] = _measure(ef, lambda q: index.search(q.reshape(1, -1), k)[1][0].tolist(), queries, exact, 3)
     out["faiss_hnsw"] = {"build_s": round(t1 - t0, 2), **runs[int(ef_search)], "sweep": [runs[e] for e in efs]}
     return out
 
 
-def _figures(ef: int, found: int, n_queries: int, k: int, lat: list[float], digits: int) -> dict:
-    return {f"recall@{k}": round(found / (n_queries * k), 4), "ef_search": ef,
+def _measure(ef: int, search, queries: np.ndarray, exact: np.ndarray, digits: int) -> dict:
+    """Recall@k of ``search(query) -> ids`` against ``exact`` (the true top k per query), and its latency."""
+    k = exact.shape[1]
+    lat, found = [], 0
+    for q, truth in zip(queries, exact):
+        s = time.perf_counter()
+        ids = search(q)
+        lat.append(time.perf_counter() - s)
+        found += len(set(ids) & set(truth.tolist()))
+    return {f"recall@{k}": round(found / (len(queries) * k), 4), "ef_search": ef,
             "p50_ms": round(1000 * statistics.median(lat), digits),
             "p99_ms": round(1000 * float(np.percentile(lat, 99)), digits)}
 

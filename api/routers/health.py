@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import anyio
 from fastapi import APIRouter, Request
 
 from rag.errors import StoreUnavailable
@@ -21,7 +20,7 @@ async def health(request: Request) -> dict:
     status = await st.status.get() if st.status is not None else None
     ollama_ok = bool(status and status.reachable and status.model_available)
     embedder = rt.embedder if rt else None
-    counts = await anyio.to_thread.run_sync(_store_counts, rt.store, limiter=st.health_threads.limiter) if rt else {}
+    counts = await st.health_threads.run(_store_counts, rt.store) if rt else {}
     return {
         "status": "starting" if rt is None else "degraded" if counts["store"]["detail"] else "ok",
         "documents": counts.get("documents", 0),
