@@ -312,3 +312,47 @@ def test_a_quote_is_wrapped_once_and_a_cut_quotation_gets_its_lost_mark():
         "„We hadden niet eens schoenen!” vertelt Jihyun Park (56)."
     # the start of a quotation that goes on in the next sentence: its closing mark
     assert quote("„In de kampen werkten we elke dag.") == "„In de kampen werkten we elke dag.”"
+
+
+def test_sentences_that_follow_each_other_are_quoted_as_one_run():
+    from rag.extractive import ExtractiveAnswerer, ScoredSentence, adjacent_runs
+    from rag.schema import Chunk, Hit
+
+    text = "Eerste zin over iets. Tweede zin met het antwoord. Derde zin.\n\n# Kop\n\nVierde zin hierna."
+    chunk = Chunk("d#0", "d", "D", text, 100, 100 + len(text))
+    other = Chunk("e#0", "e", "E", "Een zin elders in een ander stuk.", 0, 33)
+    hit, hit2 = Hit(chunk, 1.0), Hit(other, 0.5)
+
+    def s(sentence: str, score: float, h: Hit = hit, n: int = 1) -> ScoredSentence:
+        i = h.chunk.text.index(sentence)
+        return ScoredSentence(n, h, h.chunk.start + i, h.chunk.start + i + len(sentence), sentence, 0.0, None, score)
+
+    first, second, third = s("Eerste zin over iets.", 0.9), s("Tweede zin met het antwoord.", 1.0), s("Derde zin.", 0.8)
+    fourth, elsewhere = s("Vierde zin hierna.", 0.85), s("Een zin elders in een ander stuk.", 0.95, hit2, 2)
+    runs = adjacent_runs([second, elsewhere, first])
+    # the run holding the best sentence comes first, its sentences in the passage's order
+    assert [[x.text for x in r] for r in runs] == [["Eerste zin over iets.", "Tweede zin met het antwoord."],
+                                                  ["Een zin elders in een ander stuk."]]
+    # a heading between two sentences keeps them apart
+    assert len(adjacent_runs([third, fourth])) == 2
+
+    class Fixed(ExtractiveAnswerer):
+        def rank(self, queries, hits):
+            return [second, elsewhere, first, third]
+
+    ex = Fixed(scorer=None, max_sentences=3, min_relative=0.8).answer("vraag", [hit, hit2])
+    assert ex.text == "„Eerste zin over iets. Tweede zin met het antwoord.” [1] „Een zin elders in een ander stuk.” [2]"
+    assert [c.n for c in ex.citations] == [1, 2]
+    assert ex.citations[0].quotes == [{"start": first.start, "end": second.end}]
+
+    # a run with quoted speech in it: every sentence keeps (or gets) its own marks, one citation for the run
+    text = "Ze steunt de Brexit nog steeds. „Het deed me aan Noord-Korea denken”, zegt ze. Einde van het stuk."
+    hit3 = Hit(Chunk("f#0", "f", "F", text, 0, len(text)), 1.0)
+    plain, spoken = s("Ze steunt de Brexit nog steeds.", 1.0, hit3), s("„Het deed me aan Noord-Korea denken”, zegt ze.", 0.9, hit3)
+
+    class Spoken(ExtractiveAnswerer):
+        def rank(self, queries, hits):
+            return [plain, spoken]
+
+    assert Spoken(scorer=None).answer("vraag", [hit3]).text == \
+        "„Ze steunt de Brexit nog steeds.” „Het deed me aan Noord-Korea denken”, zegt ze. [1]"
