@@ -17,7 +17,6 @@ Signals, from what the pipeline has at the decide step (hybrid, k=5, the package
 - absent words: the share of the question's content words that occur nowhere in the articles.
 Results are in eval/README.md.
 """
-import math
 import os
 import sys
 import tempfile
@@ -30,8 +29,10 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from rag.chunking import sentence_spans  # noqa: E402
 from rag.config import Settings  # noqa: E402
+from rag.documents import load_documents  # noqa: E402
 from rag.embedding import load_embedder  # noqa: E402
 from rag.evaluation import load_qa  # noqa: E402
+from rag.extractive import _local_idf  # noqa: E402
 from rag.pipeline import Pipeline  # noqa: E402
 from rag.runtime import open_runtime  # noqa: E402
 
@@ -46,7 +47,7 @@ pipe = Pipeline(rt.retriever, None, s)
 scorer = pipe.extractor.scorer
 items = [it for it in load_qa(REPO / "eval" / "qa.jsonl") if it.answerable or it.kind == "near-topic"]
 
-docs = [p.read_text(encoding="utf-8") for p in sorted((REPO / "data" / "articles").glob("*.md"))]
+docs = [d.text for d in load_documents(REPO / "data" / "articles").documents]
 vocab = {t for d in docs for t in scorer.tokens([d])[0]}
 sentences = [d[a:b] for d in docs for a, b in sentence_spans(d, keep_quotes=False)]
 _latent: dict[str, dict[int, float]] = {}
@@ -59,14 +60,10 @@ def latent(text: str) -> dict[int, float]:
     return _latent[text]
 
 
-df: dict[int, int] = {}
-for sent in sentences:
-    for k in latent(sent):
-        df[k] = df.get(k, 0) + 1
+idf = _local_idf([set(latent(sent)) for sent in sentences])  # BM25's IDF of a latent among the sentences
 
 
 def latent_cover(q: dict[int, float], t: dict[int, float]) -> float:
-    idf = lambda k: math.log(1 + (len(sentences) - df.get(k, 0) + 0.5) / (df.get(k, 0) + 0.5))  # noqa: E731
     total = sum(w * idf(k) for k, w in q.items())
     return sum(min(w, t.get(k, 0.0)) * idf(k) for k, w in q.items()) / total if total else 0.0
 

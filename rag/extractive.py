@@ -125,6 +125,10 @@ def _overlap(query: Sequence[str], text: set[str], weight: Callable[[str], float
 QUOTE_MARKS = "„“”\"‚‘’«»"
 
 
+def has_quote_marks(text: str) -> bool:
+    return any(m in text for m in QUOTE_MARKS) or ",," in text
+
+
 _OPENING = "„“«‚"
 _CLOSING = "”»’"
 
@@ -134,7 +138,7 @@ def quote(sentence: str) -> str:
     A sentence cut from a longer quotation gets the mark it lost: the tail of a quote („... We hadden niet
     eens schoenen!” vertelt ...) its opening „, the start of one its closing ”."""
     s = " ".join(sentence.split())
-    if not (any(m in s for m in QUOTE_MARKS) or ",," in s):
+    if not has_quote_marks(s):
         return f"„{s}”"
     opens = [i for i, ch in enumerate(s) if ch in _OPENING] + [i for i in range(len(s) - 1) if s[i:i + 2] == ",,"]
     closes = [i for i, ch in enumerate(s) if ch in _CLOSING]
@@ -273,8 +277,7 @@ def _touching(a: ScoredSentence, b: ScoredSentence) -> bool:
 
 def adjacent_runs(chosen: Sequence[ScoredSentence]) -> list[list[ScoredSentence]]:
     """The chosen sentences, with those that follow each other in a passage joined into one run (in the
-    passage's order); runs are ordered by their best sentence. "Volgens Choe Su-yong ... is het net
-    andersom." and the "Volgens haar heeft Kim Jong-un vier kinderen" after it read as one quote."""
+    passage's order); runs are ordered by their best sentence (see the module doc)."""
     rank = {id(s): i for i, s in enumerate(chosen)}
     runs: list[list[ScoredSentence]] = []
     for s in sorted(chosen, key=lambda x: (x.n, x.start)):
@@ -288,7 +291,7 @@ def adjacent_runs(chosen: Sequence[ScoredSentence]) -> list[list[ScoredSentence]
 def quote_run(run: Sequence[ScoredSentence]) -> str:
     """One quote around a run of plain sentences; a run with quoted speech in it keeps each sentence's own
     quotation marks (``quote``), so no sentence of it is left bare."""
-    if any(any(m in s.text for m in QUOTE_MARKS) or ",," in s.text for s in run):
+    if any(has_quote_marks(s.text) for s in run):
         return " ".join(quote(s.text) for s in run)
     c = run[0].hit.chunk
     return quote(c.text[run[0].start - c.start:run[-1].end - c.start])
