@@ -5,7 +5,7 @@ these models describe them, field by field, in the same order."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -59,6 +59,9 @@ class AnswerOut(BaseModel):
     queries: list[str]
     relevance: float | None = None
     abstain_reason: str | None = Field(None, description="retrieval | model, when abstained")
+    support: Literal["answered", "uncertain", "abstained"] = Field(
+        "answered", description="answered: a passage answers; uncertain: only the closest passages, said so first; "
+                                "abstained: the articles don't say")
 
 
 class OllamaOut(BaseModel):

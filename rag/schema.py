@@ -94,6 +94,11 @@ class Answer:
     queries: list[str] = field(default_factory=list)  # what retrieval searched with (standalone question, Dutch phrasing)
     relevance: float | None = None  # abstention signal: best sentence's lexical overlap with the question (0..1)
     abstain_reason: str | None = None  # "retrieval" (nothing relevant enough) | "model" (the LLM said it can't answer)
+    support: str = ""  # "answered" | "uncertain" | "abstained" (rag/decide.py); "" = derived from ``abstained``
+
+    def __post_init__(self) -> None:
+        if not self.support:
+            self.support = "abstained" if self.abstained else "answered"
 
     def to_dict(self) -> dict[str, Any]:
         """The public form (``rag ask --json``, ``/api/ask``)."""
@@ -110,4 +115,5 @@ class Answer:
             "queries": list(self.queries),
             "relevance": None if self.relevance is None else round(float(self.relevance), 4),
             "abstain_reason": self.abstain_reason,
+            "support": self.support,
         }

@@ -203,7 +203,9 @@ def test_run_eval_with_fakes():
     assert rep["hit_at_k_curve"]["bm25"][:2] == [0.0, 1.0] and len(rep["hit_at_k_curve"]["dense"]) == 10
     assert rep["answer"]["cited_evidence"] == 1.0  # citation text is a span; its chunk (from sources) holds the phrase
     assert rep["answer"]["token_f1"] == pytest.approx((1.0 + 0.0) / 2)
+    support = rep["abstention"].pop("support")
     assert rep["abstention"] == {"correct_abstain": 1.0, "false_abstain": 0.0, "by_kind": {}}
+    assert support["answerable"]["answered"] == 1.0 and support["unanswerable"]["abstained"] == 1.0
     assert rep["per_lang"]["en"]["n"] == 1 and rep["per_lang"]["en"]["retrieval"]["recall@3"] == 0.5
     assert [q[1:] for q in pipe.asked] == [(3, "hybrid", "auto")] * 3
     pq = {r["id"]: r for r in rep["per_question"]}

@@ -62,7 +62,7 @@ def collect(events) -> tuple[list[StreamEvent], str]:
 def test_charkiv_extractive_cites_the_passage_with_the_answer(extractive, runtime):
     a = extractive.ask(CHARKIV, generator="extractive")
     assert not a.abstained and a.generator == "extractive"
-    assert a.answer.startswith("„") and "[" in a.answer
+    assert a.answer.startswith("> ") and "[" in a.answer and a.support == "answered"
     good = [c for c in a.citations if c.doc_id == CHARKIV_DOC and EVIDENCE in norm(c.text)]
     assert good, a.citations
     c = good[0]
@@ -191,6 +191,52 @@ def test_llm_answer_with_citations_checked(with_llm, fake_ollama, settings):
     assert len(fake_ollama.chat_requests) == 1  # a Dutch question without history needs no rewrite call
 
 
+def test_llm_citations_are_numbered_in_order_of_first_use_and_odd_numbers_removed(with_llm, fake_ollama, runtime):
+    fake_ollama.reply = "Geen idee [1]."
+    sources = with_llm.ask(CHARKIV, generator="ollama").sources
+    n = next(i for i, h in enumerate(sources, 1) if EVIDENCE in norm(h.chunk.text))
+    m = next(i for i in range(len(sources), 0, -1) if i != n)
+    fake_ollama.reply = (f"Bij de aanval op Charkiv vielen een dode en meer dan veertig gewonden [{n}]. "
+                         f"Noord-Korea levert Rusland wapens [{m}][-1][99999999999].")
+    a = with_llm.ask(CHARKIV, generator="ollama")
+    cited = [int(x) for x in __import__("re").findall(r"\[(\d+)\]", a.answer)]
+    assert cited[0] == 1 and sorted(set(cited)) == list(range(1, len(set(cited)) + 1)), a.answer
+    assert "[-1]" not in a.answer and "99999999999" not in a.answer
+    assert [c.n for c in a.citations] == sorted(c.n for c in a.citations)
+    # each citation names the passage sentence that holds what its answer sentence says
+    first = next(c for c in a.citations if c.n == 1)
+    assert first.doc_id == CHARKIV_DOC
+    doc = runtime.store.documents[first.doc_id].text
+    assert first.quotes and EVIDENCE in norm(doc[first.quotes[0]["start"]:first.quotes[0]["end"]])
+
+
+def test_llm_answer_left_without_any_citation_is_uncertain(with_llm, fake_ollama):
+    fake_ollama.reply = "Dat is een lastige vraag over de oorlog in Oekraïne [9]."
+    a = with_llm.ask(CHARKIV, generator="ollama")
+    assert not a.abstained and a.support == "uncertain" and a.citations == []
+    assert a.answer.startswith("Het taalmodel noemde voor dit antwoord geen bron")
+
+
+def test_a_fact_the_articles_do_not_hold_is_answered_as_uncertain_not_confidently(extractive):
+    a = extractive.ask("Hoeveel soldaten heeft Noord-Korea in totaal?", generator="extractive")
+    assert a.support in ("uncertain", "abstained"), a.answer
+    if a.support == "uncertain":
+        assert a.answer.startswith("Ik vond geen zin die dit precies beantwoordt")
+
+
+def test_narration_is_not_shown_as_speech(extractive, runtime):
+    a = extractive.ask("Hoe oud is Jihyun Park?", generator="extractive")
+    assert a.support == "answered" and "56" in a.answer
+    for c in a.citations:
+        for q in c.quotes:
+            span = runtime.store.documents[c.doc_id].text[q["start"]:q["end"]]
+            assert span in a.answer  # the source's own words, unchanged
+    # no quotation mark in the answer that the cited spans do not hold themselves
+    spans = "".join(runtime.store.documents[c.doc_id].text[q["start"]:q["end"]] for c in a.citations for q in c.quotes)
+    for mark in "„“”":
+        assert a.answer.count(mark) <= spans.count(mark)
+
+
 def test_llm_stream(with_llm, fake_ollama):
     fake_ollama.reply = "Bij de aanval vielen meer dan veertig gewonden [1]. Zie ook [12]."
     evs, text = collect(with_llm.ask_stream(CHARKIV))
@@ -273,7 +319,7 @@ def test_fault_with_generator_auto_falls_back_to_extractive(fault, fake_ollama, 
     assert a.generator == "extractive" and not a.abstained
     assert any(w.startswith("answered extractively") for w in a.warnings)
     assert any(EVIDENCE in norm(c.text) for c in a.citations)
-    assert a.answer.startswith("„")  # purely extractive: nothing was sent before the fault
+    assert a.answer.startswith("> ")  # purely extractive: nothing was sent before the fault
 
 
 def test_stream_broken_half_way_in_auto_appends_the_extractive_answer(with_llm, fake_ollama):
@@ -284,8 +330,8 @@ def test_stream_broken_half_way_in_auto_appends_the_extractive_answer(with_llm, 
     done = evs[-1].data
     assert evs[-1].kind == "done" and done.generator == "extractive"
     assert text.startswith("Bij de aanval op\n")  # the 4 pieces sent before the break
-    assert "brak af" in text and "„" in text and EVIDENCE in norm(text.split("brak af", 1)[1])
-    assert done.answer.startswith("Bij de aanval op") and "„" in done.answer
+    assert "brak af" in text and "\n> " in text and EVIDENCE in norm(text.split("brak af", 1)[1])
+    assert done.answer.startswith("Bij de aanval op") and "\n> " in done.answer
     assert any(EVIDENCE in norm(c.text) for c in done.citations)
     assert any("broke off after 4 piece(s)" in w and "appended" in w for w in done.warnings)
 
@@ -301,39 +347,42 @@ def test_stream_broken_half_way_with_generator_ollama_raises_after_the_tokens(wi
     assert kinds == ["sources", "token", "token"]
 
 
-def test_a_quote_is_wrapped_once_and_a_cut_quotation_gets_its_lost_mark():
-    from rag.extractive import quote
+def test_an_excerpt_adds_no_quotation_marks_and_a_cut_quotation_starts_with_an_ellipsis():
+    from rag.extractive import excerpt
 
-    assert quote("Ze is 56 jaar oud.") == "„Ze is 56 jaar oud.”"
-    assert quote("„Ik wil wat terugdoen”, zegt Park.") == "„Ik wil wat terugdoen”, zegt Park."  # no second pair
-    assert quote(",,Dat is zo”, zegt ze.") == ",,Dat is zo”, zegt ze."
-    # the tail of a quotation whose first sentences were split off: its opening mark comes back
-    assert quote("We hadden niet eens schoenen!” vertelt Jihyun Park (56).") == \
-        "„We hadden niet eens schoenen!” vertelt Jihyun Park (56)."
-    # the start of a quotation that goes on in the next sentence: its closing mark
-    assert quote("„In de kampen werkten we elke dag.") == "„In de kampen werkten we elke dag.”"
+    assert excerpt("Daar belandde ze in 2004 in een strafkamp.") == "> Daar belandde ze in 2004 in een strafkamp."
+    assert excerpt("„Ik wil wat terugdoen”, zegt Park.") == "> „Ik wil wat terugdoen”, zegt Park."
+    # the tail of a quotation whose first sentences were split off
+    assert excerpt("We hadden niet eens schoenen!” vertelt Jihyun Park (56).") == \
+        "> …We hadden niet eens schoenen!” vertelt Jihyun Park (56)."
+    assert excerpt("Het is Kims beleid, zegt ze: „Dat is zo.”") == "> Het is Kims beleid, zegt ze: „Dat is zo.”"
+    assert excerpt("Noord-Korea's leger.") == "> Noord-Korea's leger."  # an apostrophe is no quotation
 
 
-def test_sentences_that_follow_each_other_are_quoted_as_one_run():
-    from rag.extractive import ExtractiveAnswerer, ScoredSentence, adjacent_runs
+def _sentences(text: str, doc: str = "d"):
+    from rag.extractive import ScoredSentence
     from rag.schema import Chunk, Hit
 
-    text = "Eerste zin over iets. Tweede zin met het antwoord. Derde zin.\n\n# Kop\n\nVierde zin hierna."
-    chunk = Chunk("d#0", "d", "D", text, 100, 100 + len(text))
-    other = Chunk("e#0", "e", "E", "Een zin elders in een ander stuk.", 0, 33)
-    hit, hit2 = Hit(chunk, 1.0), Hit(other, 0.5)
+    hit = Hit(Chunk(f"{doc}#0", doc, doc.upper(), text, 100, 100 + len(text)), 1.0)
 
-    def s(sentence: str, score: float, h: Hit = hit, n: int = 1) -> ScoredSentence:
-        i = h.chunk.text.index(sentence)
-        return ScoredSentence(n, h, h.chunk.start + i, h.chunk.start + i + len(sentence), sentence, 0.0, None, score)
+    def s(sentence: str, score: float, n: int = 1, overlap: float = 0.0) -> ScoredSentence:
+        i = text.index(sentence)
+        return ScoredSentence(n, hit, 100 + i, 100 + i + len(sentence), sentence, overlap, None, score)
+    return hit, s
 
+
+def test_sentences_that_follow_each_other_are_one_excerpt_with_one_citation():
+    from rag.extractive import ExtractiveAnswerer, adjacent_runs
+
+    hit, s = _sentences("Eerste zin over iets. Tweede zin met het antwoord. Derde zin.\n\n# Kop\n\nVierde zin hierna.")
+    hit2, s2 = _sentences("Een zin elders in een ander stuk.", "e")
     first, second, third = s("Eerste zin over iets.", 0.9), s("Tweede zin met het antwoord.", 1.0), s("Derde zin.", 0.8)
-    fourth, elsewhere = s("Vierde zin hierna.", 0.85), s("Een zin elders in een ander stuk.", 0.95, hit2, 2)
+    fourth, elsewhere = s("Vierde zin hierna.", 0.85), s2("Een zin elders in een ander stuk.", 0.95, 2)
     runs = adjacent_runs([second, elsewhere, first])
     # the run holding the best sentence comes first, its sentences in the passage's order
     assert [[x.text for x in r] for r in runs] == [["Eerste zin over iets.", "Tweede zin met het antwoord."],
                                                   ["Een zin elders in een ander stuk."]]
-    # a heading between two sentences keeps them apart
+    # a heading (a new line) between two sentences keeps them apart
     assert len(adjacent_runs([third, fourth])) == 2
 
     class Fixed(ExtractiveAnswerer):
@@ -341,18 +390,30 @@ def test_sentences_that_follow_each_other_are_quoted_as_one_run():
             return [second, elsewhere, first, third]
 
     ex = Fixed(scorer=None, max_sentences=3, min_relative=0.8).answer("vraag", [hit, hit2])
-    assert ex.text == "„Eerste zin over iets. Tweede zin met het antwoord.” [1] „Een zin elders in een ander stuk.” [2]"
+    assert ex.text == "> Eerste zin over iets. Tweede zin met het antwoord. [1]\n\n> Een zin elders in een ander stuk. [2]"
     assert [c.n for c in ex.citations] == [1, 2]
     assert ex.citations[0].quotes == [{"start": first.start, "end": second.end}]
+    # what is shown is exactly the cited span of the document
+    doc_text = " " * 100 + hit.chunk.text
+    q = ex.citations[0].quotes[0]
+    assert doc_text[q["start"]:q["end"]] in ex.text
 
-    # a run with quoted speech in it: every sentence keeps (or gets) its own marks, one citation for the run
-    text = "Ze steunt de Brexit nog steeds. „Het deed me aan Noord-Korea denken”, zegt ze. Einde van het stuk."
-    hit3 = Hit(Chunk("f#0", "f", "F", text, 0, len(text)), 1.0)
-    plain, spoken = s("Ze steunt de Brexit nog steeds.", 1.0, hit3), s("„Het deed me aan Noord-Korea denken”, zegt ze.", 0.9, hit3)
 
-    class Spoken(ExtractiveAnswerer):
-        def rank(self, queries, hits):
-            return [plain, spoken]
+def test_a_second_sentence_is_shown_only_when_it_adds_question_words_the_first_lacks():
+    from rag.citations import SupportScorer
+    from rag.extractive import ExtractiveAnswerer
+    from rag.text import BM25Analyzer
 
-    assert Spoken(scorer=None).answer("vraag", [hit3]).text == \
-        "„Ze steunt de Brexit nog steeds.” „Het deed me aan Noord-Korea denken”, zegt ze. [1]"
+    scorer = SupportScorer(BM25Analyzer())
+    text = ("Park werkte jaren in het strafkamp van Chongori. Park werkte jaren in het strafkamp, vertelt ze. "
+            "Ze is inmiddels 56 jaar oud en woont in Manchester.")
+    hit, s = _sentences(text)
+    q = "Hoe oud is Park en waar woont ze nu?"
+    best = s("Park werkte jaren in het strafkamp van Chongori.", 1.0, overlap=0.5)
+    same = s("Park werkte jaren in het strafkamp, vertelt ze.", 0.95)
+    adds = s("Ze is inmiddels 56 jaar oud en woont in Manchester.", 0.9)
+    ex = ExtractiveAnswerer(scorer=scorer, keep_adjacent=False)
+    chosen = ex.choose([q], [best, same, adds])
+    assert [c.text for c in chosen] == [best.text, adds.text]  # the repeat adds nothing: left out
+
+
