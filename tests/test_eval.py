@@ -311,7 +311,8 @@ def test_report_contract(real_report):
     assert {"n", "k", "retrieval", "answer", "abstention", "per_question"} <= rep.keys()
     assert set(rep["retrieval"]) == {"hit@1", "hit@5", "recall@5", "mrr@10"}
     assert {"token_f1", "cited_evidence"} <= rep["answer"].keys()
-    assert set(rep["abstention"]) == {"correct_abstain", "false_abstain", "by_kind"}
+    assert set(rep["abstention"]) == {"correct_abstain", "false_abstain", "by_kind", "support"}
+    assert {"n", "answered", "uncertain", "abstained", "nl", "en"} <= set(rep["abstention"]["support"]["answerable"])
     assert set(rep["modes"]) == {"bm25", "dense", "hybrid"}
     assert all(len(c) == 10 for c in rep["hit_at_k_curve"].values())
     assert len(rep["per_question"]) == rep["n"]
@@ -343,7 +344,8 @@ def test_cli_eval_end_to_end(real_runtime, tmp_path):
     assert rep["n"] == 7 and rep["k"] == 5
     assert set(rep["retrieval"]) == {"hit@1", "hit@5", "recall@5", "mrr@10"}
     assert set(rep["answer"]) >= {"token_f1", "cited_evidence"}
-    assert set(rep["abstention"]) == {"correct_abstain", "false_abstain", "by_kind"}
+    assert set(rep["abstention"]) == {"correct_abstain", "false_abstain", "by_kind", "support"}
+    assert {"n", "answered", "uncertain", "abstained", "nl", "en"} <= set(rep["abstention"]["support"]["answerable"])
     assert set(rep["modes"]) == {"bm25", "dense", "hybrid"}
     page = out_html.read_text(encoding="utf-8")
     assert "<img id='hit-curve'" in page and "data:image/png;base64," in page
@@ -383,4 +385,4 @@ def test_ollama_answers_and_judge_with_fake_ollama(real_runtime, fake_ollama):
     assert rep["judge"]["n_judged"] == 2 and rep["judge"]["faithfulness"] == 1.0
     assert rep["per_question"][0]["token_f1"] > 0.5  # the fake's answer is close to q001's reference
     assert set(rep["answer"]) == {"token_f1", "cited_evidence", "first_sentence_evidence",
-                                  "token_f1_answered"}  # the judge stays apart
+                                  "token_f1_answered", "unrelated_extra_citation"}  # the judge stays apart
