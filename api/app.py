@@ -35,7 +35,7 @@ from fastapi_offline import FastAPIOffline
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from rag.config import Settings
-from rag.batching import batched_runtime
+from rag.retrieve.batching import batched_runtime
 from rag.runtime import Runtime
 
 from .deps import AppState, StatusProbe
@@ -62,7 +62,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None, llm: Any = No
     async def lifespan(app: FastAPI):
         state.reindex_lock = asyncio.Lock()
         if state.llm is None:
-            from rag.llm import OllamaLLM
+            from rag.llms.ollama import OllamaLLM
 
             state.llm = OllamaLLM.from_settings(settings)
             state.owns_llm = True

@@ -54,7 +54,7 @@ def _ignore_result(task: asyncio.Task) -> None:
 
 
 def _unreachable(llm: Any, detail: str):
-    from rag.llm import LLMStatus
+    from rag.llms.ollama import LLMStatus
 
     return LLMStatus(reachable=False, model_available=False, model=getattr(llm, "model", ""), detail=detail)
 
@@ -75,7 +75,7 @@ class AppState:
     started_at: float = field(default_factory=time.time)
 
     def make_pipeline(self, runtime: Runtime):
-        from rag.pipeline import Pipeline
+        from rag.answer.pipeline import Pipeline
 
         return Pipeline(runtime.retriever, self.llm, self.settings)
 

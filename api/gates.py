@@ -94,7 +94,7 @@ class SearchLimiter(Threads):
     ``CapacityLimiter`` of their own), so they wait for each other there, never in the default thread
     pool that /health's status probe, static files and the other routes use: those never queue behind
     search work. A few threads are enough: the query embeddings of concurrent searches share one engine
-    call (``rag.batching``), and the rest of a search holds the GIL."""
+    call (``rag.retrieve.batching``), and the rest of a search holds the GIL."""
 
     def __init__(self, limit: int, threads: int = 4) -> None:
         super().__init__(threads)

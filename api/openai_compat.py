@@ -29,8 +29,8 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from rag.choice import choose_generator
-from rag.citetext import answer_with_sources, sources_block
+from rag.answer.choice import choose_generator
+from rag.answer.sources import answer_with_sources, sources_block
 from rag.contract import MAX_HISTORY_TURNS, MAX_K, AskRequest, check_length, parse
 from rag.errors import RagError
 from rag.text import detect_language

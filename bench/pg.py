@@ -5,11 +5,11 @@ Two things, both against a private PostgreSQL 16 + pgvector started by ``pgserve
 
 * ``pg_section(plan, settings, work)``: for ``bench/bench.py``. At N synthetic chunks (100k and 1M in
   the full run, 20k with ``--quick``): load + HNSW build time, recall@10 against exact search and
-  p50/p99 latency for pgvector and FAISS (``rag.pgbench``); then ``/api/search`` throughput with 1
+  p50/p99 latency for pgvector and FAISS (``rag.index.postgres.bench``); then ``/api/search`` throughput with 1
   and 2 ``rag serve`` replicas on the shipped articles in one database, behind 8 clients.
 * ``fusion_table(settings, work)``: retrieval-only ``run_eval`` on eval/qa.jsonl for the local and
   the postgres store (bm25 / dense / hybrid) and a grid of hybrid weights for both, from which
-  ``rag.stores.POSTGRES_FUSION`` is chosen.
+  ``rag.index.stores.POSTGRES_FUSION`` is chosen.
 
 Run from a checkout::
 
@@ -80,11 +80,11 @@ def _row(report: dict, mode: str) -> dict[str, float]:
 def fusion_table(settings, work: Path, qa_path: Path = REPO / "eval" / "qa.jsonl", grid: Sequence[float] = GRID,
                  on_stage: Callable[[str], None] = print) -> dict[str, Any]:
     """bm25 / dense / hybrid for both stores, and hybrid over ``grid`` (bm25 weight; dense = 1 - w)."""
-    from rag.embedding import load_embedder
-    from rag.evaluation import EvalConfig, load_qa, run_eval
-    from rag.pgstore import PostgresStore
-    from rag.retrieval import FusionParams, Retriever
-    from rag.stores import build_store, database, open_store
+    from rag.embed.embedders import load_embedder
+    from rag.eval.evaluation import EvalConfig, load_qa, run_eval
+    from rag.index.postgres.store import PostgresStore
+    from rag.retrieve.retriever import FusionParams, Retriever
+    from rag.index.stores import build_store, database, open_store
 
     items = [it for it in load_qa(qa_path) if it.answerable]
     embedder = load_embedder(settings)
@@ -137,10 +137,10 @@ def print_fusion(t: dict[str, Any]) -> None:
 
 def sentence_vectors(settings, embedder=None, limit: int = 2000):
     """The shipped articles' sentences embedded by ``embedder`` (default: the settings' model): the
-    anchors of the synthetic vectors (``rag.pgbench._mixed``), so they are shaped like real embeddings."""
-    from rag.chunking import sentence_spans
-    from rag.documents import load_documents
-    from rag.embedding import load_embedder
+    anchors of the synthetic vectors (``rag.index.postgres.bench._mixed``), so they are shaped like real embeddings."""
+    from rag.ingest.chunking import sentence_spans
+    from rag.ingest.documents import load_documents
+    from rag.embed.embedders import load_embedder
 
     texts = []
     for doc in load_documents(Path(settings.data_dir)).documents:
@@ -149,9 +149,9 @@ def sentence_vectors(settings, embedder=None, limit: int = 2000):
 
 
 def vector_figures(url: str, sizes: Sequence[int], on_stage: Callable[[str], None], anchors=None) -> list[dict[str, Any]]:
-    """pgvector beside FAISS at each size (``rag.pgbench``)."""
-    from rag.db import Database
-    from rag.pgbench import pgvector_bench
+    """pgvector beside FAISS at each size (``rag.index.postgres.bench``)."""
+    from rag.index.postgres.db import Database
+    from rag.index.postgres.bench import pgvector_bench
 
     db = Database(url, statement_timeout_ms=None)
     try:
@@ -182,7 +182,7 @@ class Replica:
                  RAG_DATA_DIR=str(data_dir), RAG_GENERATOR="extractive", OLLAMA_HOST="http://127.0.0.1:9")
         e.update(env or {})
         self._log = open(log, "wb")
-        self.proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "serve", "--host", "127.0.0.1", "--port",
+        self.proc = subprocess.Popen([sys.executable, "-m", "rag.cli.main", "serve", "--host", "127.0.0.1", "--port",
                                       str(self.port)], env=e, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT)
 
     def wait_ready(self, timeout: float = 240.0) -> None:
@@ -254,8 +254,8 @@ def throughput(bases: Sequence[str], questions: Sequence[str], clients: int = 8,
 def api_throughput(url: str, settings, work: Path, questions: Sequence[str], seconds: float,
                    on_stage: Callable[[str], None]) -> list[dict[str, Any]]:
     """/api/search with 1 and 2 replicas on the shipped articles (built into the database first)."""
-    from rag.embedding import load_embedder
-    from rag.stores import build_store
+    from rag.embed.embedders import load_embedder
+    from rag.index.stores import build_store
 
     s = settings.model_copy(update={"store": "postgres", "database_url": url})
     on_stage("building the shipped articles into the database")
@@ -293,7 +293,7 @@ def pg_section(plan, settings, work: Path, on_stage: Callable[[str], None] = pri
         except Exception as e:  # noqa: BLE001 - no model: random vectors, said in the report
             anchors, out["anchors_error"] = None, f"{type(e).__name__}: {e}"
         out["vectors"] = vector_figures(create_database(server, "bench_vectors"), sizes, on_stage, anchors)
-        from rag.evaluation import load_qa
+        from rag.eval.evaluation import load_qa
 
         questions = [it.question for it in load_qa(REPO / "eval" / "qa.jsonl") if it.answerable]
         out["api"] = api_throughput(create_database(server, "bench_api"), settings, Path(work), questions, seconds,

@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parents[1]
 def load(base: str, clients: int, seconds: float) -> dict:
     """``rag bench``'s load: ``clients`` clients of unique questions on ``/api/search`` (``bench.bench._load``)."""
     from bench.bench import _load
-    from rag.evaluation import load_qa
+    from rag.eval.evaluation import load_qa
 
     questions = [it.question for it in load_qa(REPO / "eval" / "qa.jsonl") if it.answerable]
     return asyncio.run(_load(base, "/api/search", clients, seconds, 10**9, questions))

@@ -32,7 +32,7 @@ def _ms(values: list[float]) -> dict[str, float]:
 
 def stages(n: int = 60) -> dict:
     from rag.config import Settings
-    from rag.evaluation import load_qa
+    from rag.eval.evaluation import load_qa
     from rag.runtime import open_runtime
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

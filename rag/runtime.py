@@ -6,11 +6,11 @@ import logging
 from dataclasses import dataclass
 from typing import Callable
 
-from .config import Settings
-from .embedding import Embedder, load_embedder
-from .retrieval import FusionParams, Retriever
-from .indexer import BuildReport
-from .store import IndexStore
+from rag.config import Settings
+from rag.embed.embedders import Embedder, load_embedder
+from rag.retrieve.retriever import FusionParams, Retriever
+from rag.index.local.indexer import BuildReport
+from rag.index.local.store import IndexStore
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ class Runtime:
 
 def build(settings: Settings, embedder: Embedder, *, rebuild: bool = False, show_progress: bool = False,
           on_stage: Callable[[str], None] | None = None) -> BuildReport:
-    from .stores import build_store  # local files or PostgreSQL (RAG_STORE)
+    from rag.index.stores import build_store  # local files or PostgreSQL (RAG_STORE)
 
     return build_store(settings, embedder, rebuild=rebuild, show_progress=show_progress, on_stage=on_stage)
 
@@ -40,7 +40,7 @@ def open_runtime(settings: Settings, *, embedder: Embedder | None = None, build_
     written when it is current).
     """
     embedder = embedder or load_embedder(settings)
-    from .stores import fusion_settings, open_store, store_exists
+    from rag.index.stores import fusion_settings, open_store, store_exists
 
     if update or (build_if_missing and not store_exists(settings)):
         log.info("bringing the index in %s up to date with %s", settings.index_dir, settings.data_dir)

@@ -90,11 +90,11 @@ class Answer:
     timings: dict[str, float] = field(default_factory=dict)  # retrieval_ms, generation_ms
     standalone_question: str | None = None  # the rewritten follow-up question, when history was given
     warnings: list[str] = field(default_factory=list)  # removed citations, fallback reasons, unsupported sentences
-    # --- added with the answering pipeline (rag/pipeline.py)
+    # --- added with the answering pipeline (rag/answer/pipeline.py)
     queries: list[str] = field(default_factory=list)  # what retrieval searched with (standalone question, Dutch phrasing)
     relevance: float | None = None  # abstention signal: best sentence's lexical overlap with the question (0..1)
     abstain_reason: str | None = None  # "retrieval" (nothing relevant enough) | "model" (the LLM said it can't answer)
-    support: str = ""  # "answered" | "uncertain" | "abstained" (rag/decide.py); "" = derived from ``abstained``
+    support: str = ""  # "answered" | "uncertain" | "abstained" (rag/answer/decide.py); "" = derived from ``abstained``
 
     def __post_init__(self) -> None:
         if not self.support:

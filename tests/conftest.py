@@ -70,7 +70,7 @@ def offline_settings(tmp_path_factory):
 @pytest.fixture(scope="session")
 def embedder(offline_settings):
     """The real default embedding model, loaded once per test session."""
-    from rag.embedding import load_embedder
+    from rag.embed.embedders import load_embedder
 
     return load_embedder(offline_settings)
 
@@ -173,7 +173,7 @@ def pg_url(pg_server) -> str:
 def pg_shipped_template(pg_server, offline_settings, embedder) -> str:
     """The name of a database holding the shipped articles, built once and only ever copied
     (``CREATE DATABASE ... TEMPLATE``): nothing stays connected to it."""
-    from rag.stores import build_store
+    from rag.index.stores import build_store
 
     url = pg_new_database(pg_server)
     report = build_store(pg_settings(offline_settings, url), embedder)  # closes its connections

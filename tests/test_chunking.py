@@ -2,8 +2,8 @@
 
 import pytest
 
-from rag.chunking import chunk_document, chunk_spans, sentence_spans
-from rag.documents import load_documents
+from rag.ingest.chunking import chunk_document, chunk_spans, sentence_spans
+from rag.ingest.documents import load_documents
 from tests.conftest import ARTICLES
 
 

@@ -1,6 +1,6 @@
 """Loading articles: formats, titles, metadata, stable ids, bad files skipped with reasons."""
 
-from rag.documents import doc_id_for, load_documents
+from rag.ingest.documents import doc_id_for, load_documents
 from tests.conftest import ARTICLES
 
 

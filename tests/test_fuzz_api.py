@@ -53,7 +53,7 @@ from schemathesis.specs.openapi.checks import (  # noqa: E402
 
 from api.app import create_app  # noqa: E402
 from rag.config import Settings  # noqa: E402
-from rag.llm import OllamaLLM  # noqa: E402
+from rag.llms.ollama import OllamaLLM  # noqa: E402
 from rag.runtime import build, open_runtime  # noqa: E402
 from tests.conftest import ARTICLES  # noqa: E402
 from tests.fake_ollama import FakeOllama  # noqa: E402

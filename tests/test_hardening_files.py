@@ -14,9 +14,9 @@ import pytest
 import yaml
 
 from rag.config import Settings
-from rag.documents import display_path, load_documents, split_front_matter, SkipFile
+from rag.ingest.documents import display_path, load_documents, split_front_matter, SkipFile
 from rag.runtime import build
-from rag.store import active_version, load_manifest
+from rag.index.local.store import active_version, load_manifest
 
 GOOD = "# Goed artikel\n\nDit artikel is in orde.\n"
 

@@ -1,4 +1,4 @@
-"""rag/llm.py against the fake Ollama server, through the real ``ollama`` client."""
+"""rag/llms/ollama.py against the fake Ollama server, through the real ``ollama`` client."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from rag.config import Settings
 from rag.errors import LLMError, LLMModelNotFound, LLMStreamBroken, LLMTimeout, LLMUnavailable
-from rag.llm import LLM, LLMStatus, OllamaLLM, count_message_tokens, count_tokens
+from rag.llms.ollama import LLM, LLMStatus, OllamaLLM, count_message_tokens, count_tokens
 from tests.fake_ollama import DEFAULT_MODEL, FakeOllama
 
 MESSAGES = [

@@ -1,4 +1,4 @@
-"""``rag mcp`` end to end: the official MCP SDK's client spawns ``python -m rag.cli mcp`` and talks
+"""``rag mcp`` end to end: the official MCP SDK's client spawns ``python -m rag.cli.main mcp`` and talks
 to it over stdio. The server reads a copy of the session's index of data/articles (offline model)
 and asks the fake Ollama server."""
 
@@ -26,7 +26,7 @@ def server_params(tmp_path, shipped_index, fake_ollama):
     shutil.copytree(shipped_index, index)
     env = {"PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
            "OLLAMA_HOST": fake_ollama.url, "RAG_LLM_PROBE_TIMEOUT": "2"}
-    return StdioServerParameters(command=sys.executable, args=["-m", "rag.cli", "mcp", "--data", str(ARTICLES),
+    return StdioServerParameters(command=sys.executable, args=["-m", "rag.cli.main", "mcp", "--data", str(ARTICLES),
                                                                "--index", str(index)],
                                  env=env, cwd=str(REPO))
 

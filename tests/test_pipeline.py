@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from rag.errors import ConfigError, InvalidQuery, LLMModelNotFound, LLMStreamBroken, LLMTimeout, LLMUnavailable
-from rag.llm import OllamaLLM
-from rag.decide import THRESHOLD_DUTCH, THRESHOLD_OTHER
-from rag.pipeline import Pipeline, StreamEvent
-from rag.prompt import NO_ANSWER
+from rag.llms.ollama import OllamaLLM
+from rag.answer.decide import THRESHOLD_DUTCH, THRESHOLD_OTHER
+from rag.answer.pipeline import Pipeline, StreamEvent
+from rag.answer.prompt import NO_ANSWER
 
 REPO = Path(__file__).resolve().parents[1]
 CHARKIV = "Hoeveel gewonden vielen er bij de aanval op Charkiv?"
@@ -87,7 +87,7 @@ def test_unrelated_questions_abstain(extractive, question, lang):
 
 
 def test_abstention_rates_on_the_eval_set(extractive):
-    """The calibrated decision (rag/decide.py): 19/19 off-topic abstained, 0/115 answerable."""
+    """The calibrated decision (rag/answer/decide.py): 19/19 off-topic abstained, 0/115 answerable."""
     rows = [json.loads(line) for line in (REPO / "eval" / "qa.jsonl").read_text("utf-8").splitlines() if line.strip()]
     off = [extractive.ask(r["question"], generator="extractive").abstained for r in rows if r.get("kind") == "off-topic"]
     ans = [extractive.ask(r["question"], generator="extractive").abstained for r in rows if r["answerable"]]
@@ -348,7 +348,7 @@ def test_stream_broken_half_way_with_generator_ollama_raises_after_the_tokens(wi
 
 
 def test_an_excerpt_adds_no_quotation_marks_and_a_cut_quotation_starts_with_an_ellipsis():
-    from rag.extractive import excerpt
+    from rag.answer.extractive import excerpt
 
     assert excerpt("Daar belandde ze in 2004 in een strafkamp.") == "> Daar belandde ze in 2004 in een strafkamp."
     assert excerpt("„Ik wil wat terugdoen”, zegt Park.") == "> „Ik wil wat terugdoen”, zegt Park."
@@ -360,7 +360,7 @@ def test_an_excerpt_adds_no_quotation_marks_and_a_cut_quotation_starts_with_an_e
 
 
 def _sentences(text: str, doc: str = "d"):
-    from rag.extractive import ScoredSentence
+    from rag.answer.extractive import ScoredSentence
     from rag.schema import Chunk, Hit
 
     hit = Hit(Chunk(f"{doc}#0", doc, doc.upper(), text, 100, 100 + len(text)), 1.0)
@@ -372,7 +372,7 @@ def _sentences(text: str, doc: str = "d"):
 
 
 def test_sentences_that_follow_each_other_are_one_excerpt_with_one_citation():
-    from rag.extractive import ExtractiveAnswerer, adjacent_runs
+    from rag.answer.extractive import ExtractiveAnswerer, adjacent_runs
 
     hit, s = _sentences("Eerste zin over iets. Tweede zin met het antwoord. Derde zin.\n\n# Kop\n\nVierde zin hierna.")
     hit2, s2 = _sentences("Een zin elders in een ander stuk.", "e")
@@ -400,8 +400,8 @@ def test_sentences_that_follow_each_other_are_one_excerpt_with_one_citation():
 
 
 def test_a_second_sentence_is_shown_only_when_it_adds_question_words_the_first_lacks():
-    from rag.citations import SupportScorer
-    from rag.extractive import ExtractiveAnswerer
+    from rag.answer.check import SupportScorer
+    from rag.answer.extractive import ExtractiveAnswerer
     from rag.text import BM25Analyzer
 
     scorer = SupportScorer(BM25Analyzer())

@@ -23,11 +23,11 @@ from tests.conftest import ARTICLES, REPO, pg_restart, pg_settings, pg_stop, sta
 pgserver = pytest.importorskip("pgserver", reason="the 'postgres' extra (pgserver) is not installed")
 psycopg = pytest.importorskip("psycopg", reason="the 'postgres' extra (psycopg) is not installed")
 
-from rag.db import Database  # noqa: E402
+from rag.index.postgres.db import Database  # noqa: E402
 from rag.errors import EmbeddingModelMismatch, IndexBusy, StoreUnavailable  # noqa: E402
-from rag.pgstore import PostgresStore  # noqa: E402
-from rag.retrieval import FusionParams, Retriever  # noqa: E402
-from rag.stores import POSTGRES_FUSION, build_store, open_store  # noqa: E402
+from rag.index.postgres.store import PostgresStore  # noqa: E402
+from rag.retrieve.retriever import FusionParams, Retriever  # noqa: E402
+from rag.index.stores import POSTGRES_FUSION, build_store, open_store  # noqa: E402
 
 CHARKIV = "Hoeveel gewonden vielen er bij de aanval op Charkiv?"
 CHARKIV_EVIDENCE = "meer dan veertig gewonden"
@@ -128,8 +128,8 @@ CHILD = r"""
 import os, sys, time
 from pathlib import Path
 from rag.config import Settings
-from rag.embedding import load_embedder
-from rag.stores import build_store
+from rag.embed.embedders import load_embedder
+from rag.index.stores import build_store
 s = Settings(store="postgres", database_url=sys.argv[1], data_dir=Path(sys.argv[2]), embed_model=sys.argv[4])
 go = Path(sys.argv[3])
 def stage(msg):
@@ -264,11 +264,11 @@ FLOORS_PG = REPO / "eval" / "floors_postgres.json"
 
 def test_the_eval_set_meets_the_postgres_floors(shipped_pg, embedder):
     """Retrieval on eval/qa.jsonl through the postgres store with its own hybrid weights
-    (rag.stores.fusion_settings) stays above the floors written down in eval/floors_postgres.json."""
+    (rag.index.stores.fusion_settings) stays above the floors written down in eval/floors_postgres.json."""
     import json
 
-    from rag.evaluation import EvalConfig, load_qa, run_eval
-    from rag.floors import check_floors
+    from rag.eval.evaluation import EvalConfig, load_qa, run_eval
+    from rag.eval.floors import check_floors
     from rag.runtime import open_runtime
 
     rt = open_runtime(shipped_pg, embedder=embedder)
@@ -296,10 +296,10 @@ def test_rag_info_describes_the_index_in_the_database(shipped_pg):
 
 
 def test_the_vector_bench_reports_recall_at_the_stores_ef_search_and_a_sweep(pg_url):
-    """rag bench's Postgres section (rag.pgbench): pgvector and FAISS HNSW against exact search, at the
+    """rag bench's Postgres section (rag.index.postgres.bench): pgvector and FAISS HNSW against exact search, at the
     stores' ef_search (Settings.hnsw_ef_search) and at the sweep's values; more ef_search, no less recall."""
     from rag.config import Settings
-    from rag.pgbench import pgvector_bench
+    from rag.index.postgres.bench import pgvector_bench
 
     ef = Settings().hnsw_ef_search
     db = Database(pg_url, statement_timeout_ms=None)
@@ -321,7 +321,7 @@ def test_synthetic_vectors_shaped_like_the_articles_embeddings(embedder):
     that text embeddings fill (far from random vectors, which are nearly orthogonal to each other)."""
     import numpy as np
 
-    from rag.pgbench import _mixed, _unit
+    from rag.index.postgres.bench import _mixed, _unit
 
     anchors = np.asarray(embedder.embed_passages([
         "Noord-Korea lanceerde een raket.", "Jihyun Park is kandidaat bij de verkiezingen.",

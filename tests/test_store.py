@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from rag.config import Settings
-from rag.embedding import SentenceTransformerEmbedder
+from rag.embed.embedders import SentenceTransformerEmbedder
 from rag.errors import EmbeddingModelMismatch, IndexCorrupt, IndexNotFound
 from rag.runtime import build
-from rag.store import CURRENT, IndexStore, active_version, load_manifest
+from rag.index.local.store import CURRENT, IndexStore, active_version, load_manifest
 from tests.conftest import ARTICLES, REPO
 
 
@@ -107,7 +107,7 @@ def static_model_dir(tmp_path_factory):
 
 
 def test_loading_with_another_model_is_refused(shipped_index, static_model_dir, tmp_path):
-    from rag.embedding import load_embedder
+    from rag.embed.embedders import load_embedder
 
     other = load_embedder(Settings(embed_model=str(static_model_dir), embed_fallback=False))
     assert other.dimension == 32 and other.fallback_reason is None
@@ -116,7 +116,7 @@ def test_loading_with_another_model_is_refused(shipped_index, static_model_dir, 
     assert "multilingual-e5-small" in str(e.value) and "rag index --rebuild" in str(e.value)
 
     # through the command line: a message, exit code 1, no traceback
-    r = subprocess.run([sys.executable, "-m", "rag.cli", "search", "Charkiv", "--index", str(shipped_index)],
+    r = subprocess.run([sys.executable, "-m", "rag.cli.main", "search", "Charkiv", "--index", str(shipped_index)],
                        env=cli_env(RAG_EMBED_MODEL=str(static_model_dir)), capture_output=True, text=True, timeout=120)
     assert r.returncode == 1
     assert "was built with embedding model" in r.stderr and "Traceback" not in r.stderr
@@ -145,7 +145,7 @@ def test_build_killed_half_way_leaves_old_index_loadable(tmp_path, shipped_index
     data = tmp_path / "big"
     _big_collection(data, copies=30)  # enough text that embedding takes several seconds
 
-    proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "index", "--data", str(data), "--index", str(ix), "--rebuild"],
+    proc = subprocess.Popen([sys.executable, "-m", "rag.cli.main", "index", "--data", str(data), "--index", str(ix), "--rebuild"],
                             env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 120

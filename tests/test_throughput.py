@@ -12,8 +12,8 @@ import pytest
 
 from api.errors import ServerBusy
 from api.gates import SearchLimiter
-from rag.batching import BatchingEmbedder, batched_runtime
-from rag.retrieval import Retriever
+from rag.retrieve.batching import BatchingEmbedder, batched_runtime
+from rag.retrieve.retriever import Retriever
 
 QUESTIONS = [f"{q} (vraag {i})" for i, q in enumerate([
     "Wie is Jihyun Park?", "Wat zegt Noord-Korea over de raketproef?", "Hoeveel vluchtelingen kwamen aan?",

@@ -1,6 +1,6 @@
 """POST /api/ask: an answer with cited passages (= ``rag ask --json``), or Server-Sent Events.
 
-The route decides the generator once (``rag.choice``), takes an LLM slot when the LLM will be
+The route decides the generator once (``rag.answer.choice``), takes an LLM slot when the LLM will be
 called, and pins that decision on the pipeline for this request, so an ``auto`` ask that calls
 Ollama always holds a slot. A client that leaves cancels its LLM call and frees its slot."""
 
@@ -11,7 +11,7 @@ from typing import Annotated
 import anyio
 from fastapi import APIRouter, Header, Request
 
-from rag.choice import choose_generator
+from rag.answer.choice import choose_generator
 from rag.contract import AskRequest, check_length
 
 from ..answering import CancellableLLM, next_event, run_until_disconnected, stream_answer

@@ -1,0 +1,46 @@
+"""`rag add FILE|URL`: copy files into the data folder or save web pages, then update the index."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from rag.ingest.add import FETCH_TIMEOUT, AddRefused, add_source
+
+def add_command(
+    sources: Annotated[list[str], typer.Argument(help="files (.md .txt .html .pdf .docx) or web page URLs")],
+    data: Annotated[Optional[Path], typer.Option("--data", help="folder of articles (RAG_DATA_DIR)")] = None,
+    index: Annotated[Optional[Path], typer.Option("--index", help="index folder (RAG_INDEX_DIR)")] = None,
+    embed_model: Annotated[Optional[str], typer.Option("--embed-model", help="embedding model (RAG_EMBED_MODEL)")] = None,
+    timeout: Annotated[float, typer.Option("--timeout", min=1, help="seconds to wait for a web page")] = FETCH_TIMEOUT,
+) -> None:
+    """Add articles: copy files into the data folder or save web pages as Markdown, then update the index."""
+    from rich.console import Console
+
+    from rag.config import get_settings
+    from rag.embed.embedders import load_embedder
+    from rag.index.stores import build_store
+
+    console = Console(stderr=True)
+    settings = get_settings(data_dir=data, index_dir=index, embed_model=embed_model)
+    data_dir = Path(settings.data_dir)
+    added, failed = [], 0
+    for src in sources:
+        try:
+            a = add_source(data_dir, src, settings.max_file_bytes, timeout)
+        except AddRefused as e:
+            failed += 1
+            console.print(f"[red]not added:[/] {e}", highlight=False, soft_wrap=True)
+            continue
+        added.append(a)
+        console.print(f"[green]added[/] {a.path}  ({a.title})", highlight=False)
+    if added:
+        with console.status("Updating the index…"):
+            embedder = load_embedder(settings)
+            report = build_store(settings, embedder)
+        console.print(f"Index updated: {report.documents} documents, {report.chunks} chunks "
+                      f"({report.embedded_chunks} chunks embedded).", highlight=False)
+    if failed:
+        raise typer.Exit(1)

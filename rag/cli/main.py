@@ -1,0 +1,375 @@
+"""The ``rag`` command: index, search, info (and ask, serve, eval, bench beside them).
+
+Settings come from the environment (``RAG_*``, ``OLLAMA_HOST``) with flags on top.
+Errors of the project (``RagError``) become one-line messages and exit code 1 here,
+in one place (``main``).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.logging import RichHandler
+
+from rag.config import Settings, get_settings
+from rag.cli.output import console, out, print_answer, print_build_report, print_info
+from rag.contract import MAX_K, MIN_K, AskRequest, SearchRequest, check_length, parse
+from rag.errors import ConfigError, RagError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="Ask questions about your news articles and get answers with cited passages.")
+
+DataOpt = Annotated[Optional[Path], typer.Option("--data", help="folder of articles (RAG_DATA_DIR)")]
+IndexOpt = Annotated[Optional[Path], typer.Option("--index", help="index folder (RAG_INDEX_DIR)")]
+ModelOpt = Annotated[Optional[str], typer.Option("--embed-model", help="embedding model (RAG_EMBED_MODEL)")]
+KOpt = Annotated[Optional[int], typer.Option("-k", "--k", min=MIN_K, max=MAX_K, help=f"number of passages, {MIN_K} to {MAX_K} (RAG_TOP_K, default 5)")]
+ModeOpt = Annotated[Optional[str], typer.Option("--mode", help="bm25 | dense | hybrid (RAG_MODE)")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object")]
+
+
+def _setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
+                        handlers=[RichHandler(console=console, show_path=False, show_time=False)], force=True)
+    for noisy in ("httpx", "sentence_transformers", "transformers", "huggingface_hub", "urllib3", "bm25s"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass
+
+
+def settings_from(data: Path | None = None, index: Path | None = None, embed_model: str | None = None, **more) -> Settings:
+    return get_settings(data_dir=data, index_dir=index, embed_model=embed_model, **more)
+
+
+@app.callback()
+def _root(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="more logging")] = False) -> None:
+    _setup_logging(verbose)
+
+
+@app.command()
+def index(
+    data: DataOpt = None, index: IndexOpt = None, embed_model: ModelOpt = None,
+    rebuild: Annotated[bool, typer.Option("--rebuild", help="re-embed everything")] = False,
+    json_out: JsonOpt = False,
+) -> None:
+    """Build or update the index (only new or changed files are embedded)."""
+    from rag.embed.embedders import load_embedder
+    from rag.runtime import build
+
+    settings = settings_from(data, index, embed_model)
+    with console.status("Loading the embedding model…"):
+        embedder = load_embedder(settings)
+    report = build(settings, embedder, rebuild=rebuild, show_progress=not json_out,
+                   on_stage=lambda m: console.print(f"[dim]{m}[/]"))
+    if json_out:
+        out.print_json(json.dumps(report.to_dict(), ensure_ascii=False))
+        return
+    print_build_report(report, settings)
+
+
+@app.command()
+def search(
+    question: Annotated[str, typer.Argument(help="what to look for")],
+    k: KOpt = None, mode: ModeOpt = None, json_out: JsonOpt = False,
+    data: DataOpt = None, index: IndexOpt = None, embed_model: ModelOpt = None,
+) -> None:
+    """Show the passages that best match QUESTION."""
+    from rag.runtime import open_runtime
+
+    settings = settings_from(data, index, embed_model)
+    req = parse(SearchRequest, q=question, k=k, mode=mode).with_defaults(settings)  # before the model loads
+    rt = open_runtime(settings)
+    hits = rt.retriever.search(req.q, k=req.k, mode=req.mode)
+    if json_out:
+        print(json.dumps({"results": [h.to_dict() for h in hits]}, ensure_ascii=False))
+        return
+    if not hits:
+        out.print("No matching passages.")
+    for h in hits:
+        out.print(f"[bold]{h.rank}.[/] [cyan]{h.chunk.title}[/] [dim]({h.chunk.doc_id} {h.chunk.start}-{h.chunk.end}, score {h.score:.4f})[/]")
+        out.print("   " + " ".join(h.chunk.text.split())[:600], highlight=False, markup=False)
+
+
+@app.command()
+def info(data: DataOpt = None, index: IndexOpt = None, embed_model: ModelOpt = None, json_out: JsonOpt = False) -> None:
+    """What is indexed, and with which models."""
+    from rag.cli.info import info_report
+
+    settings = settings_from(data, index, embed_model)
+    report = info_report(settings)
+    if json_out:
+        print(json.dumps(report, ensure_ascii=False, indent=2))
+        return
+    print_info(report, settings)
+
+
+# ----------------------------------------------------------------------------- ask (issue #3)
+GeneratorOpt = Annotated[Optional[str], typer.Option("--generator", help="auto | ollama | extractive (RAG_GENERATOR)")]
+
+
+@app.command()
+def ask(
+    question: Annotated[str, typer.Argument(help="your question")],
+    k: KOpt = None, mode: ModeOpt = None, generator: GeneratorOpt = None, json_out: JsonOpt = False,
+    data: DataOpt = None, index: IndexOpt = None, embed_model: ModelOpt = None,
+) -> None:
+    """Answer QUESTION from the articles, citing the passages it comes from."""
+    from rag.answer.pipeline import Pipeline
+    from rag.runtime import open_runtime
+
+    settings = settings_from(data, index, embed_model)
+    # checked before the model is loaded
+    req = parse(AskRequest, question=question, k=k, mode=mode, generator=generator).with_defaults(settings)
+    check_length(question, settings.max_question_chars)
+    k, mode, generator = req.k, req.mode, req.generator
+    llm = None
+    if generator != "extractive":
+        from rag.llms.ollama import OllamaLLM
+
+        llm = OllamaLLM.from_settings(settings)
+        if generator == "ollama":  # fail before loading the embedding model and the index
+            from rag.errors import LLMModelNotFound, LLMUnavailable
+
+            st = llm.status()
+            if not st.ok:
+                llm.close()
+                raise (LLMModelNotFound if st.reachable else LLMUnavailable)(st.detail)
+    try:
+        rt = open_runtime(settings)
+        pipeline = Pipeline(rt.retriever, llm, settings)
+        if json_out:
+            answer = pipeline.ask(question, k=k, mode=mode, generator=generator)
+            print(json.dumps(answer.to_dict(), ensure_ascii=False))
+            return
+        streamed: list[str] = []
+        answer = None
+        for ev in pipeline.ask_stream(question, k=k, mode=mode, generator=generator):
+            if ev.kind == "token":
+                streamed.append(ev.data)
+                sys.stdout.write(ev.data)
+                sys.stdout.flush()
+            elif ev.kind == "done":
+                answer = ev.data
+        sys.stdout.write("\n")
+        print_answer(answer, "".join(streamed))
+    finally:
+        if llm is not None:
+            llm.close()
+
+
+
+
+@app.command()
+def serve(
+    host: Annotated[Optional[str], typer.Option("--host", help="address to listen on (RAG_HOST, default 127.0.0.1)")] = None,
+    port: Annotated[Optional[int], typer.Option("--port", min=1, max=65535, help="port (RAG_PORT, default 8000)")] = None,
+    workers: Annotated[Optional[int], typer.Option("--workers", min=1, max=64, help="server processes sharing the index read-only (RAG_WORKERS, default 1)")] = None,
+    data: DataOpt = None, index: IndexOpt = None, embed_model: ModelOpt = None,
+) -> None:
+    """Serve the HTTP API and the chat page (brings the index up to date with the data folder first)."""
+    from api.app import create_app
+    from api.server import serve as run_server
+
+    from rag.runtime import open_runtime
+    from rag.index.stores import store_exists
+
+    settings = settings_from(data, index, embed_model, host=host, port=port, workers=workers)
+    if not store_exists(settings):
+        console.print(f"No index in {settings.index_dir}: building it from {settings.data_dir} first…")
+    else:
+        console.print("Loading the embedding model and the index…")
+    rt = open_runtime(settings, update=True, show_progress=True,
+                      on_stage=lambda m: console.print(f"[dim]{m}[/]"))
+    if settings.host not in ("127.0.0.1", "localhost", "::1"):
+        console.print(f"[yellow]Listening on {settings.host}: other machines can reach this server.[/]")
+    console.print(f"{len(rt.store.documents)} documents, {len(rt.store.chunks)} chunks. "
+                  f"Chat page: http://{settings.host}:{settings.port}/  (Ctrl+C stops)", highlight=False)
+    if settings.workers > 1:  # each process loads the model and maps the index itself (api/server.py)
+        from api.server import serve_workers
+
+        del rt
+        return serve_workers(settings, settings.workers)
+    from rag.retrieve.batching import batched_runtime  # concurrent query embeddings share engine calls
+
+    run_server(create_app(settings, runtime=batched_runtime(rt, settings)), settings.host, settings.port,
+               settings.header_timeout)
+
+
+# --------------------------------------------------------------------------- eval (rag/eval/evaluation.py, rag/eval/report.py)
+
+@app.command("eval")
+def eval_cmd(
+    qa: Annotated[Path, typer.Option("--qa", help="reference Q&A set, one JSON object a line")] = Path("eval/qa.jsonl"),
+    k: KOpt = None, mode: ModeOpt = None,
+    generator: GeneratorOpt = None,
+    compare: Annotated[bool, typer.Option("--compare", help="retrieval metrics for bm25, dense and hybrid side by side")] = False,
+    judge: Annotated[bool, typer.Option("--judge", help="also let the LLM score faithfulness to the cited passages")] = False,
+    retrieval_only: Annotated[bool, typer.Option("--retrieval-only", help="skip the answers (fast)")] = False,
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="write the JSON report here")] = None,
+    html_file: Annotated[Optional[Path], typer.Option("--html", help="write an HTML report here")] = None,
+    data: DataOpt = None, index: IndexOpt = None, embed_model: ModelOpt = None,
+) -> None:
+    """Measure retrieval and answers on the reference Q&A set (builds the index when missing)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from rag.errors import LLMUnavailable
+    from rag.eval.evaluation import EvalConfig, load_qa, run_eval
+    from rag.eval.judge import LLMJudge
+    from rag.eval.report import print_summary, render_html
+    from rag.runtime import open_runtime
+
+    settings = settings_from(data, index, embed_model, mode=mode, generator=generator)
+    k = k or settings.top_k
+    items = load_qa(qa)  # a broken set fails before the model is loaded
+    with console.status("Loading the embedding model and the index…"):
+        rt = open_runtime(settings, update=True, on_stage=lambda m: console.print(f"[dim]{m}[/]"))
+
+    pipeline = llm = None
+    if not retrieval_only:
+        from rag.answer.pipeline import Pipeline
+
+        if settings.generator != "extractive" or judge:
+            from rag.llms.ollama import OllamaLLM
+
+            llm = OllamaLLM.from_settings(settings)
+            st = llm.status()
+            if not st.ok:
+                if settings.generator == "ollama":
+                    raise LLMUnavailable(st.detail)
+                console.print(f"[yellow]Ollama is not available ({st.detail}): answers come from the extractive "
+                              f"generator{'; nothing for the judge to judge' if judge else ''}[/]")
+                llm = None
+        pipeline = Pipeline(rt.retriever, llm if settings.generator != "extractive" else None, settings)
+
+    config = EvalConfig(k=k, mode=settings.mode, generator=settings.generator, compare=compare,
+                        answers=not retrieval_only)
+    m = rt.store.manifest
+    extra = {"qa_file": str(qa), "settings": {
+        "qa_file": str(qa), "data_dir": str(settings.data_dir), "index": str(rt.store.path),
+        "embed_model": rt.embedder.model_id, "embed_requested": settings.embed_model,
+        "embed_fallback": rt.embedder.fallback_reason is not None,
+        "bm25_weight": settings.bm25_weight, "dense_weight": settings.dense_weight,
+        "documents": m.get("counts", {}).get("documents"), "chunks": m.get("counts", {}).get("chunks"),
+        "llm_model": settings.llm_model if llm is not None else None,
+    }}
+    with Progress(TextColumn("{task.description:<18}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=True) as progress:
+        tasks: dict[str, int] = {}
+
+        def on_progress(stage: str, done: int, total: int) -> None:
+            if stage not in tasks:
+                tasks[stage] = progress.add_task(stage, total=total)
+            progress.update(tasks[stage], completed=done)
+
+        report = run_eval(items, rt.retriever, config, pipeline=pipeline,
+                          judge=LLMJudge(llm) if judge and llm is not None else None, on_progress=on_progress,
+                          extra=extra)
+    if judge and "judge" not in report:
+        report["judge"] = {"n_judged": 0, "faithfulness": None, "score_mean": None,
+                           "note": "LLM judge requested, but no Ollama model answered: nothing judged"}
+    print_summary(report, out)
+    if out_file:
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        out_file.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
+        console.print(f"JSON report: {out_file}")
+    if html_file:
+        html_file.parent.mkdir(parents=True, exist_ok=True)
+        html_file.write_text(render_html(report), encoding="utf-8")
+        console.print(f"HTML report: {html_file}")
+
+
+# --------------------------------------------------------------------------- bench (bench/bench.py, issue #6)
+
+@app.command("bench")
+def bench_cmd(
+    quick: Annotated[bool, typer.Option("--quick", help="smaller sizes, sampled embedding: about two minutes")] = False,
+    out_file: Annotated[Optional[Path], typer.Option("--out", help="write all figures and machine info as JSON here")] = None,
+    qa: Annotated[Path, typer.Option("--qa", help="reference Q&A set for hit@k")] = Path("eval/qa.jsonl"),
+    only: Annotated[Optional[str], typer.Option(
+        "--only", help="comma-separated sections: index,retrieval,faiss,api,backends,langchain")] = None,
+    faiss_vectors: Annotated[Optional[int], typer.Option("--faiss-vectors", min=1000, help="vectors for FAISS exact vs HNSW")] = None,
+    work_dir: Annotated[Optional[Path], typer.Option("--work-dir", help="where collections and indexes go (default: a temporary folder)")] = None,
+    keep: Annotated[bool, typer.Option("--keep", help="keep the work folder")] = False,
+    data: DataOpt = None, index: IndexOpt = None, embed_model: ModelOpt = None,
+) -> None:
+    """Benchmarks: indexing throughput, retrieval latency as the collection grows, FAISS exact vs HNSW,
+    the API under load, embedding backends, and LangChain's FAISS store beside ours."""
+    import shutil
+
+    bench = _import_bench()
+    BenchPlan, default_work_dir, print_report, run_bench, write_json = (
+        bench.BenchPlan, bench.default_work_dir, bench.print_report, bench.run_bench, bench.write_json)
+
+    sections = [s.strip() for s in only.split(",") if s.strip()] if only else None
+    known = BenchPlan().sections
+    if sections and any(s not in known for s in sections):
+        raise ConfigError(f"unknown section in --only: use some of {', '.join(known)}")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the bench never downloads
+    settings = settings_from(data, index, embed_model)  # the server's model unless --embed-model (issue 9)
+    plan = BenchPlan.make(quick, sections, faiss_vectors)
+    work = work_dir or default_work_dir()
+    work.mkdir(parents=True, exist_ok=True)
+    console.print(f"[dim]work folder: {work}[/]")
+    t0 = __import__("time").perf_counter()
+
+    def stage(msg: str) -> None:
+        console.print(f"[dim]{__import__('time').perf_counter() - t0:7.1f}s  {msg}[/]", highlight=False)
+
+    try:
+        report = run_bench(plan, settings, qa, work, on_stage=stage)
+    finally:
+        if not keep and work_dir is None:
+            shutil.rmtree(work, ignore_errors=True)
+    print_report(report, out)
+    if out_file:
+        write_json(report, out_file)
+        console.print(f"JSON: {out_file}")
+
+
+def _import_bench():
+    """The bench lives beside the package (bench/ in the checkout), not in it."""
+    import importlib
+
+    checkout = Path(__file__).resolve().parents[2]
+    if (checkout / "bench" / "bench.py").is_file() and str(checkout) not in sys.path:
+        sys.path.insert(0, str(checkout))
+    try:
+        return importlib.import_module("bench.bench")
+    except ModuleNotFoundError as e:
+        raise ConfigError(f"`rag bench` runs from a checkout of the project (bench/ beside rag/): {e}") from None
+
+
+from rag.cli.db import db_app  # noqa: E402  (issue 13: rag db start/stop/migrate)
+
+app.add_typer(db_app, name="db")
+
+from rag.cli.mcp_server import mcp_command  # noqa: E402  (issue 14: `rag mcp`)
+app.command("mcp")(mcp_command)
+from rag.cli.add import add_command  # noqa: E402  (issue 14: `rag add`)
+app.command("add")(add_command)
+
+
+def main() -> None:
+    try:
+        app()
+    except RagError as e:
+        console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        console.print("interrupted")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,221 @@
+"""Adding articles to the data folder: files (``rag add FILE``, uploads from the chat page) and web
+pages (``rag add URL``, saved as Markdown with front matter).
+
+Nothing is half-added: a file is checked (type, size, name, duplicate, readable as an article)
+before it enters the data folder, and it arrives by writing a hidden temporary file that is then
+linked under its final name (which fails instead of overwriting when the name is taken). The
+index is updated afterwards by the caller (``rag add`` runs the same incremental build as
+``rag index``; the server swaps the new index in).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+from rag.errors import RagError
+
+FETCH_TIMEOUT = 20.0  # seconds for one web page
+USER_AGENT = "nk-rag/0.1 (+local article archive)"
+HTML_TYPES = ("text/html", "application/xhtml+xml")
+
+
+class AddRefused(RagError):
+    """The file or page cannot be added; the message says why. ``status`` is the HTTP status to use."""
+
+    def __init__(self, message: str, status: int = 422) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Added:
+    source: str
+    path: str  # relative to the data folder
+    doc_id: str
+    title: str
+
+
+def supported_suffixes() -> dict[str, str]:
+    from rag.ingest.documents import SUPPORTED_SUFFIXES
+    from rag.ingest.formats import FORMAT_SUFFIXES
+
+    return {**SUPPORTED_SUFFIXES, **FORMAT_SUFFIXES}
+
+
+def is_url(source: str) -> bool:
+    return urlparse(source).scheme in ("http", "https")
+
+
+# ============================================================================ checks
+
+def safe_name(filename: str) -> str:
+    """The file name to store, or ``AddRefused``: no folders, no '..', no hidden or control characters."""
+    name = unicodedata.normalize("NFC", filename or "").strip()
+    if not name:
+        raise AddRefused("the file has no name", 400)
+    if "/" in name or "\\" in name or name in (".", ".."):
+        raise AddRefused(f"the file name '{filename}' contains a folder path; send a plain file name", 400)
+    if name.startswith(".") or any(ord(ch) < 32 for ch in name) or "\x7f" in name:
+        raise AddRefused(f"the file name '{filename}' is not allowed (hidden or control characters)", 400)
+    if len(name.encode()) > 200:
+        raise AddRefused("the file name is too long (at most 200 bytes)", 400)
+    return name
+
+
+def check_type(name: str) -> str:
+    suffix = Path(name).suffix.lower()
+    kinds = supported_suffixes()
+    if suffix not in kinds:
+        allowed = ", ".join(sorted(kinds))
+        raise AddRefused(f"unsupported file type '{suffix or '(none)'}' for '{name}' (supported: {allowed})", 415)
+    return suffix
+
+
+def _existing(data_dir: Path) -> list[Path]:
+    from rag.ingest.documents import iter_article_files
+
+    return iter_article_files(data_dir) if data_dir.is_dir() else []
+
+
+def check_not_duplicate(data_dir: Path, name: str, data: bytes) -> None:
+    """Refuse a name (or document id) already in use, or the same bytes under another name."""
+    from rag.ingest.documents import doc_id_for
+
+    if (data_dir / name).exists():
+        raise AddRefused(f"'{name}' is already in the data folder; rename the file or remove the old one first", 409)
+    new_id = doc_id_for(name)
+    digest = hashlib.sha256(data).hexdigest()
+    for p in _existing(data_dir):
+        rel = p.relative_to(data_dir).as_posix()
+        if doc_id_for(rel) == new_id:
+            raise AddRefused(f"'{name}' would get the same document id ('{new_id}') as '{rel}'; rename the file", 409)
+        try:
+            same = p.stat().st_size == len(data) and hashlib.sha256(p.read_bytes()).hexdigest() == digest
+        except OSError:
+            continue
+        if same:
+            raise AddRefused(f"the same file is already in the data folder as '{rel}'", 409)
+
+
+# ============================================================================ storing
+
+def store_bytes(data_dir: Path, name: str, data: bytes, max_bytes: int, source: str | None = None) -> Added:
+    """Check ``data`` as an article named ``name`` and put it in ``data_dir``, or raise ``AddRefused``
+    with nothing written."""
+    from rag.ingest.documents import SkipFile, load_file
+
+    name = safe_name(name)
+    check_type(name)
+    if len(data) > max_bytes:
+        raise AddRefused(f"'{name}' is too large: {len(data):,} bytes (at most {max_bytes:,}; RAG_MAX_FILE_BYTES)", 413)
+    if not data.strip():
+        raise AddRefused(f"'{name}' is empty", 422)
+    data_dir = Path(data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    check_not_duplicate(data_dir, name, data)
+    fd, tmp_name = tempfile.mkstemp(prefix=".adding-", suffix=Path(name).suffix, dir=data_dir)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            doc = load_file(tmp, name, max_bytes)  # the same loader the index uses: refuse what it would skip
+        except SkipFile as e:
+            raise AddRefused(f"'{name}' cannot be used as an article: {e}", 422) from None
+        try:
+            os.link(tmp, data_dir / name)  # fails, rather than overwrites, when the name was taken meanwhile
+        except FileExistsError:
+            raise AddRefused(f"'{name}' is already in the data folder", 409) from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return Added(source=source or name, path=name, doc_id=doc.doc_id, title=doc.title)
+
+
+def add_file(data_dir: Path, path: Path, max_bytes: int) -> Added:
+    path = Path(path)
+    if not path.is_file():
+        raise AddRefused(f"'{path}' is not a file")
+    check_type(path.name)
+    try:
+        if path.resolve().is_relative_to(Path(data_dir).resolve()):
+            raise AddRefused(f"'{path}' is already inside the data folder; run `rag index` instead", 409)
+        if path.stat().st_size > max_bytes:
+            raise AddRefused(f"'{path.name}' is too large: {path.stat().st_size:,} bytes (at most {max_bytes:,})", 413)
+        data = path.read_bytes()
+    except OSError as e:
+        raise AddRefused(f"cannot read '{path}': {e.strerror or e}") from None
+    return store_bytes(data_dir, path.name, data, max_bytes, source=str(path))
+
+
+# ============================================================================ web pages
+
+def slug(text: str, limit: int = 80) -> str:
+    s = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
+    s = re.sub(r"[^a-z0-9]+", "-", s).strip("-")
+    return (s[:limit].rstrip("-") or "artikel")
+
+
+def fetch_page(url: str, max_bytes: int, timeout: float = FETCH_TIMEOUT) -> tuple[bytes, str]:
+    """(the page's bytes, the final URL after redirects), or ``AddRefused`` with a clear reason."""
+    import httpx
+
+    try:
+        with httpx.Client(timeout=timeout, follow_redirects=True, headers={"User-Agent": USER_AGENT}) as client:
+            with client.stream("GET", url) as r:
+                if r.status_code >= 400:
+                    raise AddRefused(f"{url}: the server answered {r.status_code} {r.reason_phrase}".rstrip(), 502)
+                ctype = r.headers.get("content-type", "").split(";")[0].strip().lower()
+                if ctype and ctype not in HTML_TYPES:
+                    raise AddRefused(f"{url} is not a web page (content type '{ctype}'); "
+                                     "download it and add the file instead", 415)
+                body = bytearray()
+                for part in r.iter_bytes():
+                    body += part
+                    if len(body) > max_bytes:
+                        raise AddRefused(f"{url}: the page is larger than {max_bytes:,} bytes", 413)
+                return bytes(body), str(r.url)
+    except httpx.TimeoutException:
+        raise AddRefused(f"{url}: no answer within {timeout:g} s", 504) from None
+    except httpx.HTTPError as e:
+        raise AddRefused(f"{url}: cannot fetch the page ({type(e).__name__}: {e})", 502) from None
+
+
+def _front_value(v: str) -> str:
+    return " ".join(str(v).split()).replace("---", "—")
+
+
+def page_markdown(title: str, text: str, meta: dict) -> str:
+    lines = ["---", f"title: {_front_value(title)}"]
+    for key in ("date", "author", "url"):
+        if meta.get(key):
+            lines.append(f"{key}: {_front_value(meta[key])}")
+    lines.append("---")
+    return "\n".join(lines) + "\n\n" + text.strip() + "\n"
+
+
+def add_url(data_dir: Path, url: str, max_bytes: int, timeout: float = FETCH_TIMEOUT) -> Added:
+    from rag.ingest.documents import SkipFile
+    from rag.ingest.formats import extract_html
+
+    raw, final_url = fetch_page(url, max_bytes, timeout)
+    try:
+        title, text, meta = extract_html(raw)
+    except SkipFile as e:
+        raise AddRefused(f"{url}: {e}", 422) from None
+    meta = {**meta, "url": meta.get("url") or final_url}
+    title = title or urlparse(final_url).path.rstrip("/").rsplit("/", 1)[-1] or "artikel"
+    markdown = page_markdown(title, text, meta)
+    return store_bytes(data_dir, slug(title) + ".md", markdown.encode("utf-8"), max_bytes, source=url)
+
+
+def add_source(data_dir: Path, source: str, max_bytes: int, timeout: float = FETCH_TIMEOUT) -> Added:
+    return add_url(data_dir, source, max_bytes, timeout) if is_url(source) else add_file(data_dir, Path(source), max_bytes)

@@ -1,0 +1,393 @@
+"""The language model: a tiny protocol and the Ollama adapter.
+
+``LLM`` is what the rest of the code depends on; ``OllamaLLM`` implements it
+with the official ``ollama`` client. Every library exception is translated into
+the project's errors (``rag.errors``):
+
+==========================================  =====================
+what happened                               raised
+==========================================  =====================
+connection refused / unreachable / bad URL  ``LLMUnavailable``
+HTTP 404 "model ... not found"              ``LLMModelNotFound``
+no answer within the timeout                ``LLMTimeout``
+stream cut off, no done line, non-JSON      ``LLMStreamBroken``
+any other error answer from the server      ``LLMError``
+==========================================  =====================
+
+A stall or break message says what had arrived ("stopped after 3 pieces (13 characters)
+..."); only when no piece came does it hint that a model may still be loading.
+
+Time limits: ``timeout`` bounds every wait for the server (connecting, and each
+read -- so a server that does not send its first byte in time fails after
+``timeout`` seconds), and the whole request is also checked against it after
+each streamed piece. ``status()`` uses a separate client with the short
+``probe_timeout``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+import httpx
+import ollama
+
+from rag.errors import ConfigError, LLMError, LLMModelNotFound, LLMStreamBroken, LLMTimeout, LLMUnavailable
+from rag.llms.stream import ChatStream, Progress
+from rag.llms.tokens import count_message_tokens, count_tokens
+
+__all__ = ["ChatStream", "LLM", "LLMStatus", "OllamaLLM", "count_message_tokens", "count_tokens"]
+
+log = logging.getLogger(__name__)
+
+# A connection to a live server takes milliseconds; don't spend the whole
+# generation timeout waiting for a dead one.
+MAX_CONNECT_TIMEOUT = 5.0
+STATUS_TTL = 5.0
+
+
+# ----------------------------------------------------------------- protocol
+@dataclass(frozen=True)
+class LLMStatus:
+    reachable: bool  # the server answers
+    model_available: bool  # ... and has the model
+    model: str
+    detail: str  # one sentence for the user, e.g. "... Run `ollama pull qwen2.5:7b-instruct`."
+
+    @property
+    def ok(self) -> bool:
+        return self.reachable and self.model_available
+
+
+@runtime_checkable
+class LLM(Protocol):
+    name: str  # e.g. "ollama"
+    model: str
+
+    def status(self) -> LLMStatus: ...
+
+    def chat(self, messages: list[dict], *, num_ctx: int | None = None, max_tokens: int | None = None) -> str: ...
+
+    def stream_chat(
+        self, messages: list[dict], *, num_ctx: int | None = None, max_tokens: int | None = None
+    ) -> Iterator[str]: ...
+
+
+# ------------------------------------------------------------------ helpers
+def _same_model(a: str, b: str) -> bool:
+    return _normalize_model(a) == _normalize_model(b)
+
+
+def _normalize_model(name: str) -> str:
+    """``"llama3"`` and ``"llama3:latest"`` name the same model."""
+    name = (name or "").strip()
+    if name and ":" not in name.rsplit("/", 1)[-1]:
+        name += ":latest"
+    return name
+
+
+def _keep_alive(value: str | float | int | None) -> str | float | int | None:
+    """Ollama wants a duration string ("10m") or a number of seconds; "300" means 300 s."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            number = float(text)
+        except ValueError:
+            return text
+        return int(number) if number.is_integer() else number
+    return value
+
+
+def _check_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict]:
+    if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence) or not messages:
+        raise ValueError("messages must be a non-empty list of {'role': ..., 'content': ...} dicts")
+    out = []
+    for i, m in enumerate(messages):
+        if not isinstance(m, Mapping) or not isinstance(m.get("role"), str) or not isinstance(m.get("content", ""), str):
+            raise ValueError(f"messages[{i}] must be a dict with a 'role' and a string 'content', got {m!r:.80}")
+        out.append(dict(m))
+    return out
+
+
+def _positive(name: str, value: Any, kind: type = float, error: type[Exception] = ConfigError) -> Any:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise error(f"{name} must be a positive number, got {value!r}")
+    return kind(value)
+
+
+# ------------------------------------------------------------------ adapter
+class OllamaLLM:
+    """An Ollama server and one of its models, through the official client."""
+
+    name = "ollama"
+
+    def __init__(
+        self,
+        host: str = "http://127.0.0.1:11434",
+        model: str = "qwen2.5:7b-instruct",
+        timeout: float = 120.0,
+        probe_timeout: float = 2.0,
+        num_ctx: int = 8192,
+        keep_alive: str | float | None = "10m",
+        temperature: float = 0.1,
+        max_tokens: int = 512,
+        *,
+        status_ttl: float = STATUS_TTL,
+    ) -> None:
+        if not model or not model.strip():
+            raise ConfigError("the LLM model name is empty")
+        self.host = host
+        self.model = model.strip()
+        self.timeout = _positive("llm_timeout", timeout)
+        self.probe_timeout = _positive("llm_probe_timeout", probe_timeout)
+        self.num_ctx = _positive("num_ctx", num_ctx, int)
+        self.max_tokens = _positive("max_answer_tokens", max_tokens, int)
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or temperature < 0:
+            raise ConfigError(f"temperature must be >= 0, got {temperature!r}")
+        self.temperature = float(temperature)
+        self.keep_alive = _keep_alive(keep_alive)
+        self.status_ttl = status_ttl
+
+        connect = min(self.timeout, max(self.probe_timeout, MAX_CONNECT_TIMEOUT))
+        self._timeout = httpx.Timeout(self.timeout, connect=connect)
+        self._ssl_context = httpx.create_ssl_context()  # made once: each streamed answer has its own client
+        try:
+            self._client = ollama.Client(host=host, timeout=self._timeout)
+            self._probe_client = ollama.Client(host=host, timeout=httpx.Timeout(self.probe_timeout))
+        except Exception as exc:  # malformed host
+            raise ConfigError(f"cannot use Ollama host {host!r}: {exc}") from exc
+
+        self._status_lock = threading.Lock()
+        self._status_cache: tuple[float, LLMStatus] | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> "OllamaLLM":
+        return cls(
+            host=settings.ollama_host,
+            model=settings.llm_model,
+            timeout=settings.llm_timeout,
+            probe_timeout=settings.llm_probe_timeout,
+            num_ctx=settings.num_ctx,
+            keep_alive=settings.keep_alive,
+            temperature=settings.temperature,
+            max_tokens=settings.max_answer_tokens,
+        )
+
+    def __repr__(self) -> str:
+        return f"OllamaLLM(host={self.host!r}, model={self.model!r})"
+
+    def close(self) -> None:
+        self._client.close()
+        self._probe_client.close()
+
+    def __enter__(self) -> "OllamaLLM":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    # -------------------------------------------------------------- status
+    def status(self, *, refresh: bool = False) -> LLMStatus:
+        """Is the server up and does it have the model? Cached for ``status_ttl`` seconds."""
+        with self._status_lock:
+            cached = self._status_cache
+            if not refresh and cached is not None and time.monotonic() - cached[0] < self.status_ttl:
+                return cached[1]
+            status = self._probe()
+            self._status_cache = (time.monotonic(), status)
+            return status
+
+    def _forget_status(self) -> None:
+        self._status_cache = None
+
+    def _probe(self) -> LLMStatus:
+        host, model = self.host, self.model
+        try:
+            listing = self._probe_client.list()
+            names = [m.model for m in listing.models if m.model]
+        except Exception as exc:
+            err = self._translate(exc, timeout=self.probe_timeout)
+            if isinstance(err, LLMUnavailable):
+                return LLMStatus(False, False, model, str(err))
+            if isinstance(err, LLMTimeout):
+                detail = f"Ollama at {host} did not answer within {self.probe_timeout:g} s; is `ollama serve` running and healthy?"
+                return LLMStatus(False, False, model, detail)
+            if isinstance(err, LLMStreamBroken):
+                detail = f"Something answers at {host}, but it does not speak the Ollama API; check OLLAMA_HOST."
+                return LLMStatus(False, False, model, detail)
+            return LLMStatus(True, False, model, f"Ollama at {host} answered with an error: {err.args[0]}")
+        if any(_same_model(n, model) for n in names):
+            return LLMStatus(True, True, model, f"Ollama at {host} is running and has the model {model}.")
+        return LLMStatus(
+            True, False, model, f"Ollama at {host} does not have the model {model}: run `ollama pull {model}`."
+        )
+
+    def context_length(self) -> int | None:
+        """The model's trained context length (``/api/show`` model_info), or None if not reported."""
+        try:
+            info = self._probe_client.show(self.model).modelinfo or {}
+        except Exception as exc:
+            raise self._translate(exc, timeout=self.probe_timeout) from exc
+        for key, value in info.items():
+            if key.endswith(".context_length") and isinstance(value, int):
+                return value
+        return None
+
+    # ---------------------------------------------------------------- chat
+    def _request(self, messages: Sequence[Mapping[str, Any]], num_ctx: int | None, max_tokens: int | None) -> dict:
+        return {
+            "model": self.model,
+            "messages": _check_messages(messages),
+            "options": {
+                "num_ctx": _positive("num_ctx", self.num_ctx if num_ctx is None else num_ctx, int, ValueError),
+                "temperature": self.temperature,
+                "num_predict": _positive(
+                    "max_tokens", self.max_tokens if max_tokens is None else max_tokens, int, ValueError
+                ),
+            },
+            "keep_alive": self.keep_alive,
+        }
+
+    def chat(self, messages: list[dict], *, num_ctx: int | None = None, max_tokens: int | None = None) -> str:
+        """The whole answer at once (``"stream": false``)."""
+        request = self._request(messages, num_ctx, max_tokens)
+        try:
+            response = self._client.chat(stream=False, **request)
+        except Exception as exc:
+            raise self._translate(exc, timeout=self.timeout) from exc
+        if response.done is not True:
+            raise LLMStreamBroken(f"The answer from Ollama at {self.host} is incomplete (no done flag).")
+        self._log_done(response)
+        return response.message.content or ""
+
+    def stream_chat(
+        self, messages: list[dict], *, num_ctx: int | None = None, max_tokens: int | None = None
+    ) -> "ChatStream":
+        """The answer piece by piece. Arguments are checked now; the request is sent on
+        the first ``next()``. Errors are raised from the iteration -- a broken stream
+        after the pieces that did arrive. ``close()`` (from any thread, also while another
+        thread waits in ``next()``) cuts the connection: Ollama sees the client leave and
+        stops generating, and the waiting ``next()`` ends the iteration."""
+        request = self._request(messages, num_ctx, max_tokens)
+        progress = Progress()
+        return ChatStream(lambda on_connect: self._stream(request, progress, on_connect), progress)
+
+    def _stream_client(self, on_connect: Callable[[Any], None]) -> ollama.Client:
+        """A client of its own for one answer, so its socket can be cut (httpx's ``trace`` hands it over)."""
+
+        def trace(event: str, info: dict) -> None:
+            if event.startswith("connection.connect_") and event.endswith(".complete"):
+                on_connect(info.get("return_value"))
+
+        def add_trace(request: httpx.Request) -> None:
+            request.extensions["trace"] = trace
+
+        return ollama.Client(host=self.host, timeout=self._timeout, verify=self._ssl_context,
+                             event_hooks={"request": [add_trace]})
+
+    def _stream(self, request: dict, progress: Progress, on_connect: Callable[[Any], None]) -> Iterator[str]:
+        deadline = time.monotonic() + self.timeout
+        client = self._stream_client(on_connect)
+        parts = None
+        done = False
+        try:
+            parts = client.chat(stream=True, **request)
+            for part in parts:
+                if not done:
+                    content = part.message.content if part.message is not None else None
+                    if content:
+                        progress.pieces += 1
+                        progress.chars += len(content)
+                        yield content
+                    if part.done:
+                        done = True
+                        self._log_done(part)
+                if time.monotonic() > deadline:
+                    raise LLMTimeout(
+                        f"Ollama at {self.host} did not finish the answer within {self.timeout:g} s "
+                        f"(model {self.model}; {progress} had arrived); raise RAG_LLM_TIMEOUT or lower "
+                        "max_answer_tokens."
+                    )
+        except LLMError:
+            raise
+        except Exception as exc:
+            raise self._translate(exc, timeout=self.timeout, progress=progress) from exc
+        finally:
+            if parts is not None:
+                try:
+                    parts.close()
+                except Exception:  # closing a dead connection: nothing left to save
+                    pass
+            client.close()
+        if not done:
+            raise LLMStreamBroken(
+                f"The answer from Ollama at {self.host} broke off after {progress} "
+                "(the stream ended without its final message)."
+            )
+
+    def _log_done(self, response: Any) -> None:
+        log.debug(
+            "ollama %s: done_reason=%s prompt_eval_count=%s eval_count=%s",
+            self.model,
+            response.done_reason,
+            response.prompt_eval_count,
+            response.eval_count,
+        )
+        if response.done_reason == "length":
+            log.info("ollama %s: answer cut off at the token limit (num_predict)", self.model)
+
+    # ---------------------------------------------------------- translation
+    def _translate(self, exc: BaseException, *, timeout: float, progress: "Progress | None" = None) -> LLMError:
+        """A library exception as one of the project's errors (never raises)."""
+        err = self._classify(exc, timeout, progress)
+        if isinstance(err, (LLMUnavailable, LLMModelNotFound)):
+            self._forget_status()
+        return err
+
+    def _classify(self, exc: BaseException, timeout: float, progress: "Progress | None") -> LLMError:
+        host, model = self.host, self.model
+        start_it = "Start it with `ollama serve` (or set OLLAMA_HOST to a running server)."
+        started = progress is not None and progress.pieces > 0
+        after = f" after {progress}" if started else ""
+
+        if isinstance(exc, LLMError):
+            return exc
+        if isinstance(exc, ollama.ResponseError):
+            message = str(exc.error).strip()
+            if exc.status_code == 404 and "not found" in message.lower() and "model" in message.lower():
+                return LLMModelNotFound(
+                    f"Ollama at {host} does not have the model {model}: run `ollama pull {model}`. ({message})"
+                )
+            if exc.status_code == -1:  # an {"error": ...} line inside a 200 stream
+                return LLMStreamBroken(f"The answer from Ollama at {host} broke off{after}: {message}")
+            return LLMError(f"Ollama at {host} answered with an error (HTTP {exc.status_code}): {message}")
+        if isinstance(exc, httpx.ConnectTimeout):
+            return LLMUnavailable(f"Ollama at {host} did not accept a connection within {timeout:g} s. {start_it}")
+        if isinstance(exc, httpx.TimeoutException) and started:
+            return LLMTimeout(
+                f"Ollama at {host} stopped after {progress} of the answer and sent nothing more for "
+                f"{timeout:g} s (model {model}); the model or the server seems stuck. Try again or raise "
+                "RAG_LLM_TIMEOUT."
+            )
+        if isinstance(exc, httpx.TimeoutException):
+            return LLMTimeout(
+                f"Ollama at {host} did not answer within {timeout:g} s (model {model}). "
+                "Loading a model can take a while the first time; try again or raise RAG_LLM_TIMEOUT."
+            )
+        # the ollama client turns httpx.ConnectError into a bare ConnectionError (not when streaming)
+        refused = type(exc) is ConnectionError or isinstance(
+            exc, (ConnectionRefusedError, httpx.ConnectError, httpx.UnsupportedProtocol, httpx.ProxyError, httpx.InvalidURL)
+        )
+        if refused:
+            return LLMUnavailable(f"Ollama is not reachable at {host}. {start_it}")
+        if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError, httpx.DecodingError)):
+            return LLMStreamBroken(f"The connection to Ollama at {host} dropped{after} ({exc or type(exc).__name__}).")
+        if isinstance(exc, (ValueError, TypeError, KeyError)):  # JSONDecodeError, pydantic ValidationError ...
+            return LLMStreamBroken(f"Ollama at {host} sent an answer that is not valid Ollama JSON{after}.")
+        if isinstance(exc, OSError):  # ConnectionResetError & co. that slipped past httpx
+            return LLMStreamBroken(f"The connection to Ollama at {host} failed{after}: {exc}")
+        return LLMError(f"Talking to Ollama at {host} failed: {type(exc).__name__}: {exc}")
