@@ -113,3 +113,18 @@ def detect_language(text: str) -> str:
     nl = sum(w in _NL for w in words)
     en = sum(w in _EN for w in words)
     return "en" if en > nl else "nl"
+
+
+# ----------------------------------------------------------------------------- Markdown to plain text
+
+_MD_LINE = re.compile(r"^\s{0,3}(?:#{1,6}\s+|>\s?|[-*+]\s+(?=\S))")
+_MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+_MD_EMPH = re.compile(r"(\*\*|__|\*|_|`)(?=\S)(.+?)(?<=\S)\1")
+
+
+def plain_text(markdown: str) -> str:
+    """Markdown shown as plain text: headings, blockquote and list markers, emphasis, code ticks and
+    link syntax removed, the words kept ("# Titel" -> "Titel", "[NRC](https://…)" -> "NRC")."""
+    lines = [_MD_LINE.sub("", ln) for ln in str(markdown).splitlines()]
+    text = _MD_LINK.sub(r"\1", "\n".join(lines))
+    return _MD_EMPH.sub(r"\2", text)

@@ -67,10 +67,11 @@ def test_streamed_answer_then_sources(shipped_index, fake_ollama):
     lines = r.stdout.splitlines()
     assert lines[0] == fake_ollama.reply
     out = r.stdout
-    assert "Sources" in out and "[1]" in out.split("Sources", 1)[1]
-    src = out.split("Sources", 1)[1]
+    assert "Bronnen" in out and "[1]" in out.split("Bronnen", 1)[1]
+    src = out.split("Bronnen", 1)[1]
     assert re.search(r"\[1\] Noord-Korea bouwt uit alle macht aan geavanceerder wapentuig "
-                     r"\(09-geavanceerder-wapentuig \d+-\d+\)", src)
+                     r"(\(\d{4}-\d\d-\d\d\) )?\(09-geavanceerder-wapentuig \d+-\d+\)", src)
+    assert "meer dan veertig gewonden" in src and "# " not in src  # the cited sentence, no Markdown
     assert "answered by ollama" in r.stderr
 
 

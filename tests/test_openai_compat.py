@@ -49,7 +49,11 @@ def test_chat_completion_has_the_cited_answer_and_the_sources(client, fake_ollam
     assert citations and citations[0]["doc_id"] == PARK_DOC and citations[0]["n"] == 1
     c = citations[0]
     assert runtime.store.documents[c["doc_id"]].text[c["start"]:c["end"]] == c["text"]
-    assert f"[1] {c['title']} — „" in content
+    line = next(ln for ln in content.splitlines() if ln.startswith("[1] "))
+    assert line.startswith(f"[1] {c['title'].lstrip('# ')}") and "„„" not in line and "# " not in line
+    doc = runtime.store.documents[c["doc_id"]].text
+    for q in c["quotes"]:  # the source line shows the cited sentences, word for word
+        assert " ".join(doc[q["start"]:q["end"]].split()) in line
     assert fake_ollama.chat_requests
 
 

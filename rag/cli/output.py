@@ -6,7 +6,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from rag.answer.sources import SOURCES_HEADER, cited_text, source_label
 from rag.config import Settings
+from rag.text import detect_language
 
 console = Console(stderr=True)
 out = Console()
@@ -71,13 +73,13 @@ def print_answer(answer, streamed: str) -> None:
         out.print("\n[bold]With checked citations:[/]")
         out.print(answer.answer, highlight=False, markup=False)
     if answer.citations:
-        out.print("\n[bold]Sources[/]")
+        lang = detect_language(answer.question or answer.answer)
+        out.print(f"\n[bold]{SOURCES_HEADER.get(lang, SOURCES_HEADER['en']).rstrip(':')}[/]")
     for c in answer.citations:
         note = " [dim](attached by the citation checker)[/]" if c.attached else ""
-        out.print(f"[bold][{c.n}][/] [cyan]{escape(c.title)}[/] [dim]({escape(c.doc_id)} {c.start}-{c.end})[/]{note}",
+        out.print(f"[bold][{c.n}][/] [cyan]{escape(source_label(c))}[/] [dim]({escape(c.doc_id)} {c.start}-{c.end})[/]{note}",
                   highlight=False)
-        snippet = " ".join(c.text.split())
-        out.print("    " + (snippet[:300] + "…" if len(snippet) > 300 else snippet), highlight=False, markup=False)
+        out.print("    " + cited_text(c), highlight=False, markup=False)
     used = "ollama" if answer.generator == "ollama" else "extractive (quotes from the articles)"
     secs = sum(answer.timings.values()) / 1000
     console.print(f"[dim]answered by {used} in {secs:.1f} s[/]" + (" [dim](abstained)[/]" if answer.abstained else ""))
