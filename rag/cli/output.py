@@ -82,6 +82,6 @@ def print_answer(answer, streamed: str) -> None:
         out.print("    " + cited_text(c), highlight=False, markup=False)
     used = "ollama" if answer.generator == "ollama" else "extractive (quotes from the articles)"
     secs = sum(answer.timings.values()) / 1000
-    console.print(f"[dim]answered by {used} in {secs:.1f} s[/]" + (" [dim](abstained)[/]" if answer.abstained else ""))
+    console.print(f"[dim]answered by {used} in {secs:.1f} s[/]" + (f" [dim]({answer.support})[/]" if answer.support != "answered" else ""))
     for w in answer.warnings:
         console.print(f"[yellow]warning:[/] {escape(w)}", highlight=False)

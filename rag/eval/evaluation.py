@@ -274,10 +274,12 @@ SUPPORTS = ("answered", "uncertain", "abstained")
 
 def support_table(items: Sequence[QAItem], answers: dict[str, dict]) -> dict[str, dict[str, Any]]:
     """Share of each ``support`` value per kind of question (answerable, off-topic, near-topic), overall
-    and per language: ``{"answerable": {"n", "answered", "uncertain", "abstained", "nl": {...}, "en": {...}}}``."""
+    and per language: ``{"answerable": {"n", "answered", "uncertain", "abstained", "uncertain_or_abstained", "nl": {...}, ...}}``."""
     def shares(selected: list[QAItem]) -> dict[str, Any]:
         rows = [answers[it.id] for it in selected if it.id in answers]
-        return {"n": len(rows), **{k: _mean([float(r.get("support") == k) for r in rows]) for k in SUPPORTS}}
+        out = {"n": len(rows), **{k: _mean([float(r.get("support") == k) for r in rows]) for k in SUPPORTS}}
+        out["uncertain_or_abstained"] = _mean([float(r.get("support") != "answered") for r in rows])
+        return out
 
     table: dict[str, dict[str, Any]] = {}
     for kind in sorted({"answerable" if it.answerable else (it.kind or "unanswerable") for it in items}):
