@@ -94,6 +94,7 @@ class Settings(BaseSettings):
     max_queued: int = 8
     max_question_chars: int = 2000
     max_body_bytes: int = 64_000
+    max_json_depth: int = Field(32, ge=4, description="JSON request bodies nested deeper are refused (422) before they are parsed")
     max_concurrent_search: int = Field(64, ge=1, description="searches admitted at once (running or waiting for a search thread); more get 503 (busy)")
     search_threads: int = Field(4, ge=1, description="worker threads for searches (their own pool: /health and static files never wait behind them)")
     embed_batch_window_ms: float = Field(2.0, ge=0, le=5, description="under load, how long a query embedding waits for others to share its engine call")
