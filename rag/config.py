@@ -36,7 +36,7 @@ class Settings(BaseSettings):
     parse_expand_ratio: int = Field(50, ge=1, description="a file may expand (decompressed, as text) to this many times its size")
     parse_max_text_chars: int = Field(50_000_000, ge=1000, description="... and never beyond this (about 50 MB of text)")
     parse_max_pages: int = Field(5_000, ge=1, description="PDFs with more pages are skipped")
-    parse_max_paragraphs: int = Field(200_000, ge=1, description="documents with more paragraphs are skipped")
+    parse_max_paragraphs: int = Field(50_000, ge=1, description="documents with more paragraphs are skipped")
     parse_max_nesting: int = Field(200, ge=8, description="deepest HTML/XML element nesting read")
     parse_timeout: float = Field(60.0, gt=0, description="wall-clock seconds to parse one file")
     parse_memory_mb: int = Field(1024, ge=256, description="address space of the parsing process, in MB")

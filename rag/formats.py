@@ -276,11 +276,15 @@ def extract_docx(data: bytes, limits: "ParseLimits | None" = None) -> tuple[str 
         raise _skip(f"not a valid Word document ({type(e).__name__}: {str(e)[:120]})") from None
     blocks: list[str] = []
     first_heading = None
+    style_names: dict[str | None, str] = {}
     for p in document.paragraphs:
         line = " ".join(p.text.split())
         if not line:
             continue
-        level = _heading_level(p.style.name if p.style is not None else "")
+        style_id = p._p.style  # the style's name looked up once per style, not once per paragraph
+        if style_id not in style_names:
+            style_names[style_id] = p.style.name if p.style is not None else ""
+        level = _heading_level(style_names[style_id])
         if level:
             first_heading = first_heading or line
             blocks.append("#" * min(level, 6) + " " + line)

@@ -54,7 +54,7 @@ class ParseLimits:
     max_text_chars: int = 50_000_000  # ... and never more than this (about 50 MB of text)
     min_budget: int = 1_000_000  # a small file may still expand to this much (a 2 KB PDF with a page of text)
     max_pages: int = 5_000
-    max_paragraphs: int = 200_000
+    max_paragraphs: int = 50_000  # a long report has a few thousand; python-docx reads ~5,000 a second
     max_nesting: int = 200  # HTML/XML element depth
     timeout: float = 60.0  # wall-clock seconds per file
     memory_mb: int = 1024  # address space of the parsing process
