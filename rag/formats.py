@@ -12,6 +12,10 @@ extracted text: that text is what gets indexed, and chunk offsets point into it.
 
 A file that cannot be used (damaged or encrypted PDF, PDF without text, empty Word file, web page
 without an article) raises :class:`~rag.documents.SkipFile` with the reason.
+
+:func:`extract` runs the extractors in a limited child process (``rag.safe_parse``); each extractor
+checks ``ParseLimits`` itself (expanded size, pages, paragraphs, nesting) and raises
+:class:`~rag.documents.SkipTooLarge` for a file too big once expanded.
 """
 
 from __future__ import annotations
