@@ -42,7 +42,7 @@ from .deps import AppState, StatusProbe
 from .errors import install_error_handlers
 from .gates import LLMGate, SearchLimiter
 from . import openai_compat, uploads
-from .middleware import CSP, BodyLimitMiddleware, SecurityHeadersMiddleware
+from .middleware import CSP, BodyLimitMiddleware, JsonGuardMiddleware, SecurityHeadersMiddleware
 from .models import ERROR_RESPONSES
 from .routers import admin, ask, documents, health, page, search
 
@@ -92,6 +92,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None, llm: Any = No
     install_error_handlers(app)
 
     upload_limit = settings.max_file_bytes + uploads.FORM_OVERHEAD  # one article file, as a form
+    # innermost: JSON bodies are JSON (415) and not nested deeper than RAG_MAX_JSON_DEPTH (422), before parsing
+    app.add_middleware(JsonGuardMiddleware, max_depth=settings.max_json_depth, exempt=(uploads.UPLOAD_PATH,))
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout,
                        larger={("POST", uploads.UPLOAD_PATH): upload_limit})
     app.add_middleware(SecurityHeadersMiddleware)

@@ -253,7 +253,8 @@ async def chat_completions(request: Request):
                               param="model", code="model_not_found")
         question, history = question_and_history(req)
         st = request.app.state.rag
-        parse(AskRequest, question=question, k=req.k, mode=req.mode, generator=generator)  # the one contract
+        # the one contract: the question, and every history turn within its limit (as on /api/ask)
+        parse(AskRequest, question=question, k=req.k, mode=req.mode, generator=generator, history=history)
         check_length(question, st.settings.max_question_chars)
         if st.runtime is None:
             raise OpenAIError(503, "the index is not loaded yet; try again in a moment", "server_error")

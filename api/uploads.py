@@ -28,6 +28,7 @@ from fastapi import APIRouter, Depends, File, HTTPException, Request, UploadFile
 from .deps import ApiKeyDep, AppState
 from rag.ingest.add import AddRefused, Added, store_bytes
 from rag.errors import DocumentNotFound, IndexNotFound
+from rag.ingest.safe_parse import ParseLimits
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,8 @@ async def upload_document(st: AdminDep, file: Annotated[UploadFile, File(descrip
     async with st.admin_lock():
         try:
             added: Added = await anyio.to_thread.run_sync(
-                lambda: store_bytes(Path(settings.data_dir), name, data, settings.max_file_bytes))
+                lambda: store_bytes(Path(settings.data_dir), name, data, settings.max_file_bytes,
+                                    limits=ParseLimits.from_settings(settings)))
         except AddRefused as e:
             raise HTTPException(e.status, str(e)) from None
         try:

@@ -32,6 +32,14 @@ class Settings(BaseSettings):
 
     # --- documents
     max_file_bytes: int = Field(5_000_000, description="files larger than this are skipped")
+    # PDF, Word and HTML files are parsed in a child process under these limits (rag/ingest/safe_parse.py)
+    parse_expand_ratio: int = Field(50, ge=1, description="a file may expand (decompressed, as text) to this many times its size")
+    parse_max_text_chars: int = Field(50_000_000, ge=1000, description="... and never beyond this (about 50 MB of text)")
+    parse_max_pages: int = Field(5_000, ge=1, description="PDFs with more pages are skipped")
+    parse_max_paragraphs: int = Field(50_000, ge=1, description="documents with more paragraphs are skipped")
+    parse_max_nesting: int = Field(200, ge=8, description="deepest HTML/XML element nesting read")
+    parse_timeout: float = Field(60.0, gt=0, description="wall-clock seconds to parse one file")
+    parse_memory_mb: int = Field(1024, ge=256, description="address space of the parsing process, in MB")
 
     # --- embedding
     embed_model: str = DEFAULT_EMBED_MODEL
@@ -86,6 +94,7 @@ class Settings(BaseSettings):
     max_queued: int = 8
     max_question_chars: int = 2000
     max_body_bytes: int = 64_000
+    max_json_depth: int = Field(32, ge=4, description="JSON request bodies nested deeper are refused (422) before they are parsed")
     max_concurrent_search: int = Field(64, ge=1, description="searches admitted at once (running or waiting for a search thread); more get 503 (busy)")
     search_threads: int = Field(4, ge=1, description="worker threads for searches (their own pool: /health and static files never wait behind them)")
     embed_batch_window_ms: float = Field(2.0, ge=0, le=5, description="under load, how long a query embedding waits for others to share its engine call")

@@ -93,7 +93,8 @@ def test_errors_have_the_openai_shape(client, server):
     with pytest.raises(openai.BadRequestError) as e:
         client.chat.completions.create(model="rag", messages=[{"role": "user", "content": "x" * 5000}])
     assert "too long" in e.value.message
-    r = httpx.post(server + "/v1/chat/completions", content=b"{not json", timeout=10)
+    r = httpx.post(server + "/v1/chat/completions", content=b"{not json", timeout=10,
+                   headers={"Content-Type": "application/json"})
     assert r.status_code == 400
     assert set(r.json()["error"]) == {"message", "type", "param", "code"}
 

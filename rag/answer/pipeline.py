@@ -207,14 +207,14 @@ class Pipeline:
         if turn.use_llm and (turn.history or turn.lang != "nl"):
             try:
                 rw = rewrite_with_llm(self.llm, turn.question, turn.history, num_ctx=self.settings.num_ctx,
-                                      max_tokens=REWRITE_MAX_TOKENS)
+                                      max_tokens=REWRITE_MAX_TOKENS, max_chars=self.settings.max_question_chars)
                 if not turn.history and rw.method == "llm":
                     rw.standalone = turn.question  # nothing to resolve: keep the user's words, use the translation
             except LLMError as e:
                 self._fall_back(turn, e)
-                rw = rewrite_by_rule(turn.question, turn.history)
-        else:
-            rw = rewrite_by_rule(turn.question, turn.history)
+                rw = rewrite_by_rule(turn.question, turn.history, self.settings.max_question_chars)
+        else:  # the standalone question stays within the question-length limit
+            rw = rewrite_by_rule(turn.question, turn.history, self.settings.max_question_chars)
         turn.warnings.extend(rw.warnings)
         if rw.method == "llm":
             turn.timings["rewrite_ms"] = (time.perf_counter() - t) * 1000

@@ -39,6 +39,7 @@ FOLLOWUP_OPENERS = ("en ", "maar ", "ook ", "and ", "but ", "also ", "what about
                     "wat nog ", "en wat ", "hoe zit het met ", "en verder")
 MAX_HISTORY_MESSAGES = 8
 MAX_MESSAGE_CHARS = 1200
+DEFAULT_MAX_CHARS = 2000  # RAG_MAX_QUESTION_CHARS's default; the pipeline passes the setting
 
 _WORD = re.compile(r"[^\W_][\w'’\-]*", re.UNICODE)
 
@@ -126,25 +127,32 @@ def _is_verb_slot(word: str | None) -> bool:
                     "did", "does", "do", "about", "of", "after", "with", "mean", "means", "happen", "happened"}
 
 
-def rewrite_by_rule(question: str, history: Sequence[dict]) -> Rewrite:
-    """Prefix a dependent question with the key terms of the previous (itself resolved) user question."""
+def rewrite_by_rule(question: str, history: Sequence[dict], max_chars: int = DEFAULT_MAX_CHARS) -> Rewrite:
+    """Prefix a dependent question with the key terms of the previous (itself resolved) user question.
+    The result is never longer than ``max_chars`` (the question-length limit): the terms are cut to
+    fit, at a word, and a long earlier turn adds no more than that."""
     previous: str | None = None
     for m in history:
         if m["role"] == "user":
-            previous = _resolve(m["content"], previous)
+            previous = _resolve(m["content"][:max_chars * 4], previous, max_chars)
     if previous is None or not needs_context(question):
         return Rewrite(standalone=question, method="none")
-    terms = key_terms(previous)
-    if not terms or _fold(terms) in _fold(question):
-        return Rewrite(standalone=question, method="none")
-    return Rewrite(standalone=f"{terms}: {question}", method="rule")
+    standalone = _resolve(question, previous, max_chars)
+    return Rewrite(standalone=standalone, method="rule" if standalone != question else "none")
 
 
-def _resolve(question: str, previous: str | None) -> str:
+def _resolve(question: str, previous: str | None, max_chars: int) -> str:
     if previous is None or not needs_context(question):
-        return question
-    terms = key_terms(previous)
-    return f"{terms}: {question}" if terms and _fold(terms) not in _fold(question) else question
+        return question[:max_chars]
+    terms = _fit(key_terms(previous), max_chars - len(question) - 2)
+    return f"{terms}: {question}" if terms and _fold(terms) not in _fold(question) else question[:max_chars]
+
+
+def _fit(terms: str, room: int) -> str:
+    """``terms`` cut to at most ``room`` characters, at a word."""
+    if len(terms) <= room:
+        return terms
+    return terms[:max(room, 0) + 1].rsplit(" ", 1)[0] if room > 0 else ""
 
 
 # ----------------------------------------------------------------------------- with the model
@@ -172,7 +180,7 @@ def rewrite_messages(question: str, history: Sequence[dict]) -> list[dict]:
 _JSON_OBJ = re.compile(r"\{.*\}", re.DOTALL)
 
 
-def parse_rewrite(reply: str) -> tuple[str, str | None] | None:
+def parse_rewrite(reply: str, max_chars: int = DEFAULT_MAX_CHARS) -> tuple[str, str | None] | None:
     """(standalone, dutch) from the model's reply, or None when it can't be read."""
     m = _JSON_OBJ.search(reply or "")
     if not m:
@@ -185,20 +193,20 @@ def parse_rewrite(reply: str) -> tuple[str, str | None] | None:
         return None
     standalone = data.get("standalone")
     dutch = data.get("dutch")
-    if not isinstance(standalone, str) or not standalone.strip() or len(standalone) > 2000:
+    if not isinstance(standalone, str) or not standalone.strip() or len(standalone) > max_chars:
         return None
-    dutch = dutch.strip() if isinstance(dutch, str) and dutch.strip() and len(dutch) <= 2000 else None
+    dutch = dutch.strip() if isinstance(dutch, str) and dutch.strip() and len(dutch) <= max_chars else None
     return " ".join(standalone.split()), (" ".join(dutch.split()) if dutch else None)
 
 
 def rewrite_with_llm(llm, question: str, history: Sequence[dict], *, num_ctx: int | None = None,
-                     max_tokens: int = 200) -> Rewrite:
+                     max_tokens: int = 200, max_chars: int = DEFAULT_MAX_CHARS) -> Rewrite:
     """One chat call for the standalone question and its Dutch phrasing. LLM errors propagate;
     an unreadable reply falls back to :func:`rewrite_by_rule` (with a warning)."""
     reply = llm.chat(rewrite_messages(question, history), num_ctx=num_ctx, max_tokens=max_tokens)
-    parsed = parse_rewrite(reply)
+    parsed = parse_rewrite(reply, max_chars)
     if parsed is None:
-        fallback = rewrite_by_rule(question, history)
+        fallback = rewrite_by_rule(question, history, max_chars)
         fallback.warnings.append("the model's rewrite of the question could not be read; used the simple rule")
         return fallback
     standalone, dutch = parsed

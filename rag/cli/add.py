@@ -22,6 +22,7 @@ def add_command(
     from rag.config import get_settings
     from rag.embed.embedders import load_embedder
     from rag.index.stores import build_store
+    from rag.ingest.safe_parse import ParseLimits
 
     console = Console(stderr=True)
     settings = get_settings(data_dir=data, index_dir=index, embed_model=embed_model)
@@ -29,7 +30,7 @@ def add_command(
     added, failed = [], 0
     for src in sources:
         try:
-            a = add_source(data_dir, src, settings.max_file_bytes, timeout)
+            a = add_source(data_dir, src, settings.max_file_bytes, timeout, ParseLimits.from_settings(settings))
         except AddRefused as e:
             failed += 1
             console.print(f"[red]not added:[/] {e}", highlight=False, soft_wrap=True)

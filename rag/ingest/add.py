@@ -17,9 +17,13 @@ import tempfile
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlparse
 
 from rag.errors import RagError
+
+if TYPE_CHECKING:
+    from rag.ingest.safe_parse import ParseLimits
 
 FETCH_TIMEOUT = 20.0  # seconds for one web page
 USER_AGENT = "nk-rag/0.1 (+local article archive)"
@@ -57,7 +61,14 @@ def is_url(source: str) -> bool:
 
 def safe_name(filename: str) -> str:
     """The file name to store, or ``AddRefused``: no folders, no '..', no hidden or control characters."""
+    from rag.ingest.documents import display_path
+
     name = unicodedata.normalize("NFC", filename or "").strip()
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:  # a Linux file name with bytes that are not UTF-8 (read as surrogates)
+        raise AddRefused(f"the file name '{display_path(filename)}' is not valid UTF-8; rename the file "
+                         "(e.g. with `convmv` or by hand) and add it again", 400) from None
     if not name:
         raise AddRefused("the file has no name", 400)
     if "/" in name or "\\" in name or name in (".", ".."):
@@ -106,10 +117,12 @@ def check_not_duplicate(data_dir: Path, name: str, data: bytes) -> None:
 
 # ============================================================================ storing
 
-def store_bytes(data_dir: Path, name: str, data: bytes, max_bytes: int, source: str | None = None) -> Added:
+def store_bytes(data_dir: Path, name: str, data: bytes, max_bytes: int, source: str | None = None,
+                limits: "ParseLimits | None" = None) -> Added:
     """Check ``data`` as an article named ``name`` and put it in ``data_dir``, or raise ``AddRefused``
-    with nothing written."""
-    from rag.ingest.documents import SkipFile, load_file
+    with nothing written. PDF, Word and HTML are parsed under ``limits`` in a child process
+    (``rag.ingest.safe_parse``): too big once expanded is 413, a broken or hostile file 422."""
+    from rag.ingest.documents import SkipFile, SkipTooLarge, load_file
 
     name = safe_name(name)
     check_type(name)
@@ -128,7 +141,9 @@ def store_bytes(data_dir: Path, name: str, data: bytes, max_bytes: int, source: 
             fh.flush()
             os.fsync(fh.fileno())
         try:
-            doc = load_file(tmp, name, max_bytes)  # the same loader the index uses: refuse what it would skip
+            doc = load_file(tmp, name, max_bytes, limits)  # the same loader the index uses: refuse what it would skip
+        except SkipTooLarge as e:
+            raise AddRefused(f"'{name}' cannot be used as an article: {e}", 413) from None
         except SkipFile as e:
             raise AddRefused(f"'{name}' cannot be used as an article: {e}", 422) from None
         try:
@@ -140,10 +155,13 @@ def store_bytes(data_dir: Path, name: str, data: bytes, max_bytes: int, source: 
     return Added(source=source or name, path=name, doc_id=doc.doc_id, title=doc.title)
 
 
-def add_file(data_dir: Path, path: Path, max_bytes: int) -> Added:
+def add_file(data_dir: Path, path: Path, max_bytes: int, limits: "ParseLimits | None" = None) -> Added:
+    from rag.ingest.documents import display_path
+
     path = Path(path)
     if not path.is_file():
-        raise AddRefused(f"'{path}' is not a file")
+        raise AddRefused(f"'{display_path(path)}' is not a file")
+    safe_name(path.name)
     check_type(path.name)
     try:
         if path.resolve().is_relative_to(Path(data_dir).resolve()):
@@ -153,7 +171,7 @@ def add_file(data_dir: Path, path: Path, max_bytes: int) -> Added:
         data = path.read_bytes()
     except OSError as e:
         raise AddRefused(f"cannot read '{path}': {e.strerror or e}") from None
-    return store_bytes(data_dir, path.name, data, max_bytes, source=str(path))
+    return store_bytes(data_dir, path.name, data, max_bytes, source=str(path), limits=limits)
 
 
 # ============================================================================ web pages
@@ -202,20 +220,26 @@ def page_markdown(title: str, text: str, meta: dict) -> str:
     return "\n".join(lines) + "\n\n" + text.strip() + "\n"
 
 
-def add_url(data_dir: Path, url: str, max_bytes: int, timeout: float = FETCH_TIMEOUT) -> Added:
-    from rag.ingest.documents import SkipFile
-    from rag.ingest.formats import extract_html
+def add_url(data_dir: Path, url: str, max_bytes: int, timeout: float = FETCH_TIMEOUT,
+            limits: "ParseLimits | None" = None) -> Added:
+    from rag.ingest.documents import SkipFile, SkipTooLarge
+    from rag.ingest.formats import extract
 
     raw, final_url = fetch_page(url, max_bytes, timeout)
     try:
-        title, text, meta = extract_html(raw)
+        title, text, meta = extract("html", raw, limits)  # in the limited child process, like a file
+    except SkipTooLarge as e:
+        raise AddRefused(f"{url}: {e}", 413) from None
     except SkipFile as e:
         raise AddRefused(f"{url}: {e}", 422) from None
     meta = {**meta, "url": meta.get("url") or final_url}
     title = title or urlparse(final_url).path.rstrip("/").rsplit("/", 1)[-1] or "artikel"
     markdown = page_markdown(title, text, meta)
-    return store_bytes(data_dir, slug(title) + ".md", markdown.encode("utf-8"), max_bytes, source=url)
+    return store_bytes(data_dir, slug(title) + ".md", markdown.encode("utf-8"), max_bytes, source=url, limits=limits)
 
 
-def add_source(data_dir: Path, source: str, max_bytes: int, timeout: float = FETCH_TIMEOUT) -> Added:
-    return add_url(data_dir, source, max_bytes, timeout) if is_url(source) else add_file(data_dir, Path(source), max_bytes)
+def add_source(data_dir: Path, source: str, max_bytes: int, timeout: float = FETCH_TIMEOUT,
+               limits: "ParseLimits | None" = None) -> Added:
+    if is_url(source):
+        return add_url(data_dir, source, max_bytes, timeout, limits)
+    return add_file(data_dir, Path(source), max_bytes, limits)

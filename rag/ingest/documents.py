@@ -23,11 +23,15 @@ import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
-from rag.ingest.formats import SkipFile, extract
+from rag.ingest.formats import SkipFile, SkipTooLarge, extract  # noqa: F401  (SkipTooLarge: for callers of load_file)
 from rag.schema import Document
+
+if TYPE_CHECKING:
+    from rag.ingest.safe_parse import ParseLimits
 
 SUPPORTED_SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".html": "html", ".htm": "html",
                       ".pdf": "pdf", ".docx": "docx"}
@@ -158,8 +162,16 @@ def iter_article_files(data_dir: Path) -> list[Path]:
     return [path for path, _ in walk(data_dir).files]
 
 
-def load_documents(data_dir: Path, max_bytes: int = 5_000_000) -> LoadResult:
-    data_dir = Path(data_dir)
+def load_documents(data_dir: Path, max_bytes: int = 5_000_000, limits: "ParseLimits | None" = None) -> LoadResult:
+    """Every article below ``data_dir``; PDF, Word and HTML files are parsed in one limited child
+    process (``rag.ingest.safe_parse``), started at the first such file and stopped at the end."""
+    from rag.ingest.safe_parse import SafeParser
+
+    with SafeParser(limits) as parser:
+        return _load_documents(Path(data_dir), max_bytes, parser)
+
+
+def _load_documents(data_dir: Path, max_bytes: int, parser) -> LoadResult:
     result = LoadResult()
     if not data_dir.is_dir():
         result.skipped.append(Skipped(display_path(data_dir), "data folder does not exist"))
@@ -174,7 +186,7 @@ def load_documents(data_dir: Path, max_bytes: int = 5_000_000) -> LoadResult:
             continue
         seen_paths.add(rel)
         try:
-            doc = load_file(path, rel, max_bytes)
+            doc = load_file(path, rel, max_bytes, parser=parser)
         except SkipFile as e:
             skipped.append(Skipped(rel, str(e)))
             continue
@@ -234,7 +246,9 @@ def decode_text(data: bytes) -> str:
     return text
 
 
-def load_file(path: Path, rel: str, max_bytes: int) -> Document:
+def load_file(path: Path, rel: str, max_bytes: int, limits: "ParseLimits | None" = None, parser=None) -> Document:
+    """One article file as a Document, or ``SkipFile`` with the reason. PDF, Word and HTML are parsed
+    by ``parser`` (a ``rag.ingest.safe_parse.SafeParser``), or by a child process started for this file."""
     kind = SUPPORTED_SUFFIXES.get(Path(rel).suffix.lower())
     if kind is None:
         raise SkipFile(f"unsupported file type '{Path(rel).suffix or '(none)'}' (use .md, .txt, .html, .pdf or .docx)")
@@ -242,7 +256,7 @@ def load_file(path: Path, rel: str, max_bytes: int) -> Document:
     if not data.strip():
         raise SkipFile("empty file")
     if kind in FORMAT_KINDS:
-        title, text, meta = extract(kind, data)
+        title, text, meta = extract(kind, data, limits, parser=parser)
         if not text.strip():
             raise SkipFile("no text")
         return Document(doc_id=doc_id_for(rel), path=rel, title=(title or Path(rel).stem).strip(), text=text,

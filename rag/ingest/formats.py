@@ -11,7 +11,11 @@ extracted text: that text is what gets indexed, and chunk offsets point into it.
   related-article lists and footers stay out.
 
 A file that cannot be used (damaged or encrypted PDF, PDF without text, empty Word file, web page
-without an article) raises :class:`~SkipFile` with the reason.
+without an article) raises :class:`SkipFile` with the reason.
+
+:func:`extract` runs the extractors in a limited child process (``rag.ingest.safe_parse``); each extractor
+checks ``ParseLimits`` itself (expanded size, pages, paragraphs, nesting) and raises
+:class:`SkipTooLarge` for a file too big once expanded.
 """
 
 from __future__ import annotations
@@ -20,9 +24,12 @@ import bisect
 import io
 import logging
 import re
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from rag.schema import Document
+
+if TYPE_CHECKING:
+    from rag.ingest.safe_parse import ParseLimits, SafeParser
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +38,16 @@ FORMAT_SUFFIXES = {".pdf": "pdf", ".docx": "docx", ".html": "html", ".htm": "htm
 
 # ============================================================================ entry point
 
-def extract(kind: str, data: bytes) -> tuple[str | None, str, dict[str, Any]]:
-    """(title, text, metadata) of a file's bytes; ``kind`` is "pdf", "docx" or "html"."""
-    return EXTRACTORS[kind](data)
+def extract(kind: str, data: bytes, limits: "ParseLimits | None" = None, *,
+            parser: "SafeParser | None" = None) -> tuple[str | None, str, dict[str, Any]]:
+    """(title, text, metadata) of a file's bytes; ``kind`` is "pdf", "docx" or "html". Parsed in a
+    limited child process (``rag.ingest.safe_parse``): ``parser``'s, or one started for this file."""
+    from rag.ingest.safe_parse import SafeParser
+
+    if parser is not None:
+        return parser.extract(kind, data)
+    with SafeParser(limits) as one:
+        return one.extract(kind, data)
 
 
 def page_at(metadata: dict[str, Any] | None, offset: int) -> int | None:
@@ -62,6 +76,23 @@ class SkipFile(Exception):
 
 def _skip(reason: str) -> Exception:
     return SkipFile(reason)
+
+
+class SkipTooLarge(SkipFile):
+    """Skipped because it is too big once expanded (a decompression bomb, too much text): uploads say 413."""
+
+
+def _too_large(reason: str) -> Exception:
+    return SkipTooLarge(reason)
+
+
+def _check_blocks(blocks: list[str], limits: "ParseLimits", file_size: int) -> None:
+    """The extracted text's size and paragraph count against the limits."""
+    if len(blocks) > limits.max_paragraphs:
+        raise _skip(f"too many paragraphs: more than {limits.max_paragraphs:,} (RAG_PARSE_MAX_PARAGRAPHS)")
+    chars = sum(len(b) + 2 for b in blocks)
+    if chars > limits.budget(file_size):
+        raise _too_large(limits.too_big("text of", chars, file_size))
 
 
 # ============================================================================ PDF
@@ -101,25 +132,70 @@ def _pdf_date(value: Any) -> str:
     return "-".join(x for x in (y, mo, d) if x)
 
 
-def extract_pdf(data: bytes) -> tuple[str | None, str, dict[str, Any]]:
-    from pypdf import PdfReader
-    from pypdf.errors import FileNotDecryptedError, PdfReadError, PdfStreamError
+def _pdf_configuration(limits: "ParseLimits", budget: int) -> dict[str, int]:
+    """pypdf's own limits, tightened to this file's budget."""
+    return {
+        "maximum_declared_stream_length": budget, "array_based_stream_maximum_output_length": budget,
+        "jbig2_maximum_output_length": budget, "lzw_maximum_output_length": budget,
+        "run_length_maximum_output_length": budget, "zlib_maximum_output_length": budget,
+        "brotli_maximum_output_length": budget, "image_maximum_buffer_size": budget,
+        "stream_decoding_work_maximum_length": 2 * budget,
+        "page_tree_maximum_entries": 2 * limits.max_pages + 16, "page_tree_maximum_depth": limits.max_nesting,
+        "page_tree_maximum_page_entries": 64 * limits.max_pages,
+        "outline_maximum_depth": limits.max_nesting, "form_fields_maximum_depth": limits.max_nesting,
+        "named_destinations_maximum_depth": limits.max_nesting,
+    }
 
+
+def extract_pdf(data: bytes, limits: "ParseLimits | None" = None) -> tuple[str | None, str, dict[str, Any]]:
+    import pypdf
+    from pypdf import PdfReader
+    from pypdf.errors import FileNotDecryptedError, LimitReachedError, PyPdfError
+
+    from rag.ingest.safe_parse import ParseLimits
+
+    limits = limits or ParseLimits()
+    budget = limits.budget(len(data))
     try:
-        reader = PdfReader(io.BytesIO(data))
-        if reader.is_encrypted:
-            try:
-                ok = reader.decrypt("")  # many PDFs are "encrypted" with an empty user password
+        with pypdf.apply_configuration(**_pdf_configuration(limits, budget)):
+            reader = PdfReader(io.BytesIO(data))
+            if reader.is_encrypted:
+                try:
+                    ok = reader.decrypt("")  # many PDFs are "encrypted" with an empty user password
+                except Exception:
+                    ok = 0
+                if not ok:
+                    raise _skip("encrypted PDF (it needs a password to open)")
+            try:  # what the file says, before walking a page tree that may be a trap
+                declared = int(reader.trailer["/Root"]["/Pages"].get("/Count", 0))
             except Exception:
-                ok = 0
-            if not ok:
-                raise _skip("encrypted PDF (it needs a password to open)")
-        texts = []
-        for page in reader.pages:
-            texts.append(page.extract_text() or "")
-        info = reader.metadata or {}
-    except (PdfReadError, PdfStreamError, FileNotDecryptedError, ValueError, KeyError, TypeError,
-            AttributeError, IndexError, OSError, RecursionError) as e:
+                declared = 0
+            if declared > limits.max_pages:
+                raise _skip(f"too many pages: {declared:,} (at most {limits.max_pages:,}; RAG_PARSE_MAX_PAGES)")
+            n_pages = len(reader.pages)
+            if n_pages > limits.max_pages:
+                raise _skip(f"too many pages: {n_pages:,} (at most {limits.max_pages:,}; RAG_PARSE_MAX_PAGES)")
+            texts = []
+            chars = 0
+            for page in reader.pages:
+                contents = page.get_contents()  # decoded here, where its limit raises (extract_text swallows it)
+                if contents is not None:
+                    contents.get_data()
+                texts.append(page.extract_text() or "")
+                chars += len(texts[-1])
+                if chars > budget:
+                    raise _too_large(limits.too_big("text of", chars, len(data)))
+            info = reader.metadata or {}
+    except LimitReachedError as e:
+        msg = str(e)[:160]
+        if "page" in msg.lower() and "tree" in msg.lower():
+            raise _skip(f"hostile PDF page tree ({msg}; at most {limits.max_pages:,} pages)") from None
+        if not re.search(r"decompress|output|length|size|buffer|work", msg, re.I):
+            raise _skip(f"hostile or damaged PDF (LimitReachedError: {msg})") from None
+        raise _too_large(f"too large once expanded: {msg} (budget {budget:,} bytes; RAG_PARSE_EXPAND_RATIO, "
+                         "RAG_PARSE_MAX_TEXT_CHARS)") from None
+    except (PyPdfError, FileNotDecryptedError, ValueError, KeyError, TypeError,
+            AttributeError, IndexError, OSError, RecursionError, ZeroDivisionError, AssertionError) as e:
         raise _skip(f"damaged PDF ({type(e).__name__}: {str(e)[:160] or 'unreadable'})") from None
     text_parts: list[str] = []
     pages: list[list[int]] = []
@@ -137,6 +213,7 @@ def extract_pdf(data: bytes) -> tuple[str | None, str, dict[str, Any]]:
     if not text_parts:
         raise _skip(f"PDF without text ({len(texts)} page(s), probably scanned images; needs OCR)")
     text = "".join(text_parts) + "\n"
+    _check_blocks(text.split("\n\n"), limits, len(data))
     title = str(info.get("/Title") or "").strip() or None
     if title is None:
         first = text.split("\n", 1)[0]
@@ -156,23 +233,66 @@ def _heading_level(style_name: str) -> int | None:
     return int(m.group(1)) if m else None
 
 
-def extract_docx(data: bytes) -> tuple[str | None, str, dict[str, Any]]:
+MAX_ZIP_MEMBERS = 2_000
+_PARAGRAPH_TAGS = (b"<w:p>", b"<w:p ", b"<w:p/")
+
+
+def _check_docx_zip(data: bytes, limits: "ParseLimits") -> None:
+    """Before python-docx unpacks anything: the zip's expanded size (its members' declared sizes,
+    which zipfile holds the members to) and the number of paragraphs in the document body."""
+    import zipfile
+
+    budget = limits.budget(len(data))
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        members = zf.infolist()
+        if len(members) > MAX_ZIP_MEMBERS:
+            raise _skip(f"not a plausible Word document: {len(members):,} parts in the zip (at most {MAX_ZIP_MEMBERS:,})")
+        total = sum(m.file_size for m in members)
+        if total > budget:
+            raise _too_large(limits.too_big("the zip expands to", total, len(data)))
+        try:
+            body = zf.getinfo("word/document.xml")
+        except KeyError:
+            return  # python-docx says what is wrong
+        paragraphs = 0
+        tail = b""
+        with zf.open(body) as fh:
+            while chunk := fh.read(1 << 20):
+                window = tail + chunk
+                paragraphs += sum(window.count(t) for t in _PARAGRAPH_TAGS)
+                tail = window[-4:]  # a tag cut by the chunk boundary is counted with the next chunk, once
+                if paragraphs > limits.max_paragraphs:
+                    raise _skip(f"too many paragraphs: more than {limits.max_paragraphs:,} "
+                                "(RAG_PARSE_MAX_PARAGRAPHS; a paragraph bomb?)")
+
+
+def extract_docx(data: bytes, limits: "ParseLimits | None" = None) -> tuple[str | None, str, dict[str, Any]]:
     import zipfile
 
     import docx
     from docx.opc.exceptions import PackageNotFoundError
+    from lxml.etree import LxmlError
 
+    from rag.ingest.safe_parse import ParseLimits
+
+    limits = limits or ParseLimits()
     try:
+        _check_docx_zip(data, limits)
         document = docx.Document(io.BytesIO(data))
-    except (PackageNotFoundError, zipfile.BadZipFile, KeyError, ValueError, OSError) as e:
-        raise _skip(f"not a valid Word document ({type(e).__name__})") from None
+    except (PackageNotFoundError, zipfile.BadZipFile, zipfile.LargeZipFile, NotImplementedError, LxmlError,
+            KeyError, ValueError, OSError, EOFError) as e:
+        raise _skip(f"not a valid Word document ({type(e).__name__}: {str(e)[:120]})") from None
     blocks: list[str] = []
     first_heading = None
+    style_names: dict[str | None, str] = {}
     for p in document.paragraphs:
         line = " ".join(p.text.split())
         if not line:
             continue
-        level = _heading_level(p.style.name if p.style is not None else "")
+        style_id = p._p.style  # the style's name looked up once per style, not once per paragraph
+        if style_id not in style_names:
+            style_names[style_id] = p.style.name if p.style is not None else ""
+        level = _heading_level(style_names[style_id])
         if level:
             first_heading = first_heading or line
             blocks.append("#" * min(level, 6) + " " + line)
@@ -180,6 +300,7 @@ def extract_docx(data: bytes) -> tuple[str | None, str, dict[str, Any]]:
             blocks.append(line)
     if not blocks:
         raise _skip("empty Word document (no text)")
+    _check_blocks(blocks, limits, len(data))
     props = document.core_properties
     title = (props.title or "").strip() or first_heading or blocks[0][:200]
     date = props.created.date().isoformat() if props.created else ""
@@ -188,44 +309,75 @@ def extract_docx(data: bytes) -> tuple[str | None, str, dict[str, Any]]:
 
 # ============================================================================ HTML (saved web pages)
 
-_TITLE_TAG = re.compile(r"<title[^>]*>(.*?)</title>", re.I | re.S)
-_OG_TITLE = re.compile(r"<meta[^>]+(?:property|name)=[\"'](?:og:title|twitter:title)[\"'][^>]*>", re.I)
-_CONTENT = re.compile(r"content=[\"']([^\"']*)[\"']", re.I)
 MIN_ARTICLE_CHARS = 1  # trafilatura decides what is an article; any text it keeps counts
+TITLE_META = ("og:title", "twitter:title")
+# trafilatura's date search, without its "extensive" guess from any year in the text ("sinds 2009")
+DATE_PARAMS = {"extensive_search": False, "original_date": True}
 
 
-def _page_title(raw: str, extracted: str | None) -> str | None:
+def _html_tree(data: bytes, limits: "ParseLimits"):
+    """The page parsed by lxml's HTML parser, after checking its size and nesting (iteratively)."""
+    import lxml.etree
+    import lxml.html
+
+    budget = limits.budget(len(data))
+    try:
+        tree = lxml.html.document_fromstring(data, parser=lxml.html.HTMLParser(huge_tree=False, remove_comments=True))
+    except (lxml.etree.LxmlError, ValueError) as e:
+        raise _skip(f"unreadable web page ({type(e).__name__}: {str(e)[:120]})") from None
+    depth = deepest = elements = 0
+    for event, _ in lxml.etree.iterwalk(tree, events=("start", "end")):
+        if event == "start":
+            depth += 1
+            elements += 1
+            deepest = max(deepest, depth)
+            if deepest > limits.max_nesting:
+                raise _skip(f"nested more than {limits.max_nesting} elements deep (RAG_PARSE_MAX_NESTING)")
+            if elements > budget // 8:
+                raise _too_large(limits.too_big("a page of more than", elements, len(data)))
+        else:
+            depth -= 1
+    if elements > 8 * limits.max_paragraphs:
+        raise _skip(f"too many elements: {elements:,} (RAG_PARSE_MAX_PARAGRAPHS x 8)")
+    return tree
+
+
+def _page_title(tree, extracted: str | None) -> str | None:
     """og:title, else trafilatura's title when it is the <title> without the site name, else
-    <title>, else trafilatura's title (usually the <h1>)."""
-    import html as html_lib
-
-    m = _OG_TITLE.search(raw)
-    if m:
-        c = _CONTENT.search(m.group(0))
-        if c and c.group(1).strip():
-            return " ".join(html_lib.unescape(c.group(1)).split())
-    t = _TITLE_TAG.search(raw)
-    tag = " ".join(html_lib.unescape(t.group(1)).split()) if t else ""
+    <title>, else trafilatura's title (usually the <h1>). Read from the parsed page (an attribute
+    may hold any quote: "Zo'n raket: Kim's nieuwe wapen")."""
+    for meta in tree.iter("meta"):
+        name = (meta.get("property") or meta.get("name") or "").strip().lower()
+        content = " ".join((meta.get("content") or "").split())
+        if name in TITLE_META and content:
+            return content
+    t = tree.find(".//title")
+    tag = " ".join((t.text_content() if t is not None else "").split())
     if extracted and tag and extracted in tag:
         return extracted
     return tag or extracted
 
 
-def extract_html(data: bytes) -> tuple[str | None, str, dict[str, Any]]:
+def extract_html(data: bytes, limits: "ParseLimits | None" = None) -> tuple[str | None, str, dict[str, Any]]:
     import trafilatura
 
+    from rag.ingest.safe_parse import ParseLimits
+
+    limits = limits or ParseLimits()
+    tree = _html_tree(data, limits)
     try:
         result = trafilatura.bare_extraction(data, with_metadata=True, favor_precision=True, include_comments=False,
-                                             include_tables=True, include_images=False)
+                                             include_tables=True, include_images=False,
+                                             date_extraction_params=DATE_PARAMS)
     except Exception as e:  # lxml or trafilatura failing on a broken page
         raise _skip(f"unreadable web page ({type(e).__name__})") from None
     body = getattr(result, "text", None) if result is not None else None
     if not body or len(body.strip()) < MIN_ARTICLE_CHARS:
         raise _skip("web page without an article (only navigation, banners or lists)")
-    paragraphs = [" ".join(line.split()) for line in body.split("\n")]
-    text = "\n\n".join(p for p in paragraphs if p) + "\n"
-    raw = data.decode("utf-8", errors="replace")
-    title = _page_title(raw, getattr(result, "title", None))
+    paragraphs = [p for p in (" ".join(line.split()) for line in body.split("\n")) if p]
+    _check_blocks(paragraphs, limits, len(data))
+    text = "\n\n".join(paragraphs) + "\n"
+    title = _page_title(tree, getattr(result, "title", None))
     meta = {"author": getattr(result, "author", None) or "", "date": getattr(result, "date", None) or "",
             "url": getattr(result, "url", None) or ""}
     return title, text, meta

@@ -25,6 +25,7 @@ from rag.ingest.chunking import chunk_document
 from rag.ingest.documents import LoadResult, Skipped, load_documents
 from rag.embed.embedders import Embedder
 from rag.errors import ConfigError
+from rag.ingest.safe_parse import ParseLimits
 from rag.schema import Chunk, Document
 from rag.index.local.store import CURRENT, FORMAT_VERSION, IndexStore, active_version, embedder_backend, model_difference
 from rag.text import BM25Analyzer, bm25s_module
@@ -43,13 +44,14 @@ class IndexParams:
     hnsw_m: int = 32
     hnsw_ef_search: int = 128
     max_file_bytes: int = 5_000_000
+    parse_limits: ParseLimits = field(default_factory=ParseLimits)  # not recorded: they decide what is skipped
 
     @classmethod
     def from_settings(cls, s) -> "IndexParams":
         return cls(
             target_tokens=s.chunk_tokens, overlap_tokens=s.chunk_overlap_tokens, bm25_language=s.bm25_language,
             hnsw_threshold=s.hnsw_threshold, hnsw_m=s.hnsw_m, hnsw_ef_search=s.hnsw_ef_search,
-            max_file_bytes=s.max_file_bytes,
+            max_file_bytes=s.max_file_bytes, parse_limits=ParseLimits.from_settings(s),
         )
 
 
@@ -178,7 +180,7 @@ def build_index(
         if not Path(data_dir).is_dir():
             raise ConfigError(f"the data folder '{data_dir}' does not exist (set --data or RAG_DATA_DIR); "
                               "the index was left as it was")
-        loaded: LoadResult = load_documents(data_dir, params.max_file_bytes)
+        loaded: LoadResult = load_documents(data_dir, params.max_file_bytes, params.parse_limits)
         report.skipped = loaded.skipped
         if not loaded.documents:
             why = "; ".join(f"{s.path}: {s.reason}" for s in loaded.skipped[:5])

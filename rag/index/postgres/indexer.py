@@ -100,7 +100,7 @@ def build_postgres(db: Database, data_dir: Path, embedder, params: IndexParams, 
             conn.execute("DELETE FROM rag_documents")  # chunks go with them (ON DELETE CASCADE)
 
         stage(f"Loading articles from {data_dir}")
-        loaded = load_documents(Path(data_dir), params.max_file_bytes)
+        loaded = load_documents(Path(data_dir), params.max_file_bytes, params.parse_limits)
         report.skipped = loaded.skipped
         if not loaded.documents:
             why_not = "; ".join(f"{s.path}: {s.reason}" for s in loaded.skipped[:5])
