@@ -73,10 +73,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None, llm: Any = No
 
             state.runtime = await anyio.to_thread.run_sync(lambda: open_runtime(settings, build_if_missing=True))
             state.runtime = batched_runtime(state.runtime, settings)  # concurrent queries share engine calls
-        state.pipeline = state.make_pipeline(state.runtime)
+        state.follow(state.runtime)  # a new index version on disk is served within RAG_RELOAD_INTERVAL
         try:
             yield
         finally:
+            if state.live is not None:
+                state.live.stop()
             if state.owns_llm and hasattr(state.llm, "close"):
                 state.llm.close()
 

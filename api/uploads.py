@@ -38,7 +38,7 @@ FORM_OVERHEAD = 64_000  # multipart headers and boundaries on top of the file it
 
 
 def _admin_state(request: Request, _: ApiKeyDep) -> AppState:
-    st: AppState = request.app.state.rag
+    st: AppState = request.app.state.rag.now()  # the version served now (the lock serialises the changes)
     if st.runtime is None:
         raise IndexNotFound("the index is not loaded yet; try again in a moment")
     return st
@@ -93,6 +93,7 @@ async def delete_document(doc_id: str, st: AdminDep) -> dict[str, Any]:
     """Remove an article from the index; its file moves to ``<data>/.removed/``."""
     data_dir = Path(st.settings.data_dir).resolve()
     async with st.admin_lock():
+        st = st.now()  # the version served once the lock is ours (a change may have come meanwhile)
         doc = st.runtime.store.documents.get(doc_id)
         if doc is None:
             raise DocumentNotFound(f"no document with id '{doc_id}'")

@@ -92,6 +92,8 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, le=64, description="server processes (`rag serve --workers N`), sharing the index read-only through mmap")
     allowed_hosts: str = Field("", description="comma-separated extra Host names the server answers to "
                                                "(localhost, 127.0.0.1, [::1] and RAG_HOST always)")
+    reload_interval: float = Field(0.5, gt=0, le=2, description="seconds between checks of the index's CURRENT pointer: a running server serves a new index version within this")
+    watch: bool = Field(False, description="`rag serve --watch`: index files added to, changed in or removed from data_dir as they change")
     header_timeout: float = Field(10.0, gt=0, description="seconds a client may take to send the request headers")
     body_timeout: float = Field(10.0, gt=0, description="seconds a client may take to send the request body")
 
