@@ -248,6 +248,8 @@ def test_searches_during_adds_and_removes_see_whole_versions(server, embedder):
             for f in futures:
                 f.result()
 
+    print(f"hammer: {len(answers)} answers, {len(errors)} errors, {len({v for v, _, _ in answers})} of "
+          f"{len(versions)} versions seen")
     assert not errors, errors[:5]
     assert len(versions) == 21
     seen = {v for v, _, _ in answers}
