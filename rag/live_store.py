@@ -114,6 +114,8 @@ class LiveIndex:
         with self._load_lock:
             for attempt in range(LOAD_RETRIES):
                 wanted = self._pointer() if self._pointer is not None else None
+                if wanted == self._snap.version and self._failed is not None:
+                    self.reload_error = self._failed = None  # back on the version served: nothing failed now
                 if wanted is None or wanted == self._snap.version or (wanted == self._failed and not raise_errors):
                     return self._snap
                 try:
@@ -147,7 +149,6 @@ class LiveIndex:
     def _follow(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                if self.stale():
-                    self.refresh()
+                self.refresh()
             except Exception:  # never let the follower die
                 log.exception("following the index failed")

@@ -189,6 +189,28 @@ def test_cli_and_upload_adding_at_once_both_arrive(server, tmp_path):
     assert {"kraanvogels-a.md", "ooievaars-b.md"} <= set(manifest["files"])
 
 
+def test_a_version_that_cannot_be_loaded_leaves_the_old_one_served(server):
+    good = (server.index / "CURRENT").read_text().strip()
+    bad = server.index / "v-99999999T000000-broken"
+    shutil.copytree(server.index / good, bad)
+    manifest = json.loads((bad / "manifest.json").read_text())
+    (bad / "manifest.json").write_text(json.dumps({**manifest, "format_version": 999}))
+    before = search_docs(server.url, "bultruggen Wonsan")
+    try:
+        (server.index / "CURRENT").write_text(bad.name + "\n")
+        h = until(lambda: (h := health(server.url))["index"]["reload_error"] and h, "the reload error", SEEN_WITHIN)
+        assert bad.name in h["index"]["reload_error"] and "format version" in h["index"]["reload_error"]
+        assert h["index"]["version"] == good and h["status"] == "ok"
+        r = httpx.get(server.url + "/api/search", params={"q": "bultruggen Wonsan", "mode": "bm25"}, timeout=30)
+        assert r.status_code == 200 and r.headers["x-index-version"] == good
+        assert [x["doc_id"] for x in r.json()["results"]] == before
+    finally:
+        (server.index / "CURRENT").write_text(good + "\n")
+        shutil.rmtree(bad)
+    # the pointer back on a good version: the error is gone (nothing to load, the same version)
+    until(lambda: health(server.url)["index"]["reload_error"] is None, "the error cleared", SEEN_WITHIN)
+
+
 def _version_docs(index: Path, marker: str) -> tuple[str, frozenset[str]]:
     """(active version, doc ids of the hammer's articles in it), read from the index on disk."""
     name = (index / "CURRENT").read_text().strip()
