@@ -61,6 +61,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None, llm: Any = No
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         state.reindex_lock = asyncio.Lock()
+        _stop_builds_on_exit(state)
         if state.llm is None:
             from rag.llm import OllamaLLM
 
@@ -104,3 +105,25 @@ def create_app(settings: Settings, runtime: Runtime | None = None, llm: Any = No
         app.include_router(module.router)
     page.mount_static(app)
     return app
+
+
+def _stop_builds_on_exit(state: AppState) -> None:
+    """SIGTERM / SIGINT also tell running index builds to stop (between embedding batches), so the
+    server exits promptly during a long upload rebuild; uvicorn's own handler still runs."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():  # a test's server in a thread
+        return
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(sig)
+
+        def handler(signum, frame, previous=previous):
+            state.stopping.set()
+            if callable(previous):
+                previous(signum, frame)
+            else:  # no handler of uvicorn's: act as before
+                signal.signal(signum, previous)
+                signal.raise_signal(signum)
+
+        signal.signal(sig, handler)

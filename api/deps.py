@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import hmac
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Annotated, Any
@@ -74,6 +75,7 @@ class AppState:
     status: StatusProbe | None = None
     reindex_lock: asyncio.Lock | None = None
     started_at: float = field(default_factory=time.time)
+    stopping: threading.Event = field(default_factory=threading.Event)  # set by SIGTERM: builds stop between batches
     live: Any = None  # rag.live_store.LiveIndex: the served index version, following the index on disk
     snapshot: Any = None  # in a request's view: the one version it uses from start to end
 
@@ -107,6 +109,14 @@ class AppState:
             self.reindex_lock = asyncio.Lock()
         return self.reindex_lock
 
+    def admin_lock_or_409(self) -> asyncio.Lock:
+        """The admin lock when it is free; a change that would have to wait for it gets 409 at once."""
+        lock = self.admin_lock()
+        if lock.locked():
+            raise HTTPException(409, "another change to the archive (a re-index, upload or removal) is running; "
+                                     "try again when it has finished")
+        return lock
+
     def rebuild(self):
         """Bring the index up to date with the data folder and load it (in a worker thread). It embeds with
         the server's embedder, which is safe to share with the searches running meanwhile.
@@ -114,7 +124,7 @@ class AppState:
         from rag.runtime import build, open_runtime
 
         old = self.runtime
-        report = build(self.settings, old.embedder)
+        report = build(self.settings, old.embedder, cancel=self.stopping.is_set)  # stops at SIGTERM, index untouched
         if self.live is not None and self.live.follows:  # the new version, loaded by the follower's rules
             snap = self.live.refresh(raise_errors=True)
         else:

@@ -63,7 +63,7 @@ async def upload_document(st: AdminDep, file: Annotated[UploadFile, File(descrip
     settings = st.settings
     data = await file.read(settings.max_file_bytes + 1)
     name = file.filename or ""
-    async with st.admin_lock():
+    async with st.admin_lock_or_409():
         try:
             added: Added = await anyio.to_thread.run_sync(
                 lambda: store_bytes(Path(settings.data_dir), name, data, settings.max_file_bytes))
@@ -92,7 +92,7 @@ async def upload_document(st: AdminDep, file: Annotated[UploadFile, File(descrip
 async def delete_document(doc_id: str, st: AdminDep) -> dict[str, Any]:
     """Remove an article from the index; its file moves to ``<data>/.removed/``."""
     data_dir = Path(st.settings.data_dir).resolve()
-    async with st.admin_lock():
+    async with st.admin_lock_or_409():
         st = st.now()  # the version served once the lock is ours (a change may have come meanwhile)
         doc = st.runtime.store.documents.get(doc_id)
         if doc is None:

@@ -208,7 +208,11 @@ def serve(
     web = create_app(settings, runtime=batched_runtime(rt, settings))
     if watcher is not None:  # serve the watcher's new version at once, not at the next pointer check
         watcher.serve_now = lambda: web.state.rag.live and web.state.rag.live.refresh()
-    run_server(web, settings.host, settings.port, settings.header_timeout)
+    try:
+        run_server(web, settings.host, settings.port, settings.header_timeout)
+    finally:
+        if watcher is not None:
+            watcher.stop()
 
 
 def _data_watcher(settings: Settings, embedder):
@@ -220,7 +224,8 @@ def _data_watcher(settings: Settings, embedder):
         if watcher.serve_now is not None:
             watcher.serve_now()
 
-    watcher = DataWatcher(settings.data_dir, lambda: build(settings, embedder), on_built=built)
+    watcher = DataWatcher(settings.data_dir, lambda: build(settings, embedder, cancel=watcher.stopping),
+                          on_built=built)
     console.print(f"Watching {settings.data_dir}: new, changed and removed files are indexed as they change.",
                   highlight=False)
     return watcher.start()

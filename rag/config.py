@@ -93,6 +93,7 @@ class Settings(BaseSettings):
     allowed_hosts: str = Field("", description="comma-separated extra Host names the server answers to "
                                                "(localhost, 127.0.0.1, [::1] and RAG_HOST always)")
     reload_interval: float = Field(0.5, gt=0, le=2, description="seconds between checks of the index's CURRENT pointer: a running server serves a new index version within this")
+    lock_timeout: float = Field(600.0, gt=0, description="seconds a build waits for another build of the same index (it says so), then gives up")
     watch: bool = Field(False, description="`rag serve --watch`: index files added to, changed in or removed from data_dir as they change")
     header_timeout: float = Field(10.0, gt=0, description="seconds a client may take to send the request headers")
     body_timeout: float = Field(10.0, gt=0, description="seconds a client may take to send the request body")

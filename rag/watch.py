@@ -63,6 +63,10 @@ class DataWatcher:
         log.info("watching %s for new, changed and removed articles", self.data_dir)
         return self
 
+    def stopping(self) -> bool:
+        """Has ``stop()`` been called (a build running then stops between embedding batches)?"""
+        return self._stop.is_set()
+
     def stop(self) -> None:
         self._stop.set()
         if self._thread is not None:

@@ -311,3 +311,45 @@ def test_watch_indexes_a_plain_copy_and_a_removal(tmp_path):
         until(lambda: "notes.xyz" in s.log(), "the skip reason in the log", SEEN_WITHIN)
     finally:
         s.stop()
+
+
+def test_sigterm_stops_the_server_during_a_long_upload_and_a_second_upload_gets_409(server, tmp_path):
+    """Issue 25 point 8 (run last on the shared server: it stops it). A long rebuild (a ~300 kB article)
+    holds the admin lock: a second upload answers 409 at once; SIGTERM then stops the server promptly,
+    the rebuild is abandoned and the index stays as it was."""
+    from rag.store import IndexStore
+
+    before = (server.index / "CURRENT").read_text().strip()
+    docs_before = health(server.url)["documents"]
+    big = tmp_path / "havenberichten.md"
+    big.write_text("# Havenberichten uit Nampo\n\n" + "\n\n".join(
+        f"Op dag {i} ontving de haven van Nampo {i % 17 + 2} schepen met graan, kolen en {i * 7 % 31} containers; "
+        f"de havenmeester noemde het bericht nummer {i} rustig." for i in range(2500)), "utf-8")
+    small = tmp_path / "reigers.md"
+    small.write_text("# Reigers\n\nReigers visten in de Taedong, zagen wandelaars in Pyongyang.\n", "utf-8")
+    auth = {"Authorization": f"Bearer {API_KEY}"}
+
+    def upload(path: Path) -> httpx.Response:
+        with open(path, "rb") as fh:
+            return httpx.post(server.url + "/api/documents", files={"file": (path.name, fh, "text/markdown")},
+                              headers=auth, timeout=120)
+
+    with ThreadPoolExecutor(1) as pool:
+        long_one = pool.submit(upload, big)
+        second = until(lambda: (r := upload(small)).status_code == 409 and r, "a 409 for the second upload", 60)
+        assert "running" in second.json()["detail"]
+        assert not long_one.done()
+        t0 = time.monotonic()
+        server.proc.send_signal(signal.SIGTERM)
+        server.proc.wait(timeout=60)
+        stopped_after = time.monotonic() - t0
+        try:
+            answer = long_one.result()
+            assert answer.status_code == 503, answer.text  # the abandoned rebuild says why
+        except httpx.HTTPError:
+            pass  # or the connection closed with the server
+    print(f"SIGTERM during the long upload: the server stopped after {stopped_after:.1f} s")
+    assert (server.index / "CURRENT").read_text().strip() == before
+    assert not [p.name for p in server.index.iterdir() if p.name.startswith(".staging-")]
+    assert len(IndexStore.load(server.index).documents) == docs_before
+    assert not (server.data / big.name).exists() and not (server.data / small.name).exists()
