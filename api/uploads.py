@@ -27,7 +27,7 @@ from fastapi import APIRouter, Depends, File, HTTPException, Request, UploadFile
 
 from .deps import ApiKeyDep, AppState
 from rag.add import AddRefused, Added, store_bytes
-from rag.errors import DocumentNotFound, IndexNotFound
+from rag.errors import BuildCancelled, DocumentNotFound, IndexNotFound
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +45,12 @@ def _admin_state(request: Request, _: ApiKeyDep) -> AppState:
 
 
 AdminDep = Annotated[AppState, Depends(_admin_state)]
+
+
+def _stopping(st: AppState, e: BaseException, what: str) -> None:
+    """A change cut short by the server's shutdown (SIGTERM) answers 503 saying so, not 500."""
+    if st.stopping.is_set() and not isinstance(e, BuildCancelled):
+        raise BuildCancelled(f"the server is shutting down: {what} (the index was left as it was)") from e
 
 
 def _doc_summary(store, doc_id: str) -> dict[str, Any]:
@@ -77,6 +83,7 @@ async def upload_document(st: AdminDep, file: Annotated[UploadFile, File(descrip
             (Path(settings.data_dir) / added.path).unlink(missing_ok=True)  # undo: the archive stays as it was
             if isinstance(e, AddRefused):
                 raise HTTPException(e.status, str(e)) from None
+            _stopping(st, e, f"'{added.path}' was not added")
             raise
         st.runtime, st.pipeline = new, pipeline
     log.info("added %s (%s)", added.path, added.doc_id)
@@ -107,8 +114,9 @@ async def delete_document(doc_id: str, st: AdminDep) -> dict[str, Any]:
         shutil.move(src, dest)
         try:
             report, new, pipeline = await anyio.to_thread.run_sync(st.rebuild)
-        except BaseException:
+        except BaseException as e:
             shutil.move(dest, src)  # undo
+            _stopping(st, e, f"'{doc.path}' was not removed")
             raise
         st.runtime, st.pipeline = new, pipeline
     log.info("removed %s (%s), kept in %s", doc.path, doc_id, dest)

@@ -77,7 +77,7 @@ class BuildReport:
 
 
 LOCK_POLL_S = 0.2
-EMBED_SLICE = 64  # a cancellable build embeds this many chunks between checks of its cancel flag
+EMBED_SLICE = 16  # a cancellable build embeds this many chunks between checks of its cancel flag
 
 
 @contextmanager

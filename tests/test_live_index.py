@@ -336,8 +336,10 @@ def test_sigterm_stops_the_server_during_a_long_upload_and_a_second_upload_gets_
 
     with ThreadPoolExecutor(1) as pool:
         long_one = pool.submit(upload, big)
-        second = until(lambda: (r := upload(small)).status_code == 409 and r, "a 409 for the second upload", 60)
-        assert "running" in second.json()["detail"]
+        until(lambda: (server.data / big.name).exists(), "the long upload under way (its file stored)", 60)
+        second = upload(small)
+        assert second.status_code == 409, second.text
+        assert "running" in second.json()["detail"], second.text
         assert not long_one.done()
         t0 = time.monotonic()
         server.proc.send_signal(signal.SIGTERM)
