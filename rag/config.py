@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     index_dir: Path = Path("index")
     store: Literal["local", "postgres"] = Field("local", description="local files (index_dir) or a shared PostgreSQL")
     database_url: str | None = Field(None, description="postgresql://... for store=postgres (`rag db start` prints one)")
+    db_timeout: float = Field(3.0, gt=0, description="seconds for connecting to PostgreSQL and for each query of a request, "
+                                                     "measured by the client: a database that does not answer gives 503")
 
     # --- documents
     max_file_bytes: int = Field(5_000_000, description="files larger than this are skipped")

@@ -50,7 +50,8 @@ POSTGRES_FUSION = {"bm25_weight": 0.3, "dense_weight": 0.7}
 def database(settings):
     from .db import Database
 
-    return Database(settings.database_url or "")
+    t = settings.db_timeout  # measured by the client: connecting, and each pooled call (builds have their own)
+    return Database(settings.database_url or "", connect_timeout=t, call_timeout=t)
 
 
 def open_store(settings, embedder=None, *, db=None) -> Store:
