@@ -61,6 +61,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None, llm: Any = No
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         state.reindex_lock = asyncio.Lock()
+        _stop_builds_on_exit(state)
         if state.llm is None:
             from rag.llms.ollama import OllamaLLM
 
@@ -73,10 +74,12 @@ def create_app(settings: Settings, runtime: Runtime | None = None, llm: Any = No
 
             state.runtime = await anyio.to_thread.run_sync(lambda: open_runtime(settings, build_if_missing=True))
             state.runtime = batched_runtime(state.runtime, settings)  # concurrent queries share engine calls
-        state.pipeline = state.make_pipeline(state.runtime)
+        state.follow(state.runtime)  # a new index version on disk is served within RAG_RELOAD_INTERVAL
         try:
             yield
         finally:
+            if state.live is not None:
+                state.live.stop()
             if state.owns_llm and hasattr(state.llm, "close"):
                 state.llm.close()
 
@@ -104,3 +107,25 @@ def create_app(settings: Settings, runtime: Runtime | None = None, llm: Any = No
         app.include_router(module.router)
     page.mount_static(app)
     return app
+
+
+def _stop_builds_on_exit(state: AppState) -> None:
+    """SIGTERM / SIGINT also tell running index builds to stop (between embedding batches), so the
+    server exits promptly during a long upload rebuild; uvicorn's own handler still runs."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():  # a test's server in a thread
+        return
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        previous = signal.getsignal(sig)
+
+        def handler(signum, frame, previous=previous):
+            state.stopping.set()
+            if callable(previous):
+                previous(signum, frame)
+            else:  # no handler of uvicorn's: act as before
+                signal.signal(signum, previous)
+                signal.raise_signal(signum)
+
+        signal.signal(sig, handler)

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import hmac
 import logging
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import anyio
-from fastapi import Depends, Header, HTTPException, Request
+from fastapi import Depends, Header, HTTPException, Request, Response
 
 from rag.config import Settings
 from rag.errors import IndexNotFound
@@ -73,6 +75,28 @@ class AppState:
     status: StatusProbe | None = None
     reindex_lock: asyncio.Lock | None = None
     started_at: float = field(default_factory=time.time)
+    stopping: threading.Event = field(default_factory=threading.Event)  # set by SIGTERM: builds stop between batches
+    live: Any = None  # rag.index.local.live.LiveIndex: the served index version, following the index on disk
+    snapshot: Any = None  # in a request's view: the one version it uses from start to end
+
+    def now(self) -> "AppState":
+        """This state as one request sees it: runtime and pipeline of the version served right now,
+        fixed for the whole request (a reload meanwhile does not change them)."""
+        if self.live is None:
+            return self
+        snap = self.live.current()
+        return dataclasses.replace(self, runtime=snap.runtime, pipeline=snap.pipeline, snapshot=snap)
+
+    def follow(self, runtime: Runtime) -> None:
+        """Serve ``runtime`` and follow the index from now on (at start-up)."""
+        from rag.runtime import live_runtime
+
+        def on_swap(snap) -> None:
+            self.runtime, self.pipeline = snap.runtime, snap.pipeline
+
+        self.live = live_runtime(self.settings, runtime, self.make_pipeline, on_swap)
+        on_swap(self.live.current())
+        self.live.start()
 
     def make_pipeline(self, runtime: Runtime):
         from rag.answer.pipeline import Pipeline
@@ -85,6 +109,14 @@ class AppState:
             self.reindex_lock = asyncio.Lock()
         return self.reindex_lock
 
+    def admin_lock_or_409(self) -> asyncio.Lock:
+        """The admin lock when it is free; a change that would have to wait for it gets 409 at once."""
+        lock = self.admin_lock()
+        if lock.locked():
+            raise HTTPException(409, "another change to the archive (a re-index, upload or removal) is running; "
+                                     "try again when it has finished")
+        return lock
+
     def rebuild(self):
         """Bring the index up to date with the data folder and load it (in a worker thread). It embeds with
         the server's embedder, which is safe to share with the searches running meanwhile.
@@ -92,15 +124,23 @@ class AppState:
         from rag.runtime import build, open_runtime
 
         old = self.runtime
-        report = build(self.settings, old.embedder)
-        new = open_runtime(self.settings, embedder=old.embedder)
-        return report, new, self.make_pipeline(new)
+        report = build(self.settings, old.embedder, cancel=self.stopping.is_set)  # stops at SIGTERM, index untouched
+        if self.live is not None and self.live.follows:  # the new version, loaded by the follower's rules
+            snap = self.live.refresh(raise_errors=True)
+        else:
+            new = open_runtime(self.settings, embedder=old.embedder)
+            if self.live is None:
+                return report, new, self.make_pipeline(new)
+            snap = self.live.install(new)
+        return report, snap.runtime, snap.pipeline
 
 
-def get_state(request: Request) -> AppState:
-    state: AppState = request.app.state.rag
+def get_state(request: Request, response: Response) -> AppState:
+    state: AppState = request.app.state.rag.now()
     if state.runtime is None:
         raise IndexNotFound("the index is not loaded yet; try again in a moment")
+    if state.snapshot is not None and state.snapshot.version:
+        response.headers["X-Index-Version"] = state.snapshot.version  # which version answered
     return state
 
 

@@ -75,6 +75,8 @@ class OllamaOut(BaseModel):
 class IndexOut(BaseModel):
     version: str
     created_at: str | None = None
+    loaded_at: str | None = Field(None, description="when this server process loaded the version it serves (UTC)")
+    reload_error: str | None = Field(None, description="why a newer index version could not be loaded (the old one is still served)")
 
 
 class BusyOut(BaseModel):

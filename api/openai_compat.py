@@ -252,7 +252,7 @@ async def chat_completions(request: Request):
             raise OpenAIError(404, f"the model '{req.model}' does not exist (use one of: {', '.join(MODELS)})",
                               param="model", code="model_not_found")
         question, history = question_and_history(req)
-        st = request.app.state.rag
+        st = request.app.state.rag.now()  # one index version for the whole answer
         # the one contract: the question, and every history turn within its limit (as on /api/ask)
         parse(AskRequest, question=question, k=req.k, mode=req.mode, generator=generator, history=history)
         check_length(question, st.settings.max_question_chars)

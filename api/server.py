@@ -12,6 +12,7 @@ import uvicorn
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 KEEP_ALIVE_SECONDS = 5
+GRACEFUL_SHUTDOWN_SECONDS = 5  # after SIGTERM, requests still running get this long, then are cancelled
 MAX_HEADER_BYTES = 16 * 1024
 SETTINGS_ENV = "_RAG_SERVE_SETTINGS"  # settings for --workers processes (JSON); internal
 
@@ -63,7 +64,8 @@ class WorkerProtocol(HeaderTimeoutProtocol):
 
 def serve(app: Any, host: str, port: int, header_timeout: float) -> None:
     uvicorn.run(app, host=host, port=port, log_level="info", http=timed_protocol(header_timeout),
-                timeout_keep_alive=KEEP_ALIVE_SECONDS, h11_max_incomplete_event_size=MAX_HEADER_BYTES)
+                timeout_keep_alive=KEEP_ALIVE_SECONDS, h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+                timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
 
 
 def serve_workers(settings: Any, workers: int) -> None:
@@ -76,7 +78,7 @@ def serve_workers(settings: Any, workers: int) -> None:
     os.environ[SETTINGS_ENV] = settings.model_dump_json()
     uvicorn.run("api.server:worker_app", factory=True, workers=workers, host=settings.host, port=settings.port,
                 log_level="info", http="api.server:WorkerProtocol", timeout_keep_alive=KEEP_ALIVE_SECONDS,
-                h11_max_incomplete_event_size=MAX_HEADER_BYTES)
+                h11_max_incomplete_event_size=MAX_HEADER_BYTES, timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS)
 
 
 def worker_app() -> Any:

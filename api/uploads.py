@@ -27,7 +27,7 @@ from fastapi import APIRouter, Depends, File, HTTPException, Request, UploadFile
 
 from .deps import ApiKeyDep, AppState
 from rag.ingest.add import AddRefused, Added, store_bytes
-from rag.errors import DocumentNotFound, IndexNotFound
+from rag.errors import BuildCancelled, DocumentNotFound, IndexNotFound
 from rag.ingest.safe_parse import ParseLimits
 
 log = logging.getLogger(__name__)
@@ -39,13 +39,19 @@ FORM_OVERHEAD = 64_000  # multipart headers and boundaries on top of the file it
 
 
 def _admin_state(request: Request, _: ApiKeyDep) -> AppState:
-    st: AppState = request.app.state.rag
+    st: AppState = request.app.state.rag.now()  # the version served now (the lock serialises the changes)
     if st.runtime is None:
         raise IndexNotFound("the index is not loaded yet; try again in a moment")
     return st
 
 
 AdminDep = Annotated[AppState, Depends(_admin_state)]
+
+
+def _stopping(st: AppState, e: BaseException, what: str) -> None:
+    """A change cut short by the server's shutdown (SIGTERM) answers 503 saying so, not 500."""
+    if st.stopping.is_set() and not isinstance(e, BuildCancelled):
+        raise BuildCancelled(f"the server is shutting down: {what} (the index was left as it was)") from e
 
 
 def _doc_summary(store, doc_id: str) -> dict[str, Any]:
@@ -64,7 +70,7 @@ async def upload_document(st: AdminDep, file: Annotated[UploadFile, File(descrip
     settings = st.settings
     data = await file.read(settings.max_file_bytes + 1)
     name = file.filename or ""
-    async with st.admin_lock():
+    async with st.admin_lock_or_409():
         try:
             added: Added = await anyio.to_thread.run_sync(
                 lambda: store_bytes(Path(settings.data_dir), name, data, settings.max_file_bytes,
@@ -79,6 +85,7 @@ async def upload_document(st: AdminDep, file: Annotated[UploadFile, File(descrip
             (Path(settings.data_dir) / added.path).unlink(missing_ok=True)  # undo: the archive stays as it was
             if isinstance(e, AddRefused):
                 raise HTTPException(e.status, str(e)) from None
+            _stopping(st, e, f"'{added.path}' was not added")
             raise
         st.runtime, st.pipeline = new, pipeline
     log.info("added %s (%s)", added.path, added.doc_id)
@@ -94,7 +101,8 @@ async def upload_document(st: AdminDep, file: Annotated[UploadFile, File(descrip
 async def delete_document(doc_id: str, st: AdminDep) -> dict[str, Any]:
     """Remove an article from the index; its file moves to ``<data>/.removed/``."""
     data_dir = Path(st.settings.data_dir).resolve()
-    async with st.admin_lock():
+    async with st.admin_lock_or_409():
+        st = st.now()  # the version served once the lock is ours (a change may have come meanwhile)
         doc = st.runtime.store.documents.get(doc_id)
         if doc is None:
             raise DocumentNotFound(f"no document with id '{doc_id}'")
@@ -108,8 +116,9 @@ async def delete_document(doc_id: str, st: AdminDep) -> dict[str, Any]:
         shutil.move(src, dest)
         try:
             report, new, pipeline = await anyio.to_thread.run_sync(st.rebuild)
-        except BaseException:
+        except BaseException as e:
             shutil.move(dest, src)  # undo
+            _stopping(st, e, f"'{doc.path}' was not removed")
             raise
         st.runtime, st.pipeline = new, pipeline
     log.info("removed %s (%s), kept in %s", doc.path, doc_id, dest)

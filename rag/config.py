@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     index_dir: Path = Path("index")
     store: Literal["local", "postgres"] = Field("local", description="local files (index_dir) or a shared PostgreSQL")
     database_url: str | None = Field(None, description="postgresql://... for store=postgres (`rag db start` prints one)")
+    db_timeout: float = Field(3.0, gt=0, description="seconds for connecting to PostgreSQL and for each query of a request, "
+                                                     "measured by the client: a database that does not answer gives 503")
 
     # --- documents
     max_file_bytes: int = Field(5_000_000, description="files larger than this are skipped")
@@ -101,6 +103,9 @@ class Settings(BaseSettings):
     workers: int = Field(1, ge=1, le=64, description="server processes (`rag serve --workers N`), sharing the index read-only through mmap")
     allowed_hosts: str = Field("", description="comma-separated extra Host names the server answers to "
                                                "(localhost, 127.0.0.1, [::1] and RAG_HOST always)")
+    reload_interval: float = Field(0.5, gt=0, le=2, description="seconds between checks of the index's CURRENT pointer: a running server serves a new index version within this")
+    lock_timeout: float = Field(600.0, gt=0, description="seconds a build waits for another build of the same index (it says so), then gives up")
+    watch: bool = Field(False, description="`rag serve --watch`: index files added to, changed in or removed from data_dir as they change")
     header_timeout: float = Field(10.0, gt=0, description="seconds a client may take to send the request headers")
     body_timeout: float = Field(10.0, gt=0, description="seconds a client may take to send the request body")
 

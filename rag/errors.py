@@ -31,6 +31,10 @@ class IndexBusy(RagError):
     """Another indexer is writing the shared store right now (and we were told not to wait)."""
 
 
+class BuildCancelled(RagError):
+    """A build was stopped half-way (the server is shutting down); the index was left as it was."""
+
+
 class EmbeddingModelMismatch(RagError):
     """The index was built with another embedding model than the one loaded now."""
 

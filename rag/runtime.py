@@ -24,10 +24,23 @@ class Runtime:
 
 
 def build(settings: Settings, embedder: Embedder, *, rebuild: bool = False, show_progress: bool = False,
-          on_stage: Callable[[str], None] | None = None) -> BuildReport:
+          on_stage: Callable[[str], None] | None = None, cancel: Callable[[], bool] | None = None) -> BuildReport:
     from rag.index.stores import build_store  # local files or PostgreSQL (RAG_STORE)
 
-    return build_store(settings, embedder, rebuild=rebuild, show_progress=show_progress, on_stage=on_stage)
+    return build_store(settings, embedder, rebuild=rebuild, show_progress=show_progress, on_stage=on_stage,
+                       cancel=cancel)
+
+
+def live_runtime(settings: Settings, runtime: Runtime, make_pipeline: Callable, on_swap: Callable | None = None):
+    """A ``LiveIndex`` serving ``runtime`` that follows the local index on disk (rag/index/local/live.py);
+    the PostgreSQL store follows its database by itself, so it is only swapped by ``install``."""
+    from rag.index.local.live import LiveIndex, read_pointer
+
+    local = settings.store == "local"
+    embedder = runtime.embedder  # not the runtime itself: the first version must be freeable
+    return LiveIndex(runtime, load=lambda: open_runtime(settings, embedder=embedder), make_pipeline=make_pipeline,
+                     pointer=(lambda: read_pointer(settings.index_dir)) if local else None,
+                     interval=settings.reload_interval, on_swap=on_swap)
 
 
 def open_runtime(settings: Settings, *, embedder: Embedder | None = None, build_if_missing: bool = False,

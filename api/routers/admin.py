@@ -21,7 +21,7 @@ router = APIRouter(tags=["admin"])
 async def reindex(_: ApiKeyDep, request: Request) -> dict:
     """Update the index from the data folder (only changed files are embedded) and swap it in.
     It embeds with the server's embedder, whose lock it shares with the searches running meanwhile."""
-    st: AppState = request.app.state.rag
+    st: AppState = request.app.state.rag.now()
     if st.runtime is None:
         raise IndexNotFound("the index is not loaded yet; try again in a moment")
     lock = st.admin_lock()

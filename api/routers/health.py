@@ -15,12 +15,14 @@ router = APIRouter(tags=["status"])
 @router.get("/health", response_model=HealthOut)
 async def health(request: Request) -> dict:
     """Counts, models, and whether Ollama answers (cached a few seconds; never slow)."""
-    st: AppState = request.app.state.rag
+    st: AppState = request.app.state.rag.now()  # one version for the whole answer
     settings, rt = st.settings, st.runtime
     status = await st.status.get() if st.status is not None else None
     ollama_ok = bool(status and status.reachable and status.model_available)
     embedder = rt.embedder if rt else None
     counts = await st.health_threads.run(_store_counts, rt.store) if rt else {}
+    if counts.get("index") is not None and st.live is not None:
+        counts["index"].update(loaded_at=st.snapshot.loaded_at, reload_error=st.live.reload_error)
     return {
         "status": "starting" if rt is None else "degraded" if counts["store"]["detail"] else "ok",
         "documents": counts.get("documents", 0),

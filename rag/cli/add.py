@@ -40,7 +40,8 @@ def add_command(
     if added:
         with console.status("Updating the index…"):
             embedder = load_embedder(settings)
-            report = build_store(settings, embedder)
+            report = build_store(settings, embedder, on_stage=lambda m: console.print(m, highlight=False)
+                                 if m.startswith("Waiting") else None)  # another build holds the lock: say so
         console.print(f"Index updated: {report.documents} documents, {report.chunks} chunks "
                       f"({report.embedded_chunks} chunks embedded).", highlight=False)
     if failed:

@@ -176,15 +176,17 @@ def serve(
     port: Annotated[Optional[int], typer.Option("--port", min=1, max=65535, help="port (RAG_PORT, default 8000)")] = None,
     workers: Annotated[Optional[int], typer.Option("--workers", min=1, max=64, help="server processes sharing the index read-only (RAG_WORKERS, default 1)")] = None,
     data: DataOpt = None, index: IndexOpt = None, embed_model: ModelOpt = None,
+    watch: Annotated[bool, typer.Option("--watch", help="index files added to, changed in or removed from the data folder as they change (RAG_WATCH)")] = False,
 ) -> None:
-    """Serve the HTTP API and the chat page (brings the index up to date with the data folder first)."""
+    """Serve the HTTP API and the chat page (brings the index up to date with the data folder first).
+    A running server serves every new index version (`rag index`, `rag add`) within a second."""
     from api.app import create_app
     from api.server import serve as run_server
 
     from rag.runtime import open_runtime
     from rag.index.stores import store_exists
 
-    settings = settings_from(data, index, embed_model, host=host, port=port, workers=workers)
+    settings = settings_from(data, index, embed_model, host=host, port=port, workers=workers, watch=watch or None)
     if not store_exists(settings):
         console.print(f"No index in {settings.index_dir}: building it from {settings.data_dir} first…")
     else:
@@ -195,15 +197,38 @@ def serve(
         console.print(f"[yellow]Listening on {settings.host}: other machines can reach this server.[/]")
     console.print(f"{len(rt.store.documents)} documents, {len(rt.store.chunks)} chunks. "
                   f"Chat page: http://{settings.host}:{settings.port}/  (Ctrl+C stops)", highlight=False)
+    watcher = _data_watcher(settings, rt.embedder) if settings.watch else None  # one for all workers
     if settings.workers > 1:  # each process loads the model and maps the index itself (api/server.py)
         from api.server import serve_workers
 
         del rt
-        return serve_workers(settings, settings.workers)
+        return serve_workers(settings, settings.workers)  # each worker follows the index the watcher writes
     from rag.retrieve.batching import batched_runtime  # concurrent query embeddings share engine calls
 
-    run_server(create_app(settings, runtime=batched_runtime(rt, settings)), settings.host, settings.port,
-               settings.header_timeout)
+    web = create_app(settings, runtime=batched_runtime(rt, settings))
+    if watcher is not None:  # serve the watcher's new version at once, not at the next pointer check
+        watcher.serve_now = lambda: web.state.rag.live and web.state.rag.live.refresh()
+    try:
+        run_server(web, settings.host, settings.port, settings.header_timeout)
+    finally:
+        if watcher is not None:
+            watcher.stop()
+
+
+def _data_watcher(settings: Settings, embedder):
+    from rag.runtime import build
+    from rag.index.watch import DataWatcher, describe
+
+    def built(report) -> None:
+        console.print(f"[dim]{describe(report)}[/]", highlight=False, soft_wrap=True)
+        if watcher.serve_now is not None:
+            watcher.serve_now()
+
+    watcher = DataWatcher(settings.data_dir, lambda: build(settings, embedder, cancel=watcher.stopping),
+                          on_built=built)
+    console.print(f"Watching {settings.data_dir}: new, changed and removed files are indexed as they change.",
+                  highlight=False)
+    return watcher.start()
 
 
 # --------------------------------------------------------------------------- eval (rag/eval/evaluation.py, rag/eval/report.py)

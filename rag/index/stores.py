@@ -50,7 +50,8 @@ POSTGRES_FUSION = {"bm25_weight": 0.3, "dense_weight": 0.7}
 def database(settings):
     from rag.index.postgres.db import Database
 
-    return Database(settings.database_url or "")
+    t = settings.db_timeout  # measured by the client: connecting, and each pooled call (builds have their own)
+    return Database(settings.database_url or "", connect_timeout=t, call_timeout=t)
 
 
 def open_store(settings, embedder=None, *, db=None) -> Store:
@@ -66,7 +67,7 @@ def open_store(settings, embedder=None, *, db=None) -> Store:
 
 
 def build_store(settings, embedder, *, rebuild: bool = False, show_progress: bool = False, wait: bool = True,
-                on_stage: Callable[[str], None] | None = None, db=None):
+                on_stage: Callable[[str], None] | None = None, db=None, cancel: Callable[[], bool] | None = None):
     """Build or update the configured store from ``settings.data_dir``; returns a ``BuildReport``."""
     try:
         from rag.index.local.indexer import IndexParams, build_index
@@ -85,7 +86,8 @@ def build_store(settings, embedder, *, rebuild: bool = False, show_progress: boo
             if owned:
                 db.close()
     return build_index(Path(settings.data_dir), Path(settings.index_dir), embedder, params, rebuild=rebuild,
-                       show_progress=show_progress, on_stage=on_stage)
+                       show_progress=show_progress, on_stage=on_stage, lock_timeout=settings.lock_timeout,
+                       cancel=cancel)
 
 
 def store_exists(settings, db=None) -> bool:

@@ -24,7 +24,7 @@ import numpy as np
 from rag.ingest.chunking import chunk_document
 from rag.ingest.documents import LoadResult, Skipped, load_documents
 from rag.embed.embedders import Embedder
-from rag.errors import ConfigError
+from rag.errors import BuildCancelled, ConfigError, IndexBusy
 from rag.ingest.safe_parse import ParseLimits
 from rag.schema import Chunk, Document
 from rag.index.local.store import CURRENT, FORMAT_VERSION, IndexStore, active_version, embedder_backend, model_difference
@@ -78,12 +78,39 @@ class BuildReport:
         return d
 
 
+LOCK_POLL_S = 0.2
+EMBED_SLICE = 16  # a cancellable build embeds this many chunks between checks of its cancel flag
+
+
 @contextmanager
-def _build_lock(index_dir: Path):
+def _build_lock(index_dir: Path, timeout: float | None = None, stage: Callable[[str], None] | None = None):
+    """The index folder's build lock (``.lock``, holding the holder's pid). A build that finds it taken
+    says so (``stage``) and waits at most ``timeout`` seconds (None: for ever), then ``IndexBusy``."""
     index_dir.mkdir(parents=True, exist_ok=True)
-    with open(index_dir / ".lock", "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
+    with open(index_dir / ".lock", "a+") as fh:
         try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "?"
+            waited = f"at most {timeout:g} s" if timeout is not None else "until it has finished"
+            (stage or log.info)(f"Waiting for the index lock in {index_dir}: another process (pid {holder}) is "
+                                f"writing this index; waiting {waited}")
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if deadline is not None and time.monotonic() >= deadline:
+                        raise IndexBusy(f"another process (pid {holder}) has been writing the index in '{index_dir}' "
+                                        f"for more than {timeout:g} s; the index was left as it was: try again when "
+                                        f"it has finished (RAG_LOCK_TIMEOUT sets how long to wait)") from None
+                    time.sleep(LOCK_POLL_S)
+        try:
+            fh.truncate(0)
+            fh.write(f"{os.getpid()}\n")
+            fh.flush()
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
@@ -150,11 +177,15 @@ def build_index(
     rebuild: bool = False,
     show_progress: bool = False,
     on_stage: Callable[[str], None] | None = None,
+    lock_timeout: float | None = None,
+    cancel: Callable[[], bool] | None = None,
 ) -> BuildReport:
     """Build or update the index in ``index_dir`` from the articles in ``data_dir``.
 
     Only new or changed files are chunked and embedded; deleted ones are dropped. The new
-    index is written beside the old one and swapped in atomically.
+    index is written beside the old one and swapped in atomically. ``lock_timeout``: how long to
+    wait for another build of the same folder (``IndexBusy`` after). ``cancel()`` is asked between
+    embedding batches; when it says True the build stops with ``BuildCancelled``, nothing written.
     """
     t0 = time.perf_counter()
     stage = on_stage or (lambda msg: log.info(msg))
@@ -162,7 +193,7 @@ def build_index(
     report = BuildReport(model_id=embedder.model_id, fallback_reason=embedder.fallback_reason,
                          source=getattr(embedder, "source", None))
 
-    with _build_lock(index_dir):
+    with _build_lock(index_dir, lock_timeout, stage):
         _clean_stale_versions(index_dir)
         old = None
         if not rebuild and active_version(index_dir) is not None:
@@ -225,7 +256,7 @@ def build_index(
 
         if to_embed:
             stage(f"Embedding {len(to_embed)} chunks with {embedder.model_id}")
-        new_vecs = embedder.embed_passages([c.text for c in to_embed], show_progress=show_progress)
+        new_vecs = _embed(embedder, [c.text for c in to_embed], show_progress, cancel)
         report.embedded_chunks = len(to_embed)
         # put the new vectors into the placeholders, in document order
         pos = 0
@@ -266,6 +297,20 @@ def build_index(
         report.documents, report.chunks, report.wrote = len(documents), len(chunks), True
         report.seconds = time.perf_counter() - t0
         return report
+
+
+def _embed(embedder: Embedder, texts: list[str], show_progress: bool, cancel: Callable[[], bool] | None) -> np.ndarray:
+    """The passages' vectors; with ``cancel``, in slices with a check of it before each."""
+    if cancel is None:
+        return embedder.embed_passages(texts, show_progress=show_progress)
+    parts = []
+    for start in range(0, len(texts), EMBED_SLICE):
+        if cancel():
+            raise BuildCancelled("the index update was stopped (the server is shutting down); the index was left as it was")
+        parts.append(np.asarray(embedder.embed_passages(texts[start:start + EMBED_SLICE]), dtype=np.float32))
+    if cancel():
+        raise BuildCancelled("the index update was stopped (the server is shutting down); the index was left as it was")
+    return np.concatenate(parts) if parts else np.zeros((0, embedder.dimension), np.float32)
 
 
 def _write_version(index_dir: Path, manifest: dict, chunks: list[Chunk], documents: list[Document],

@@ -58,7 +58,9 @@ class Database:
     """A thread-safe pool of psycopg connections to ``url`` (see the module doc)."""
 
     def __init__(self, url: str, *, connect_timeout: float = 3.0, max_idle: int = 4,
-                 statement_timeout_ms: int | None = 30_000) -> None:
+                 statement_timeout_ms: int | None = 30_000, call_timeout: float | None = None) -> None:
+        """``call_timeout``: seconds a ``run()`` call may take on its connection, measured here (the
+        socket is shut down after: a frozen server gives ``StoreUnavailable`` instead of a hang)."""
         if not url:
             raise ConfigError("RAG_STORE=postgres needs RAG_DATABASE_URL (postgresql://user@host/db); "
                               "`rag db start` runs a private server and prints one")
@@ -66,6 +68,10 @@ class Database:
         self.connect_timeout = max(1, int(round(connect_timeout)))
         self.max_idle = max_idle
         self.statement_timeout_ms = statement_timeout_ms
+        self.call_timeout = call_timeout
+        from rag.index.postgres.watchdog import Watchdog
+
+        self._watchdog = Watchdog()
         self._idle: list = []
         self._lock = threading.Lock()
         self._closed = False
@@ -105,13 +111,18 @@ class Database:
         psycopg = _psycopg()
         for attempt in (1, 2):
             conn, reused = self._get()
+            guard = None
             try:
-                result = fn(conn)
+                with self._watchdog.guard(conn, self.call_timeout) as guard:
+                    result = fn(conn)
             except psycopg.errors.QueryCanceled as e:  # statement_timeout: the server is up but slow
                 self._put(conn)
                 raise self._timed_out(e) from e
             except psycopg.OperationalError as e:
                 _close_quietly(conn)
+                if guard is not None and guard.fired:  # our own deadline: the server does not answer
+                    raise StoreUnavailable(f"the database at {redact(self.url)} did not answer within "
+                                           f"{self.call_timeout:g} s (RAG_DB_TIMEOUT)") from e
                 if reused and attempt == 1:
                     log.info("database connection lost (%s); reconnecting", _first_line(e))
                     continue
@@ -122,7 +133,10 @@ class Database:
                 else:
                     self._put(conn)
                 raise
-            self._put(conn)
+            if guard.fired:  # finished just as the deadline passed: the socket is shut, do not pool it
+                _close_quietly(conn)
+            else:
+                self._put(conn)
             return result
         raise AssertionError("unreachable")
 

@@ -1,0 +1,154 @@
+"""A loaded index that follows the index on disk: a running server sees every new index version.
+
+``LiveIndex`` holds one immutable ``Snapshot`` (the loaded runtime, what the app built on it, the
+version's name and when it was loaded). A request takes the current snapshot once and uses only
+that, so it finishes on the version it started with, whatever happens meanwhile.
+
+Every writer (``rag index``, ``rag add``, the upload and re-index routes, the data-folder watcher)
+switches in a new version by replacing the ``CURRENT`` pointer (``rag.index.local.indexer``). The follower
+thread reads that one small file every ``interval`` seconds (no scan of the index files); when it
+names another version, the new version is loaded beside the old one and the reference is swapped
+under a lock. The old version is freed when the last request holding it ends. A version that fails
+to load leaves the old one served; the reason is kept in ``reload_error`` (and the same version is
+not tried again until the pointer changes). Every server process (``--workers``) follows by itself.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from rag.index.local.store import CURRENT
+
+log = logging.getLogger(__name__)
+
+LOAD_RETRIES = 3  # a version removed while it was being loaded (a newer one came): try the newer one
+
+
+def read_pointer(index_dir: Path) -> str | None:
+    """The name of the active version (the content of ``CURRENT``), or None when there is none."""
+    try:
+        return (Path(index_dir) / CURRENT).read_text("utf-8").strip() or None
+    except OSError:
+        return None
+
+
+def utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One loaded index version and what was built on it; never changed once made."""
+
+    runtime: Any
+    pipeline: Any
+    version: str | None  # the version folder's name (None for a store that follows itself: PostgreSQL)
+    loaded_at: str  # ISO 8601, UTC
+
+
+class LiveIndex:
+    """The current ``Snapshot``, swapped for a new one when the index on disk changes (see the module doc).
+
+    ``load()`` opens the active index version (a new runtime), ``make_pipeline(runtime)`` builds what
+    requests use on it, ``pointer()`` names the active version cheaply (None: nothing to follow)."""
+
+    def __init__(self, runtime: Any, *, load: Callable[[], Any], make_pipeline: Callable[[Any], Any],
+                 pointer: Callable[[], str | None] | None = None, interval: float = 0.5,
+                 on_swap: Callable[[Snapshot], None] | None = None) -> None:
+        self._load = load
+        self._make_pipeline = make_pipeline
+        self._pointer = pointer
+        self.interval = interval
+        self._on_swap = on_swap
+        self._swap_lock = threading.Lock()  # the reference swap
+        self._load_lock = threading.Lock()  # one load at a time (the follower, or a writer in this process)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._failed: str | None = None  # the pointer value whose load failed (not retried until it changes)
+        self.reload_error: str | None = None
+        self.reloads = 0
+        self._snap = self._snapshot(runtime)
+
+    # ---- reading
+    def current(self) -> Snapshot:
+        return self._snap  # one reference read: atomic
+
+    @property
+    def follows(self) -> bool:
+        """Is there an index on disk to follow (the local store)?"""
+        return self._pointer is not None
+
+    # ---- switching
+    def _snapshot(self, runtime: Any) -> Snapshot:
+        store = runtime.store
+        version = store.path.name if self._pointer is not None and hasattr(store, "path") else None
+        return Snapshot(runtime, self._make_pipeline(runtime), version, utc_now())
+
+    def install(self, runtime: Any) -> Snapshot:
+        """Serve ``runtime`` from now on (requests already running keep theirs)."""
+        snap = self._snapshot(runtime)
+        with self._swap_lock:
+            self._snap = snap
+            self.reload_error, self._failed = None, None
+            self.reloads += 1
+            if self._on_swap is not None:
+                self._on_swap(snap)
+        log.info("serving index version %s", snap.version)
+        return snap
+
+    def stale(self) -> bool:
+        """Does the pointer name another version than the one served (and not one that failed)?"""
+        if self._pointer is None:
+            return False
+        name = self._pointer()
+        return name is not None and name != self._snap.version and name != self._failed
+
+    def refresh(self, *, raise_errors: bool = False) -> Snapshot:
+        """Load and serve the active version when it is not the one served; the snapshot served after.
+        A failed load keeps the old version (``reload_error`` says why); ``raise_errors`` re-raises it."""
+        with self._load_lock:
+            for attempt in range(LOAD_RETRIES):
+                wanted = self._pointer() if self._pointer is not None else None
+                if wanted == self._snap.version and self._failed is not None:
+                    self.reload_error = self._failed = None  # back on the version served: nothing failed now
+                if wanted is None or wanted == self._snap.version or (wanted == self._failed and not raise_errors):
+                    return self._snap
+                try:
+                    runtime = self._load()
+                except Exception as e:
+                    if self._pointer() != wanted and attempt + 1 < LOAD_RETRIES:
+                        continue  # a newer version replaced it during the load: load that one
+                    self.reload_error = (f"index version {wanted} could not be loaded ({e}); "
+                                         f"still serving {self._snap.version}")
+                    self._failed = wanted
+                    log.warning("%s", self.reload_error)
+                    if raise_errors:
+                        raise
+                    return self._snap
+                return self.install(runtime)
+            return self._snap
+
+    # ---- the follower thread
+    def start(self) -> None:
+        if self._pointer is None or self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._follow, name="index-follower", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def _follow(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.refresh()
+            except Exception:  # never let the follower die
+                log.exception("following the index failed")
