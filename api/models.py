@@ -19,6 +19,7 @@ class HitOut(BaseModel):
     start: int
     end: int
     chunk_id: str
+    date: str | None = Field(None, description="the article's publication date (YYYY-MM-DD), when known")
     bm25_score: float | None = None
     dense_score: float | None = None
 
@@ -44,6 +45,7 @@ class CitationOut(BaseModel):
     page: int | None = Field(None, description="PDF page of the passage")
     quotes: list[Span] = Field(default_factory=list, description="the quoted sentences inside the passage (document "
                                "offsets): an extractive answer's exact evidence")
+    date: str | None = Field(None, description="the article's publication date (YYYY-MM-DD), when known")
 
 
 class AnswerOut(BaseModel):

@@ -22,6 +22,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .chunking import chunk_document
+from .pubdate import document_date
 from .documents import LoadResult, Skipped, load_documents
 from .embedding import Embedder
 from .errors import ConfigError
@@ -201,7 +202,8 @@ def build_index(
             old_doc = old_docs_by_path.get(doc.path)
             if prev and old_doc is not None and prev["sha256"] == doc.sha256:
                 idx = old.chunk_indices(old_doc.doc_id)
-                chunks.extend(old.chunks[i] for i in idx)
+                published = document_date(doc)  # same text, but the date rules may be newer than the index
+                chunks.extend(replace(old.chunks[i], date=published) for i in idx)
                 vectors_parts.append(np.asarray(old.vectors[idx], dtype=np.float32) if idx else np.zeros((0, embedder.dimension), np.float32))
                 report.unchanged += 1
                 files[doc.path] = {"sha256": doc.sha256, "doc_id": doc.doc_id, "chunks": len(idx)}

@@ -38,9 +38,9 @@ CHARKIV_EVIDENCE = "meer dan veertig gewonden"
 def test_migrations_are_recorded_and_idempotent(pg_url):
     db = Database(pg_url)
     try:
-        assert db.migrate() == [1, 2]
+        assert db.migrate() == [1, 2, 3]
         assert db.migrate() == []
-        assert db.schema_version() == 2
+        assert db.schema_version() == 3
         cols = db.run(lambda c: c.execute("SELECT column_name FROM information_schema.columns "
                                           "WHERE table_name = 'rag_chunks'").fetchall())
         assert {"start_offset", "end_offset", "tsv", "tlen"} <= {r[0] for r in cols}
