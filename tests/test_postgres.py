@@ -55,6 +55,8 @@ def test_build_then_hybrid_search_finds_the_charkiv_passage(shipped_pg, embedder
     assert any(h.chunk.doc_id.startswith("09-geavanceerder-wapentuig") and CHARKIV_EVIDENCE in h.chunk.text for h in hits)
     lexical = retriever.search(CHARKIV, k=5, mode="bm25")
     assert lexical and CHARKIV_EVIDENCE in lexical[0].chunk.text
+    # the article's publication date (rag/pubdate.py) is stored with its chunks (migration 003)
+    assert {h.chunk.date for h in hits if h.chunk.doc_id.startswith("09-geavanceerder-wapentuig")} == {"2024-01-19"}
 
 
 def test_chunks_keep_exact_offsets_and_the_index_objects_exist(shipped_pg, embedder):
