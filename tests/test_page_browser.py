@@ -290,11 +290,16 @@ def test_the_upload_box_is_an_overlay_and_words_errors_in_dutch(open_page, key_s
     assert "NUL" not in page.locator("#upload-results").inner_text()  # not the server's English
 
     if viewport is DESKTOP:  # one real upload (it re-indexes): the old error lines go
-        drop_file(page, "kort-bericht.md", "# Kort **bericht**\n\nDe visserijvloot van Sinpo telt dit jaar "
-                                           "driehonderd boten, meldt KCNA.\n".encode())
+        drop_file(page, "kort-bericht.md", "# Kort **bericht** <img src=x onerror=\"window.__xss=1\">\n\nDe visserijvloot "
+                                           "van Sinpo telt dit jaar driehonderd boten, meldt KCNA.\n".encode())
         page.locator(".upload-ok").wait_for(timeout=120_000)
         assert page.locator(".upload-error").count() == 0
-        assert page.locator(".upload-ok").inner_text().startswith("Toegevoegd: Kort bericht (")
+        assert page.locator(".upload-ok").inner_text().startswith("Toegevoegd: Kort bericht <img src=x")  # as text
+        page.click("#upload-close")
+        found = ask(page, "Hoeveel boten telt de visserijvloot van Sinpo?")
+        assert "Kort bericht <img" in found.locator(".cited-list").inner_text()
+        assert page.locator("img").count() == 0 and page.evaluate("window.__xss") is None  # never parsed as HTML
+        page.click("#upload-toggle")
     page.screenshot(path=f"/tmp/rag-page-upload-{viewport['width']}.png")
     page.click("#upload-close")
     sheet.wait_for(state="hidden")
