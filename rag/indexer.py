@@ -22,10 +22,10 @@ from typing import Any, Callable
 import numpy as np
 
 from .chunking import chunk_document
-from .pubdate import document_date
 from .documents import LoadResult, Skipped, load_documents
 from .embedding import Embedder
 from .errors import ConfigError
+from .pubdate import document_date
 from .schema import Chunk, Document
 from .store import CURRENT, FORMAT_VERSION, IndexStore, active_version, embedder_backend, model_difference
 from .text import BM25Analyzer, bm25s_module

@@ -17,8 +17,8 @@ not a publication date, and a file's modification time never is.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import date
-from typing import Mapping
 
 MONTHS = {
     # Dutch
