@@ -15,7 +15,7 @@ import anyio
 from fastapi import Depends, Header, HTTPException, Request, Response
 
 from rag.config import Settings
-from rag.errors import IndexNotFound
+from rag.errors import AdminActionsOff, ApiKeyRequired, IndexNotFound
 from rag.runtime import Runtime
 
 from .gates import LLMGate, SearchLimiter, Threads
@@ -157,14 +157,13 @@ def require_api_key(
 ) -> None:
     expected = request.app.state.rag.settings.api_key
     if not expected:
-        raise HTTPException(403, "admin actions over HTTP (re-indexing, adding and removing articles) are off: start "
+        raise AdminActionsOff("admin actions over HTTP (re-indexing, adding and removing articles) are off: start "
                                  "the server with RAG_API_KEY set to enable them (or use `rag index` / `rag add`)")
     given = x_api_key
     if authorization and authorization.lower().startswith("bearer "):
         given = authorization[7:].strip()
     if not given or not hmac.compare_digest(given.encode(), expected.encode()):
-        raise HTTPException(401, "a valid API key is required (header 'Authorization: Bearer <key>' or 'X-API-Key')",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise ApiKeyRequired("a valid API key is required (header 'Authorization: Bearer <key>' or 'X-API-Key')")
 
 
 StateDep = Annotated[AppState, Depends(get_state)]

@@ -10,8 +10,11 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from rag.ingest.add import AddRefused
 from rag.contract import readable
 from rag.errors import (
+    AdminActionsOff,
+    ApiKeyRequired,
     DocumentNotFound,
     EmbeddingModelMismatch,
     IndexBusy,
@@ -43,6 +46,8 @@ class ClientGone(Exception):
 
 _STATUS_FOR: list[tuple[type[BaseException], int]] = [  # first match wins: subclasses first
     (InvalidQuery, 422),
+    (ApiKeyRequired, 401),
+    (AdminActionsOff, 403),
     (DocumentNotFound, 404),
     (IndexNotFound, 503),
     (StoreUnavailable, 503),
@@ -60,6 +65,8 @@ _STATUS_FOR: list[tuple[type[BaseException], int]] = [  # first match wins: subc
 
 
 def status_for(exc: BaseException) -> int:
+    if isinstance(exc, AddRefused):
+        return exc.status
     for cls, status in _STATUS_FOR:
         if isinstance(exc, cls):
             return status
@@ -69,7 +76,10 @@ def status_for(exc: BaseException) -> int:
 def error_body(exc: BaseException) -> dict[str, Any]:
     """The JSON the client sees for an error: a message, never a traceback."""
     if isinstance(exc, RagError):
-        return {"detail": str(exc) or type(exc).__name__, "error": type(exc).__name__}
+        body = {"detail": str(exc) or type(exc).__name__, "error": type(exc).__name__}
+        if exc.code:
+            body["code"] = exc.code  # stable: the page words the message in the reader's language
+        return body
     return {"detail": "internal server error (see the server log)", "error": "InternalError"}
 
 
@@ -79,7 +89,8 @@ def install_error_handlers(app: FastAPI) -> None:
         status = status_for(exc)
         if status >= 500:
             log.warning("%s %s -> %d %s: %s", request.method, request.url.path, status, type(exc).__name__, exc)
-        return JSONResponse(error_body(exc), status_code=status)
+        headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, ApiKeyRequired) else None
+        return JSONResponse(error_body(exc), status_code=status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:

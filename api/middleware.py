@@ -74,7 +74,8 @@ class BodyLimitMiddleware:
     @staticmethod
     async def _reject(send: Send, status: int, detail: str) -> None:
         error = {413: "RequestTooLarge", 408: "RequestTimeout"}.get(status, "BadRequest")
-        body = json.dumps({"detail": detail, "error": error}).encode()
+        code = {413: "too_large", 408: "timeout"}.get(status, "bad_request")
+        body = json.dumps({"detail": detail, "error": error, "code": code}).encode()
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                                 (b"connection", b"close")]})

@@ -19,6 +19,7 @@ class HitOut(BaseModel):
     start: int
     end: int
     chunk_id: str
+    date: str | None = Field(None, description="the article's publication date (YYYY-MM-DD), when known")
     bm25_score: float | None = None
     dense_score: float | None = None
 
@@ -44,6 +45,7 @@ class CitationOut(BaseModel):
     page: int | None = Field(None, description="PDF page of the passage")
     quotes: list[Span] = Field(default_factory=list, description="the quoted sentences inside the passage (document "
                                "offsets): an extractive answer's exact evidence")
+    date: str | None = Field(None, description="the article's publication date (YYYY-MM-DD), when known")
 
 
 class AnswerOut(BaseModel):
@@ -113,6 +115,7 @@ class HealthOut(BaseModel):
     busy: BusyOut = Field(description="LLM answers running and waiting")
     searches: SearchesOut
     store: StoreOut | None = None
+    uploads: bool = Field(False, description="whether articles can be added over HTTP (RAG_API_KEY is set)")
 
 
 class DocumentSummary(BaseModel):
@@ -161,6 +164,8 @@ class ErrorOut(BaseModel):
     """Every error answer of the API (4xx and 5xx): a readable message, never a traceback."""
     detail: str = Field(description="what went wrong, in a sentence")
     error: str | None = Field(None, description="the kind of error, e.g. ValidationError, ServerBusy, IndexNotFound")
+    code: str | None = Field(None, description="a stable word for some errors (uploads: empty_file, binary_file, "
+                             "unsupported_type, too_large, api_key_required, ...) to word them in another language")
     errors: list[FieldError] | None = Field(None, description="validation errors, one per field (422)")
 
 

@@ -3,6 +3,11 @@
     POST   /api/documents            multipart form, field ``file``: add one article (.md .txt .html .pdf .docx)
     DELETE /api/documents/{doc_id}   remove one article
 
+A refusal is JSON ``{"detail": message, "error": kind, "code": ...}``; ``code`` is stable (``empty_file``,
+``binary_file``, ``not_text``, ``no_text``, ``unsupported_type``, ``too_large``, ``bad_name``,
+``duplicate``, ``not_an_article``, ``not_indexed``, ``last_article``, ``api_key_required``,
+``uploads_off``) so the page can word it in Dutch or English.
+
 Both are admin actions behind ``RAG_API_KEY``, sent as ``Authorization: Bearer <key>`` (or
 ``X-API-Key``) like ``/api/reindex``; never a cookie, so a page on another site cannot use a
 visitor's browser to change the archive. Without ``RAG_API_KEY`` both answer 403 with a message.
@@ -23,7 +28,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
-from fastapi import APIRouter, Depends, File, HTTPException, Request, UploadFile
+from fastapi import APIRouter, Depends, File, Request, UploadFile
 
 from .deps import ApiKeyDep, AppState
 from rag.ingest.add import AddRefused, Added, store_bytes
@@ -71,20 +76,15 @@ async def upload_document(st: AdminDep, file: Annotated[UploadFile, File(descrip
     data = await file.read(settings.max_file_bytes + 1)
     name = file.filename or ""
     async with st.admin_lock_or_409():
-        try:
-            added: Added = await anyio.to_thread.run_sync(
-                lambda: store_bytes(Path(settings.data_dir), name, data, settings.max_file_bytes,
-                                    limits=ParseLimits.from_settings(settings)))
-        except AddRefused as e:
-            raise HTTPException(e.status, str(e)) from None
+        added: Added = await anyio.to_thread.run_sync(  # AddRefused -> its status and code (api/errors.py)
+            lambda: store_bytes(Path(settings.data_dir), name, data, settings.max_file_bytes,
+                                limits=ParseLimits.from_settings(settings)))
         try:
             report, new, pipeline = await anyio.to_thread.run_sync(st.rebuild)
             if added.doc_id not in new.store.documents:
-                raise AddRefused(f"'{added.path}' was not indexed", 422)
+                raise AddRefused(f"'{added.path}' was not indexed", 422, "not_indexed")
         except BaseException as e:
             (Path(settings.data_dir) / added.path).unlink(missing_ok=True)  # undo: the archive stays as it was
-            if isinstance(e, AddRefused):
-                raise HTTPException(e.status, str(e)) from None
             _stopping(st, e, f"'{added.path}' was not added")
             raise
         st.runtime, st.pipeline = new, pipeline
@@ -110,7 +110,7 @@ async def delete_document(doc_id: str, st: AdminDep) -> dict[str, Any]:
         if not src.is_relative_to(data_dir) or not src.is_file():
             raise DocumentNotFound(f"the file of '{doc_id}' ({doc.path}) is not in the data folder")
         if len(st.runtime.store.documents) == 1:
-            raise HTTPException(409, "this is the last article; the index cannot be empty")
+            raise AddRefused("this is the last article; the index cannot be empty", 409, "last_article")
         dest = data_dir / REMOVED_DIR / f"{time.strftime('%Y%m%dT%H%M%S')}-{src.name}"
         dest.parent.mkdir(exist_ok=True)
         shutil.move(src, dest)

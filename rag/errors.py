@@ -8,7 +8,12 @@ from __future__ import annotations
 
 
 class RagError(Exception):
-    """Base class: every error the user should see as a message, not a traceback."""
+    """Base class: every error the user should see as a message, not a traceback.
+
+    ``code``, when set, is a stable word for the kind of error (``"too_large"``): the API sends it
+    beside the message, so a client (the chat page) can say it in its own language."""
+
+    code: str | None = None
 
 
 class ConfigError(RagError):
@@ -49,6 +54,18 @@ class InvalidQuery(RagError):
 
 class DocumentNotFound(RagError):
     """No document with that id is indexed."""
+
+
+class AdminActionsOff(RagError):
+    """Admin actions over HTTP (re-index, add, remove) are off: no RAG_API_KEY is configured (403)."""
+
+    code = "uploads_off"
+
+
+class ApiKeyRequired(RagError):
+    """An admin action without the right API key (401)."""
+
+    code = "api_key_required"
 
 
 class LLMError(RagError):

@@ -26,6 +26,7 @@ class Chunk:
     end: int
     ordinal: int = 0
     page: int | None = None  # PDF page (from 1) where the chunk starts; None for other documents
+    date: str | None = None  # the article's publication date, ISO (rag/ingest/pubdate.py); None when unknown
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -33,7 +34,7 @@ class Chunk:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Chunk":
         return cls(**{k: d[k] for k in ("chunk_id", "doc_id", "title", "text", "start", "end", "ordinal")},
-                   page=d.get("page"))
+                   page=d.get("page"), date=d.get("date"))  # indexes from before the date: None
 
 
 @dataclass
@@ -56,6 +57,7 @@ class Hit:
             "start": c.start,
             "end": c.end,
             "chunk_id": c.chunk_id,
+            "date": c.date,
             "bm25_score": None if self.bm25_score is None else round(float(self.bm25_score), 6),
             "dense_score": None if self.dense_score is None else round(float(self.dense_score), 6),
         }
@@ -74,6 +76,7 @@ class Citation:
     page: int | None = None  # PDF page of the passage
     # the quoted sentences inside the passage, as document offsets ({"start", "end"}): what the page highlights
     quotes: list[dict[str, int]] = field(default_factory=list)
+    date: str | None = None  # the article's publication date, ISO, when known
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

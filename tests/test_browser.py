@@ -52,7 +52,7 @@ def open_page(browser, server):
         page.on("pageerror", lambda e: page.errors.append(str(e)))
         page.on("console", lambda m: page.errors.append(m.text) if m.type == "error" else None)
         page.goto(server.url + "/")
-        page.wait_for_selector(".status .badge")
+        page.wait_for_selector(".status .badge.model", state="attached")  # on a phone the status is behind a tap
         pages.append(page)
         return page
 
@@ -190,7 +190,7 @@ def test_fallback_and_errors_are_shown(open_page, fake_ollama, server):
     ask_in_page(page, "Nog een vraag")
     err = page.locator(".msg.assistant .error").last
     err.wait_for(timeout=10_000)
-    assert "busy" in err.inner_text() and "5 s" in err.inner_text()
+    assert "bezig" in err.inner_text() and "5 s" in err.inner_text()  # worded by the page (api/static/i18n.js)
     assert page.locator("#send").is_enabled()
 
 

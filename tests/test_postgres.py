@@ -38,9 +38,9 @@ CHARKIV_EVIDENCE = "meer dan veertig gewonden"
 def test_migrations_are_recorded_and_idempotent(pg_url):
     db = Database(pg_url)
     try:
-        assert db.migrate() == [1, 2]
+        assert db.migrate() == [1, 2, 3]
         assert db.migrate() == []
-        assert db.schema_version() == 2
+        assert db.schema_version() == 3
         cols = db.run(lambda c: c.execute("SELECT column_name FROM information_schema.columns "
                                           "WHERE table_name = 'rag_chunks'").fetchall())
         assert {"start_offset", "end_offset", "tsv", "tlen"} <= {r[0] for r in cols}
@@ -55,6 +55,8 @@ def test_build_then_hybrid_search_finds_the_charkiv_passage(shipped_pg, embedder
     assert any(h.chunk.doc_id.startswith("09-geavanceerder-wapentuig") and CHARKIV_EVIDENCE in h.chunk.text for h in hits)
     lexical = retriever.search(CHARKIV, k=5, mode="bm25")
     assert lexical and CHARKIV_EVIDENCE in lexical[0].chunk.text
+    # the article's publication date (rag/ingest/pubdate.py) is stored with its chunks (migration 003)
+    assert {h.chunk.date for h in hits if h.chunk.doc_id.startswith("09-geavanceerder-wapentuig")} == {"2024-01-19"}
 
 
 def test_chunks_keep_exact_offsets_and_the_index_objects_exist(shipped_pg, embedder):

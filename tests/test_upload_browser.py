@@ -35,7 +35,7 @@ def test_drop_a_pdf_ask_about_it_and_open_the_cited_page(tmp_path, shipped_index
     pdf = make_pdf([HOSPITAL_PAGE, PAGE2], title="Ziekenhuis en kolenmijn")
     with ctx as url, sync_playwright() as p:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport=DESKTOP)
+        page = browser.new_page(viewport=DESKTOP, locale="nl-NL")  # the page speaks Dutch to a Dutch browser
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)

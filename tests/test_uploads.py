@@ -93,30 +93,35 @@ def test_limits_give_4xx_with_a_message_and_lose_nothing(server):
     before = files_in(data)
     pdf = make_pdf([PAGE1])
     cases = [
-        (dict(name="x.md", content=b"# x\n\ntekst\n", headers={}), 401, "API key"),
-        (dict(name="x.md", content=b"# x\n\ntekst\n", headers={"Authorization": "Bearer fout"}), 401, "API key"),
-        (dict(name="../../etc/evil.md", content=b"# x\n\ntekst\n"), 400, "folder path"),
-        (dict(name=".verborgen.md", content=b"# x\n\ntekst\n"), 400, "not allowed"),
-        (dict(name="foto.exe", content=b"MZ\x90\x00"), 415, "unsupported file type '.exe'"),
-        (dict(name="groot.pdf", content=b"%PDF" + b"0" * 300_000), 413, "too large"),
-        (dict(name="kapot.pdf", content=pdf[:200]), 422, "damaged PDF"),
-        (dict(name="01-jihyun-park-verkiezingskandidaat.md", content=b"# Ander\n\nander\n"), 409, "already in the data folder"),
-        (dict(name="kopie.md", content=(ARTICLES / "05-eerste-toeristen-sinds-2020.md").read_bytes()), 409, "same file"),
+        (dict(name="x.md", content=b"# x\n\ntekst\n", headers={}), 401, "API key", "api_key_required"),
+        (dict(name="x.md", content=b"# x\n\ntekst\n", headers={"Authorization": "Bearer fout"}), 401, "API key", "api_key_required"),
+        (dict(name="../../etc/evil.md", content=b"# x\n\ntekst\n"), 400, "folder path", "bad_name"),
+        (dict(name=".verborgen.md", content=b"# x\n\ntekst\n"), 400, "not allowed", "bad_name"),
+        (dict(name="foto.exe", content=b"MZ\x90\x00"), 415, "unsupported file type '.exe'", "unsupported_type"),
+        (dict(name="groot.pdf", content=b"%PDF" + b"0" * 300_000), 413, "too large", "too_large"),
+        (dict(name="kapot.pdf", content=pdf[:200]), 422, "damaged PDF", "not_an_article"),
+        (dict(name="01-jihyun-park-verkiezingskandidaat.md", content=b"# Ander\n\nander\n"), 409, "already in the data folder", "duplicate"),
+        (dict(name="kopie.md", content=(ARTICLES / "05-eerste-toeristen-sinds-2020.md").read_bytes()), 409, "same file", "duplicate"),
+        (dict(name="leeg.md", content=b"  \n"), 422, "is empty", "empty_file"),
+        (dict(name="bin.md", content=b"# x\x00\x01 tekst"), 422, "binary file", "binary_file"),
     ]
-    for kw, status, needle in cases:
+    for kw, status, needle, code in cases:
         r = upload(url, **kw)
         assert r.status_code == status, (kw["name"], r.status_code, r.text[:300])
         assert needle in r.json()["detail"], (kw["name"], r.json())
+        assert r.json()["code"] == code, (kw["name"], r.json())  # stable: the page words it (api/static/i18n.js)
     assert upload(url, "ok.pdf", pdf).status_code == 201
     assert upload(url, "ok-again.pdf", pdf).status_code == 409  # the same upload twice
     assert files_in(data) == sorted(before + ["ok.pdf"])
     assert httpx.get(url + "/health").json()["status"] == "ok"
+    assert httpx.get(url + "/health").json()["uploads"] is True
 
 
 def test_uploads_are_off_without_an_api_key(tmp_path, shipped_index, embedder, dead_ollama_url):
     ctx, data = serve(tmp_path, shipped_index, embedder, dead_ollama_url)
     with ctx as url:
         r = upload(url, "x.md", b"# x\n\ntekst\n", headers={"Authorization": "Bearer iets"})
-        assert r.status_code == 403 and "RAG_API_KEY" in r.json()["detail"]
+        assert r.status_code == 403 and "RAG_API_KEY" in r.json()["detail"] and r.json()["code"] == "uploads_off"
+        assert httpx.get(url + "/health").json()["uploads"] is False
         assert httpx.delete(url + "/api/documents/05-eerste-toeristen-sinds-2020", headers=AUTH).status_code == 403
     assert not (data / "x.md").exists()

@@ -46,6 +46,7 @@ async def health(request: Request) -> dict:
         "busy": {"running": st.gate.active, "waiting": st.gate.waiting,
                  "max_concurrent": st.gate.limit, "max_queued": st.gate.max_queued},
         "searches": {"running": st.searches.active, "max_concurrent": st.searches.limit},
+        "uploads": bool(settings.api_key),  # adding articles over HTTP needs RAG_API_KEY (api/uploads.py)
     }
 
 

@@ -1,11 +1,14 @@
 // The chat page: asks /api/ask with streaming (Server-Sent Events over fetch), renders
 // citation markers [n] as buttons, and shows a cited passage highlighted in its article.
 // Model output and article text are only ever inserted as text (textContent /
-// createTextNode) -- never as HTML.
+// createTextNode) -- never as HTML. Markdown syntax is shown as plain words (I18N.plainText);
+// answer lines starting with "> " (exact excerpts) become blockquotes. Every word the page
+// shows comes from api/static/i18n.js, in Dutch or English (the browser's or the question's language).
 "use strict";
 
 (function () {
   const HISTORY_TURNS = 12; // messages sent along with a follow-up question
+  const { t, plainText, formatDate } = window.I18N;
 
   const ui = {
     messages: document.getElementById("messages"),
@@ -14,6 +17,7 @@
     question: document.getElementById("question"),
     send: document.getElementById("send"),
     status: document.getElementById("status"),
+    statusToggle: document.getElementById("status-toggle"),
     newChat: document.getElementById("new-chat"),
     panel: document.getElementById("panel"),
     panelTitle: document.getElementById("panel-title"),
@@ -26,6 +30,7 @@
     history: [], // [{role: "user"|"assistant", content}]
     busy: false,
     panelRequest: 0,
+    health: null, // the last /health answer (re-worded when the language changes)
   };
 
   // ------------------------------------------------------------------ DOM helpers
@@ -49,30 +54,53 @@
     try {
       const res = await fetch("/health", { headers: { Accept: "application/json" } });
       if (!res.ok) throw new Error("HTTP " + res.status);
-      renderHealth(await res.json());
+      state.health = await res.json();
     } catch (err) {
-      clear(ui.status);
-      ui.status.appendChild(el("span", "badge bad", "Server niet bereikbaar"));
+      state.health = { down: true };
     }
+    renderHealth(state.health);
+    window.ragHealth = state.health; // for api/static/upload.js (and its "rag:health" event)
+    document.dispatchEvent(new CustomEvent("rag:health", { detail: state.health }));
+  }
+
+  // "intfloat/multilingual-e5-small" -> "meertalig e5" / "multilingual e5"
+  function modelName(id) {
+    const name = String(id || "").split("/").pop();
+    if (/multilingual-e5/i.test(name)) return t("model.e5");
+    if (/minilm/i.test(name)) return t("model.minilm");
+    return name;
   }
 
   function renderHealth(h) {
     clear(ui.status);
+    if (!h) {
+      ui.status.appendChild(el("span", "badge", t("status.loading")));
+      return;
+    }
+    ui.statusToggle.classList.remove("good", "warn", "bad");
+    if (h.down) {
+      ui.status.appendChild(el("span", "badge bad", t("status.down")));
+      ui.statusToggle.classList.add("bad");
+      return;
+    }
     if (h.generator === "ollama") {
-      ui.status.appendChild(el("span", "badge good", "Antwoorden: Ollama (" + h.ollama.model + ")"));
+      ui.status.appendChild(el("span", "badge good", t("status.ollama", { model: h.ollama.model })));
+      ui.statusToggle.classList.add("good");
     } else {
       // one short note instead of a warning under every answer
-      const note = el("span", "badge warn", "Geen taalmodel bereikbaar: antwoorden zijn letterlijke zinnen uit de artikelen");
-      if (h.ollama && h.ollama.detail) note.title = h.ollama.detail;
-      ui.status.appendChild(note);
+      ui.status.appendChild(el("span", "badge warn", t("status.extractive")));
+      ui.statusToggle.classList.add("warn");
     }
-    ui.status.appendChild(el("span", "badge", h.documents + " artikelen · " + h.chunks + " passages"));
-    const name = String(h.embedding_model || "").split("/").pop();
-    const emb = el("span", h.embedding_fallback ? "badge warn" : "badge", "Embedding: " + name);
-    if (h.embedding_source) emb.textContent += " · " + h.embedding_source;
-    emb.title = h.embedding_fallback || [h.embedding_model, h.embedding_backend, h.embedding_source].filter(Boolean).join(" · ");
-    if (h.embedding_fallback) emb.textContent += " (noodmodel)";
+    ui.status.appendChild(el("span", "badge", t("status.counts", { docs: h.documents, chunks: h.chunks })));
+    const key = h.embedding_fallback ? "status.model.fallback" : "status.model";
+    const emb = el("span", h.embedding_fallback ? "badge warn model" : "badge model", t(key, { name: modelName(h.embedding_model) }));
+    emb.title = [h.embedding_model, h.embedding_backend].filter(Boolean).join(" · ");
     ui.status.appendChild(emb);
+  }
+
+  function setStatusOpen(open) {
+    document.body.classList.toggle("status-open", open);
+    ui.statusToggle.setAttribute("aria-expanded", String(open));
   }
 
   // ------------------------------------------------------------------ messages
@@ -88,34 +116,58 @@
     const msg = el("article", "msg assistant");
     const bubble = el("div", "bubble");
     const body = el("div", "answer");
-    const typing = el("span", "typing", "Zoeken in de artikelen…");
+    const typing = el("span", "typing", t("searching"));
     body.appendChild(typing);
     const meta = el("div", "meta");
     const warnings = el("ul", "warnings");
     warnings.hidden = true;
+    const cited = el("section", "cited");
+    cited.hidden = true;
     const sources = el("details", "sources");
     sources.hidden = true;
-    bubble.append(body, meta, warnings, sources);
+    bubble.append(body, meta, warnings, cited, sources);
     msg.appendChild(bubble);
     ui.messages.appendChild(msg);
     scrollToEnd();
-    return { msg, body, meta, warnings, sources, text: "", hits: [], answer: null };
+    return { msg, bubble, body, meta, warnings, cited, sources, text: "", hits: [], answer: null, lang: I18N.current() };
   }
 
-  function showError(view, message) {
+  // An error in the page's words: from the error's kind and status, never the server's English text
+  // (kept as a tooltip for whoever runs the server).
+  function errorWords(info, lang) {
+    const kind = info.error || "";
+    let why;
+    if (kind === "ServerBusy") why = t("error.busy", null, lang);
+    else if (kind === "IndexNotFound") why = t("error.noIndex", null, lang);
+    else if (kind === "IndexCorrupt" || kind === "EmbeddingModelMismatch") why = t("error.index", null, lang);
+    else if (kind === "StoreUnavailable") why = t("error.store", null, lang);
+    else if (kind === "LLMTimeout") why = t("error.llmTimeout", null, lang);
+    else if (kind.startsWith("LLM")) why = t("error.llm", null, lang);
+    else if (kind === "ValidationError" || kind === "InvalidQuery") why = t("error.question", null, lang);
+    else if (kind === "RequestTooLarge" || info.status === 413) why = t("error.tooLarge", null, lang);
+    else if (kind === "InternalError") why = t("error.internal", null, lang);
+    else if (info.key) why = t(info.key, null, lang);
+    else if (info.status) why = t("error.http", { status: info.status }, lang);
+    else why = t("error.unknown", null, lang);
+    if (info.retryAfter) why += " (" + t("error.retry", { s: info.retryAfter }, lang) + ")";
+    return why;
+  }
+
+  function showError(view, info) {
     clear(view.body);
-    view.body.appendChild(el("p", "error", "Er ging iets mis: " + message));
+    const p = el("p", "error", t("error.prefix", { why: errorWords(info, view.lang) }, view.lang));
+    if (info.detail) p.title = info.detail;
+    view.body.appendChild(p);
     view.msg.classList.add("failed");
   }
 
   // Citation markers: [1], [2, 3], [1][2]
   const MARKER = /\[(\d+(?:\s*,\s*\d+)*)\]/g;
 
-  function renderAnswerText(container, text, lookup) {
-    clear(container);
+  function appendCited(container, text, lookup, lang) {
     let last = 0;
     for (const m of text.matchAll(MARKER)) {
-      if (m.index > last) container.appendChild(document.createTextNode(text.slice(last, m.index)));
+      if (m.index > last) container.appendChild(document.createTextNode(plainText(text.slice(last, m.index))));
       const numbers = m[1].split(",").map((s) => parseInt(s.trim(), 10));
       const known = numbers.filter((n) => lookup(n));
       if (!known.length) {
@@ -124,18 +176,38 @@
         for (const n of numbers) {
           const cit = lookup(n);
           if (!cit) continue;
-          const btn = el("button", "cite", String(n));
-          btn.type = "button";
-          btn.dataset.n = String(n);
-          btn.title = cit.title + " — toon de passage";
-          btn.setAttribute("aria-label", "Bron " + n + ": " + cit.title);
-          btn.addEventListener("click", () => openPassage(cit, btn));
-          container.appendChild(btn);
+          container.appendChild(citeButton(n, cit, lang));
         }
       }
       last = m.index + m[0].length;
     }
-    if (last < text.length) container.appendChild(document.createTextNode(text.slice(last)));
+    if (last < text.length) container.appendChild(document.createTextNode(plainText(text.slice(last))));
+  }
+
+  function citeButton(n, cit, lang) {
+    const title = plainText(cit.title);
+    const btn = el("button", "cite", String(n));
+    btn.type = "button";
+    btn.dataset.n = String(n);
+    btn.title = t("cite.title", { title }, lang);
+    btn.setAttribute("aria-label", t("cite.label", { n, title }, lang));
+    btn.addEventListener("click", () => openPassage(cit, btn));
+    return btn;
+  }
+
+  // The answer as blocks (split at blank lines): "> excerpt [n]" lines become a blockquote,
+  // other text a paragraph; [n] markers become buttons that open the cited passage.
+  function renderAnswerText(container, text, lookup, lang) {
+    clear(container);
+    for (const block of String(text).split(/\n[ \t]*\n/)) {
+      if (!block.trim()) continue;
+      const lines = block.split("\n");
+      const quote = lines.every((ln) => /^\s*>/.test(ln) || !ln.trim());
+      const node = el(quote ? "blockquote" : "p", quote ? "excerpt" : "para");
+      const inner = quote ? lines.map((ln) => ln.replace(/^\s*>\s?/, "")).join("\n") : block;
+      appendCited(node, inner, lookup, lang);
+      container.appendChild(node);
+    }
   }
 
   function citationLookup(view) {
@@ -147,7 +219,7 @@
       }
       const hits = (a && a.sources) || view.hits;
       const h = hits[n - 1];
-      return h ? { n, doc_id: h.doc_id, title: h.title, text: h.text, start: h.start, end: h.end } : null;
+      return h ? { n, doc_id: h.doc_id, title: h.title, text: h.text, start: h.start, end: h.end, date: h.date } : null;
     };
   }
 
@@ -159,36 +231,80 @@
       return;
     }
     view.sources.hidden = false;
-    view.sources.appendChild(el("summary", null, "Gevonden passages (" + view.hits.length + ")"));
+    view.sources.appendChild(el("summary", null, t("found", { n: view.hits.length }, view.lang)));
     const list = el("ol", "source-list");
     view.hits.forEach((h, i) => {
       const item = el("li");
-      const btn = el("button", "source-link", h.title);
+      const btn = el("button", "source-link", plainText(h.title));
       btn.type = "button";
       btn.addEventListener("click", () =>
-        openPassage({ n: i + 1, doc_id: h.doc_id, title: h.title, text: h.text, start: h.start, end: h.end }, btn));
+        openPassage({ n: i + 1, doc_id: h.doc_id, title: h.title, text: h.text, start: h.start, end: h.end, date: h.date }, btn));
       item.appendChild(btn);
-      item.appendChild(el("p", "snippet", h.text.length > 220 ? h.text.slice(0, 220) + "…" : h.text));
+      if (h.date) item.appendChild(el("span", "date", " · " + formatDate(h.date, view.lang)));
+      const snippet = plainText(h.text).replace(/\s+/g, " ").trim();
+      item.appendChild(el("p", "snippet", snippet.length > 220 ? snippet.slice(0, 220) + "…" : snippet));
       list.appendChild(item);
     });
     view.sources.appendChild(list);
   }
 
+  // What a citation cites: its quoted sentences (extractive answers), else the passage, shortened.
+  function citedText(c) {
+    const quotes = (c.quotes || []).filter((q) => q.start >= c.start && q.end <= c.end && q.end > q.start)
+      .sort((a, b) => a.start - b.start)
+      .map((q) => c.text.slice(q.start - c.start, q.end - c.start));
+    const text = plainText(quotes.length ? quotes.join(" … ") : c.text).replace(/\s+/g, " ").trim();
+    return quotes.length || text.length <= 300 ? text : text.slice(0, 300).replace(/\s+\S*$/, "") + " …";
+  }
+
+  // The numbered sources under an answer: for each number, what it cites, the title and the date.
+  function renderCited(view, citations) {
+    clear(view.cited);
+    const list = (citations || []).slice().sort((a, b) => a.n - b.n);
+    view.cited.hidden = !list.length;
+    if (!list.length) return;
+    view.cited.appendChild(el("h3", "cited-head", t("sources", null, view.lang)));
+    const ol = el("ol", "cited-list");
+    for (const c of list) {
+      const li = el("li", "cited-item");
+      li.dataset.n = String(c.n);
+      li.appendChild(citeButton(c.n, c, view.lang));
+      li.appendChild(el("blockquote", "cited-quote", citedText(c))); // exact words, no added quotation marks
+      const where = el("p", "cited-where");
+      where.appendChild(el("span", "cited-title", plainText(c.title)));
+      if (c.date) where.appendChild(el("span", "cited-date", formatDate(c.date, view.lang)));
+      if (c.page) where.appendChild(el("span", "cited-page", t("page", { n: c.page }, view.lang)));
+      li.appendChild(where);
+      ol.appendChild(li);
+    }
+    view.cited.appendChild(ol);
+  }
+
   function renderDone(view, answer) {
     view.answer = answer;
-    view.msg.classList.toggle("abstained", !!answer.abstained);
-    renderAnswerText(view.body, answer.answer || "", citationLookup(view));
-    renderSources(view, answer.abstained ? [] : answer.sources);
+    const support = answer.support || (answer.abstained ? "abstained" : "answered");
+    view.msg.dataset.support = support;
+    view.msg.classList.toggle("abstained", support === "abstained");
+    view.msg.classList.toggle("uncertain", support === "uncertain");
+    const old = view.bubble.querySelector(".support-label");
+    if (old) old.remove();
+    if (support !== "answered") {
+      const label = el("p", "support-label " + support, t("support." + support, null, view.lang));
+      if (support === "uncertain") label.title = t("support.uncertain.title", null, view.lang);
+      view.bubble.insertBefore(label, view.body);
+    }
+    renderAnswerText(view.body, answer.answer || "", citationLookup(view), view.lang);
+    renderCited(view, support === "abstained" ? [] : answer.citations);
+    renderSources(view, support === "abstained" ? [] : answer.sources);
 
     clear(view.meta);
-    const gen = answer.generator === "ollama" ? "Beantwoord door Ollama" : "Extractief antwoord (zonder taalmodel)";
+    const gen = t(answer.generator === "ollama" ? "gen.ollama" : "gen.extractive", null, view.lang);
     view.meta.appendChild(el("span", "badge " + (answer.generator === "ollama" ? "good" : "warn"), gen));
-    if (answer.abstained) view.meta.appendChild(el("span", "badge", "geen antwoord in de bronnen"));
     if (answer.standalone_question && answer.standalone_question !== answer.question) {
-      view.meta.appendChild(el("span", "badge subtle", "Gezocht als: " + answer.standalone_question));
+      view.meta.appendChild(el("span", "badge subtle", t("searchedAs", { q: answer.standalone_question }, view.lang)));
     }
-    const t = answer.timings || {};
-    const total = Object.values(t).reduce((a, b) => a + (typeof b === "number" ? b : 0), 0);
+    const timings = answer.timings || {};
+    const total = Object.values(timings).reduce((a, b) => a + (typeof b === "number" ? b : 0), 0);
     if (total) {
       const took = total < 1000 ? Math.round(total) + " ms" : (total / 1000).toFixed(1) + " s";
       view.meta.appendChild(el("span", "badge subtle", took));
@@ -203,16 +319,17 @@
   }
 
   // ------------------------------------------------------------------ asking
+  // {status, error, code, detail, retryAfter} of an error response
   async function readError(res) {
-    let message = "HTTP " + res.status;
+    const info = { status: res.status };
     try {
       const data = await res.json();
-      if (data && data.detail) message = typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail);
+      if (data && data.detail) info.detail = typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail);
+      if (data && data.error) info.error = data.error;
+      if (data && data.code) info.code = data.code;
     } catch (e) { /* not JSON */ }
-    if (res.status === 503 && res.headers.get("Retry-After")) {
-      message += " (probeer het over " + res.headers.get("Retry-After") + " s opnieuw)";
-    }
-    return message;
+    if (res.status === 503 && res.headers.get("Retry-After")) info.retryAfter = res.headers.get("Retry-After");
+    return info;
   }
 
   // Parse a Server-Sent Events body; calls onEvent(name, data) per event.
@@ -253,10 +370,10 @@
     state.busy = true;
     ui.send.disabled = true;
     ui.form.classList.add("busy");
+    I18N.noteQuestion(question); // a Dutch question: the page (and this answer) speak Dutch
     addUserMessage(question);
     const view = addAssistantMessage();
     let finished = false;
-    let streamed = null;
 
     try {
       const res = await fetch("/api/ask", {
@@ -278,34 +395,28 @@
           if (name === "sources") {
             renderSources(view, data.sources);
             clear(view.body);
-            streamed = document.createTextNode("");
-            view.body.appendChild(streamed);
             view.body.appendChild(el("span", "cursor", "▍"));
           } else if (name === "token") {
-            if (!streamed) {
-              clear(view.body);
-              streamed = document.createTextNode("");
-              view.body.appendChild(streamed);
-            }
             view.text += data.text;
-            streamed.data = view.text;
+            renderAnswerText(view.body, view.text, citationLookup(view), view.lang);
+            (view.body.lastElementChild || view.body).appendChild(el("span", "cursor", "▍"));
             scrollToEnd();
           } else if (name === "done") {
             renderDone(view, data);
             finished = true;
           } else if (name === "error") {
-            showError(view, data.message || "onbekende fout");
+            showError(view, { error: data.error, status: data.status, detail: data.message });
             finished = true;
           }
         });
-        if (!finished) showError(view, "de verbinding werd verbroken voordat het antwoord klaar was");
+        if (!finished) showError(view, { key: "error.cut" });
       }
       if (finished && view.answer) {
         state.history.push({ role: "user", content: question });
         state.history.push({ role: "assistant", content: view.answer.answer || "" });
       }
     } catch (err) {
-      showError(view, "geen verbinding met de server (" + err.message + ")");
+      showError(view, { key: "error.offline", detail: err.message });
     } finally {
       state.busy = false;
       ui.send.disabled = false;
@@ -316,12 +427,6 @@
   }
 
   // ------------------------------------------------------------------ side panel
-  function formatDate(value) {
-    const d = new Date(value);
-    if (!value || isNaN(d.getTime())) return value || "";
-    return d.toLocaleDateString("nl-NL", { year: "numeric", month: "long", day: "numeric" });
-  }
-
   function closePanel() {
     ui.panel.hidden = true;
     document.body.classList.remove("panel-open");
@@ -334,35 +439,41 @@
     if (opener) opener.classList.add("active");
     ui.panel.hidden = false;
     document.body.classList.add("panel-open");
-    ui.panelTitle.textContent = cit.title || cit.doc_id;
+    ui.panelTitle.textContent = plainText(cit.title || cit.doc_id);
     ui.panelMeta.textContent = "";
     clear(ui.panelBody);
-    ui.panelBody.appendChild(el("p", "typing", "Artikel laden…"));
+    ui.panelBody.appendChild(el("p", "typing", t("panel.loading")));
 
     let doc;
     try {
       const res = await fetch("/api/documents/" + encodeURIComponent(cit.doc_id));
-      if (!res.ok) throw new Error(await readError(res));
+      if (!res.ok) {
+        const failure = new Error("HTTP " + res.status);
+        failure.info = await readError(res);
+        throw failure;
+      }
       doc = await res.json();
     } catch (err) {
       if (request !== state.panelRequest) return;
       clear(ui.panelBody);
-      ui.panelBody.appendChild(el("p", "error", "Kon het artikel niet laden: " + err.message));
+      const info = err.info || { key: "error.offline", detail: err.message };
+      ui.panelBody.appendChild(el("p", "error", t("panel.failed", { why: errorWords(info) })));
       return;
     }
     if (request !== state.panelRequest) return; // another passage was opened meanwhile
 
-    ui.panelTitle.textContent = doc.title || cit.title;
+    ui.panelTitle.textContent = plainText(doc.title || cit.title);
     const md = doc.metadata || {};
     const meta = [];
-    if (md.date) meta.push(formatDate(md.date));
+    const date = cit.date || md.date; // the publication date (rag/ingest/pubdate.py), else the front matter's
+    if (date) meta.push(formatDate(date));
     if (md.author) meta.push(md.author);
     if (md.source) meta.push(md.source);
-    if (cit.page) meta.unshift("p. " + cit.page); // PDF page of the cited passage
+    if (cit.page) meta.unshift(t("page", { n: cit.page })); // PDF page of the cited passage
     ui.panelMeta.textContent = meta.join(" · ");
     if (md.url && /^https?:\/\//i.test(md.url)) {
       if (meta.length) ui.panelMeta.appendChild(document.createTextNode(" · "));
-      const a = el("a", null, "origineel artikel");
+      const a = el("a", null, t("panel.original"));
       a.href = md.url;
       a.target = "_blank";
       a.rel = "noopener noreferrer";
@@ -391,27 +502,27 @@
       const quotes = (cit.quotes || [])
         .filter((q) => q.start >= start && q.end <= end && q.end > q.start)
         .sort((a, b) => a.start - b.start);
-      article.appendChild(document.createTextNode(text.slice(0, start)));
+      article.appendChild(document.createTextNode(plainText(text.slice(0, start))));
       mark = el("mark", "passage");
       mark.id = "cited-passage";
       let pos = start;
       let first = null;
       for (const q of quotes) {
         if (q.start < pos) continue;
-        mark.appendChild(document.createTextNode(text.slice(pos, q.start)));
-        const strong = el("mark", "quote", text.slice(q.start, q.end));
+        mark.appendChild(document.createTextNode(plainText(text.slice(pos, q.start))));
+        const strong = el("mark", "quote", plainText(text.slice(q.start, q.end)));
         mark.appendChild(strong);
         if (!first) first = strong;
         pos = q.end;
       }
-      mark.appendChild(document.createTextNode(text.slice(pos, end)));
+      mark.appendChild(document.createTextNode(plainText(text.slice(pos, end))));
       if (quotes.length) mark.classList.add("has-quotes");
       article.appendChild(mark);
-      article.appendChild(document.createTextNode(text.slice(end)));
+      article.appendChild(document.createTextNode(plainText(text.slice(end))));
       if (first) mark = first;
     } else {
-      ui.panelBody.appendChild(el("p", "error", "De geciteerde passage staat niet (meer) letterlijk in dit artikel."));
-      article.appendChild(document.createTextNode(text));
+      ui.panelBody.appendChild(el("p", "error", t("panel.missing")));
+      article.appendChild(document.createTextNode(plainText(text)));
     }
     ui.panelBody.appendChild(article);
     if (mark) mark.scrollIntoView({ block: "center" });
@@ -448,8 +559,16 @@
   });
 
   ui.panelClose.addEventListener("click", closePanel);
+  ui.statusToggle.addEventListener("click", () => setStatusOpen(!document.body.classList.contains("status-open")));
+  document.addEventListener("click", (e) => { // a tap elsewhere closes the status details
+    if (document.body.classList.contains("status-open") && !ui.status.contains(e.target) && !ui.statusToggle.contains(e.target)) {
+      setStatusOpen(false);
+    }
+  });
+  I18N.onChange(() => renderHealth(state.health));
   document.addEventListener("keydown", (e) => {
     if (e.key === "Escape" && !ui.panel.hidden) closePanel();
+    if (e.key === "Escape") setStatusOpen(false);
   });
 
   loadHealth();

@@ -1,12 +1,16 @@
-// Adding articles from the chat page: a button in the top bar opens a box with a drop zone and a
-// file picker. Files go to POST /api/documents with the admin key (asked once per browser session,
-// kept in sessionStorage, sent as "Authorization: Bearer ..." -- never as a cookie). The result is
-// shown as text; a just-added article can be removed again (DELETE /api/documents/{id}).
+// Adding articles from the chat page: a button in the top bar opens a side sheet (an overlay: the
+// conversation and the question field stay where they are) with a drop zone and a file picker.
+// The button exists only when the server can take uploads (/health "uploads": RAG_API_KEY is set).
+// Files go to POST /api/documents with the admin key (asked once per browser session, kept in
+// sessionStorage, sent as "Authorization: Bearer ..." -- never as a cookie). A refusal is worded
+// from its stable "code" (api/static/i18n.js), not from the server's English message; a
+// successful upload clears the error lines before it. A just-added article can be removed again.
 "use strict";
 
 (function () {
   const KEY = "rag-api-key";
   const TYPES = [".md", ".markdown", ".txt", ".html", ".htm", ".pdf", ".docx"];
+  const { t } = window.I18N;
 
   function el(tag, className, text) {
     const node = document.createElement(tag);
@@ -15,28 +19,32 @@
     return node;
   }
 
-  const css = document.createElement("link");
-  css.rel = "stylesheet";
-  css.href = "/static/upload.css";
-  document.head.appendChild(css);
+  const actions = document.getElementById("actions");
+  if (!actions) return;
 
-  const topbar = document.querySelector(".topbar");
-  const chat = document.querySelector(".chat");
-  if (!topbar || !chat) return;
-
-  const toggle = el("button", "ghost", "Artikel toevoegen");
+  const toggle = el("button", "ghost upload-toggle");
   toggle.type = "button";
   toggle.id = "upload-toggle";
   toggle.setAttribute("aria-expanded", "false");
-  topbar.appendChild(toggle);
+  toggle.setAttribute("aria-controls", "upload-box");
+  const toggleLong = el("span", "long");
+  const toggleShort = el("span", "short");
+  toggle.append(toggleLong, toggleShort);
+  toggle.hidden = true; // until /health says uploads are possible
 
   const box = el("section", "upload-box");
   box.id = "upload-box";
   box.hidden = true;
-  box.setAttribute("aria-label", "Artikelen toevoegen");
+  box.setAttribute("role", "dialog");
+  const head = el("div", "upload-head");
+  const heading = el("h2");
+  const close = el("button", "ghost close", "✕");
+  close.type = "button";
+  close.id = "upload-close";
+  head.append(heading, close);
 
   const keyRow = el("div", "upload-key");
-  const keyLabel = el("label", null, "Beheersleutel (RAG_API_KEY)");
+  const keyLabel = el("label");
   keyLabel.htmlFor = "upload-key";
   const keyInput = el("input");
   keyInput.type = "password";
@@ -46,7 +54,8 @@
 
   const drop = el("label", "upload-drop");
   drop.htmlFor = "upload-file";
-  drop.appendChild(el("span", null, "Sleep een bestand hierheen of klik om te kiezen"));
+  const dropText = el("span");
+  drop.appendChild(dropText);
   drop.appendChild(el("small", null, TYPES.join(" ")));
   const picker = el("input");
   picker.type = "file";
@@ -58,8 +67,31 @@
   const results = el("ul", "upload-results");
   results.id = "upload-results";
   results.setAttribute("aria-live", "polite");
-  box.append(keyRow, drop, results);
-  chat.insertBefore(box, document.getElementById("messages"));
+  box.append(head, keyRow, drop, results);
+  actions.insertBefore(toggle, actions.firstChild);
+  document.body.appendChild(box);
+
+  function words() {
+    toggleLong.textContent = t("upload.toggle");
+    toggleShort.textContent = t("upload.toggle.short");
+    toggle.title = t("upload.toggle");
+    box.setAttribute("aria-label", t("upload.box"));
+    heading.textContent = t("upload.box");
+    close.setAttribute("aria-label", t("upload.close"));
+    keyLabel.textContent = t("upload.key");
+    dropText.textContent = t("upload.drop");
+  }
+  words();
+  I18N.onChange(words);
+
+  // shown only when the server has a key (and hidden again when it goes away)
+  function follow(health) {
+    const on = Boolean(health && health.uploads);
+    toggle.hidden = !on;
+    if (!on && !box.hidden) setOpen(false);
+  }
+  document.addEventListener("rag:health", (e) => follow(e.detail));
+  if (window.ragHealth) follow(window.ragHealth);
 
   function storedKey() {
     try { return sessionStorage.getItem(KEY) || ""; } catch (e) { return ""; }
@@ -69,25 +101,39 @@
   }
   function refreshKeyRow() { keyRow.hidden = Boolean(storedKey()); }
 
-  toggle.addEventListener("click", () => {
-    box.hidden = !box.hidden;
-    toggle.setAttribute("aria-expanded", String(!box.hidden));
+  function setOpen(open) {
+    box.hidden = !open;
+    document.body.classList.toggle("upload-open", open);
+    toggle.setAttribute("aria-expanded", String(open));
+    if (!open) return;
     refreshKeyRow();
-    if (!box.hidden && !keyRow.hidden) keyInput.focus();
-  });
+    if (!keyRow.hidden) keyInput.focus();
+  }
+  toggle.addEventListener("click", () => setOpen(box.hidden));
+  close.addEventListener("click", () => setOpen(false));
+  document.addEventListener("keydown", (e) => { if (e.key === "Escape" && !box.hidden) setOpen(false); });
 
-  async function errorText(res) {
+  // the page's words for a refused upload: from the response's code (or its status)
+  async function refusal(res, name) {
+    let code = "";
     try {
       const data = await res.json();
-      if (data && data.detail) return typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail);
+      code = (data && data.code) || "";
     } catch (e) { /* not JSON */ }
-    return "HTTP " + res.status;
+    if (!code && res.status === 413) code = "too_large";
+    if (!code && res.status === 401) code = "api_key_required";
+    const key = "upload.code." + code;
+    return t(I18N.has(key) ? key : "upload.code.other", { name, status: res.status, types: TYPES.join(" ") });
   }
 
   function line(kind, text) {
     const li = el("li", "upload-" + kind, text);
     results.prepend(li);
     return li;
+  }
+
+  function clearErrors() {
+    results.querySelectorAll(".upload-error").forEach((li) => li.remove());
   }
 
   function currentKey() {
@@ -99,8 +145,8 @@
 
   async function send(file) {
     const key = currentKey();
-    if (!key) { line("error", "Vul eerst de beheersleutel in."); keyRow.hidden = false; keyInput.focus(); return; }
-    const row = line("busy", "Bezig met " + file.name + "…");
+    if (!key) { line("error", t("upload.needKey")); keyRow.hidden = false; keyInput.focus(); return; }
+    const row = line("busy", t("upload.busy", { name: file.name }));
     const form = new FormData();
     form.append("file", file, file.name);
     let res;
@@ -108,20 +154,22 @@
       res = await fetch("/api/documents", { method: "POST", body: form, headers: { Authorization: "Bearer " + key } });
     } catch (err) {
       row.className = "upload-error";
-      row.textContent = file.name + ": server niet bereikbaar";
+      row.textContent = t("upload.offline", { name: file.name });
       return;
     }
     if (res.status === 401) { storeKey(""); refreshKeyRow(); }
     if (!res.ok) {
       row.className = "upload-error";
-      row.textContent = file.name + ": " + (await errorText(res));
+      row.dataset.status = String(res.status);
+      row.textContent = await refusal(res, file.name);
       return;
     }
     const data = await res.json();
     const d = data.document;
+    clearErrors(); // old refusals are history once an upload worked
     row.className = "upload-ok";
-    row.textContent = "Toegevoegd: " + d.title + " (" + d.chunks + " passages) ";
-    const remove = el("button", "ghost small", "verwijderen");
+    row.textContent = t("upload.ok", { title: I18N.plainText(d.title), chunks: d.chunks });
+    const remove = el("button", "ghost small", t("upload.remove"));
     remove.type = "button";
     remove.addEventListener("click", () => removeDoc(d, row));
     row.appendChild(remove);
@@ -132,7 +180,7 @@
     const res = await fetch("/api/documents/" + encodeURIComponent(doc.doc_id),
                             { method: "DELETE", headers: { Authorization: "Bearer " + key } });
     row.className = res.ok ? "upload-removed" : "upload-error";
-    row.textContent = res.ok ? "Verwijderd: " + doc.title : doc.title + ": " + (await errorText(res));
+    row.textContent = res.ok ? t("upload.removed", { title: I18N.plainText(doc.title) }) : await refusal(res, doc.title);
   }
 
   async function sendAll(files) {

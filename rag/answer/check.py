@@ -153,7 +153,7 @@ class CheckResult:
 def citation_for(n: int, hit: Hit, attached: bool = False) -> Citation:
     c = hit.chunk
     return Citation(n=n, doc_id=c.doc_id, title=c.title, text=c.text, start=c.start, end=c.end,
-                    chunk_id=c.chunk_id, attached=attached, page=c.page)
+                    chunk_id=c.chunk_id, attached=attached, page=c.page, date=c.date)
 
 
 def _short(sentence: str, limit: int = 90) -> str:

@@ -33,9 +33,19 @@ HTML_TYPES = ("text/html", "application/xhtml+xml")
 class AddRefused(RagError):
     """The file or page cannot be added; the message says why. ``status`` is the HTTP status to use."""
 
-    def __init__(self, message: str, status: int = 422) -> None:
+    def __init__(self, message: str, status: int = 422, code: str = "not_an_article") -> None:
         super().__init__(message)
         self.status = status
+        self.code = code  # stable, for clients that word the message themselves (the chat page)
+
+
+# why the loader skipped a file (rag.ingest.documents.SkipFile's reason) -> AddRefused.code
+_SKIP_CODES = (("binary file", "binary_file"), ("empty file", "empty_file"), ("not valid ", "not_text"),
+               ("no text", "no_text"), ("too large", "too_large"))
+
+
+def skip_code(reason: str) -> str:
+    return next((code for start, code in _SKIP_CODES if reason.startswith(start)), "not_an_article")
 
 
 @dataclass
@@ -70,13 +80,13 @@ def safe_name(filename: str) -> str:
         raise AddRefused(f"the file name '{display_path(filename)}' is not valid UTF-8; rename the file "
                          "(e.g. with `convmv` or by hand) and add it again", 400) from None
     if not name:
-        raise AddRefused("the file has no name", 400)
+        raise AddRefused("the file has no name", 400, "bad_name")
     if "/" in name or "\\" in name or name in (".", ".."):
-        raise AddRefused(f"the file name '{filename}' contains a folder path; send a plain file name", 400)
+        raise AddRefused(f"the file name '{filename}' contains a folder path; send a plain file name", 400, "bad_name")
     if name.startswith(".") or any(ord(ch) < 32 for ch in name) or "\x7f" in name:
-        raise AddRefused(f"the file name '{filename}' is not allowed (hidden or control characters)", 400)
+        raise AddRefused(f"the file name '{filename}' is not allowed (hidden or control characters)", 400, "bad_name")
     if len(name.encode()) > 200:
-        raise AddRefused("the file name is too long (at most 200 bytes)", 400)
+        raise AddRefused("the file name is too long (at most 200 bytes)", 400, "bad_name")
     return name
 
 
@@ -85,7 +95,7 @@ def check_type(name: str) -> str:
     kinds = supported_suffixes()
     if suffix not in kinds:
         allowed = ", ".join(sorted(kinds))
-        raise AddRefused(f"unsupported file type '{suffix or '(none)'}' for '{name}' (supported: {allowed})", 415)
+        raise AddRefused(f"unsupported file type '{suffix or '(none)'}' for '{name}' (supported: {allowed})", 415, "unsupported_type")
     return suffix
 
 
@@ -100,19 +110,19 @@ def check_not_duplicate(data_dir: Path, name: str, data: bytes) -> None:
     from rag.ingest.documents import doc_id_for
 
     if (data_dir / name).exists():
-        raise AddRefused(f"'{name}' is already in the data folder; rename the file or remove the old one first", 409)
+        raise AddRefused(f"'{name}' is already in the data folder; rename the file or remove the old one first", 409, "duplicate")
     new_id = doc_id_for(name)
     digest = hashlib.sha256(data).hexdigest()
     for p in _existing(data_dir):
         rel = p.relative_to(data_dir).as_posix()
         if doc_id_for(rel) == new_id:
-            raise AddRefused(f"'{name}' would get the same document id ('{new_id}') as '{rel}'; rename the file", 409)
+            raise AddRefused(f"'{name}' would get the same document id ('{new_id}') as '{rel}'; rename the file", 409, "duplicate")
         try:
             same = p.stat().st_size == len(data) and hashlib.sha256(p.read_bytes()).hexdigest() == digest
         except OSError:
             continue
         if same:
-            raise AddRefused(f"the same file is already in the data folder as '{rel}'", 409)
+            raise AddRefused(f"the same file is already in the data folder as '{rel}'", 409, "duplicate")
 
 
 # ============================================================================ storing
@@ -127,9 +137,9 @@ def store_bytes(data_dir: Path, name: str, data: bytes, max_bytes: int, source: 
     name = safe_name(name)
     check_type(name)
     if len(data) > max_bytes:
-        raise AddRefused(f"'{name}' is too large: {len(data):,} bytes (at most {max_bytes:,}; RAG_MAX_FILE_BYTES)", 413)
+        raise AddRefused(f"'{name}' is too large: {len(data):,} bytes (at most {max_bytes:,}; RAG_MAX_FILE_BYTES)", 413, "too_large")
     if not data.strip():
-        raise AddRefused(f"'{name}' is empty", 422)
+        raise AddRefused(f"'{name}' is empty", 422, "empty_file")
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     check_not_duplicate(data_dir, name, data)
@@ -145,11 +155,11 @@ def store_bytes(data_dir: Path, name: str, data: bytes, max_bytes: int, source: 
         except SkipTooLarge as e:
             raise AddRefused(f"'{name}' cannot be used as an article: {e}", 413) from None
         except SkipFile as e:
-            raise AddRefused(f"'{name}' cannot be used as an article: {e}", 422) from None
+            raise AddRefused(f"'{name}' cannot be used as an article: {e}", 422, skip_code(str(e))) from None
         try:
             os.link(tmp, data_dir / name)  # fails, rather than overwrites, when the name was taken meanwhile
         except FileExistsError:
-            raise AddRefused(f"'{name}' is already in the data folder", 409) from None
+            raise AddRefused(f"'{name}' is already in the data folder", 409, "duplicate") from None
     finally:
         tmp.unlink(missing_ok=True)
     return Added(source=source or name, path=name, doc_id=doc.doc_id, title=doc.title)

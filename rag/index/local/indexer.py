@@ -15,7 +15,7 @@ import shutil
 import time
 import uuid
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -25,6 +25,7 @@ from rag.ingest.chunking import chunk_document
 from rag.ingest.documents import LoadResult, Skipped, load_documents
 from rag.embed.embedders import Embedder
 from rag.errors import BuildCancelled, ConfigError, IndexBusy
+from rag.ingest.pubdate import document_date
 from rag.ingest.safe_parse import ParseLimits
 from rag.schema import Chunk, Document
 from rag.index.local.store import CURRENT, FORMAT_VERSION, IndexStore, active_version, embedder_backend, model_difference
@@ -234,7 +235,8 @@ def build_index(
             old_doc = old_docs_by_path.get(doc.path)
             if prev and old_doc is not None and prev["sha256"] == doc.sha256:
                 idx = old.chunk_indices(old_doc.doc_id)
-                chunks.extend(old.chunks[i] for i in idx)
+                published = document_date(doc)  # same text, but the date rules may be newer than the index
+                chunks.extend(replace(old.chunks[i], date=published) for i in idx)
                 vectors_parts.append(np.asarray(old.vectors[idx], dtype=np.float32) if idx else np.zeros((0, embedder.dimension), np.float32))
                 report.unchanged += 1
                 files[doc.path] = {"sha256": doc.sha256, "doc_id": doc.doc_id, "chunks": len(idx)}

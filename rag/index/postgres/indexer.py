@@ -143,9 +143,10 @@ def build_postgres(db: Database, data_dir: Path, embedder, params: IndexParams, 
                 [(d.doc_id, d.path, d.title, d.text, Jsonb(d.metadata), d.sha256) for d in todo])
             for lo in range(0, len(chunks), INSERT_BATCH):
                 cur.executemany(
-                    "INSERT INTO rag_chunks (chunk_id, doc_id, ordinal, title, text, start_offset, end_offset, tsv, embedding) "
-                    "VALUES (%s, %s, %s, %s, %s, %s, %s, to_tsvector(%s::regconfig, %s), %s::vector)",
-                    [(c.chunk_id, c.doc_id, c.ordinal, c.title, c.text, c.start, c.end, cfg, fold(c.text), vector_text(v))
+                    "INSERT INTO rag_chunks (chunk_id, doc_id, ordinal, title, text, start_offset, end_offset, pub_date, "
+                    "tsv, embedding) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, to_tsvector(%s::regconfig, %s), %s::vector)",
+                    [(c.chunk_id, c.doc_id, c.ordinal, c.title, c.text, c.start, c.end, c.date, cfg, fold(c.text),
+                      vector_text(v))
                      for c, v in zip(chunks[lo:lo + INSERT_BATCH], vectors[lo:lo + INSERT_BATCH])])
         stage("Updating the term statistics")
         conn.execute("UPDATE rag_chunks SET tlen = (SELECT coalesce(sum(array_length(u.positions, 1)), 0) "
