@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     max_answer_tokens: int = 512
     keep_alive: str = "10m"
     temperature: float = 0.1
+    think: Literal["false", "true", "low", "medium", "high"] = Field(
+        "false", description="thinking models: false (answers and rewrites without a trace), true or a level; "
+                             "sent where the model supports it, the trace is never part of the answer")
     abstain_threshold: float | None = Field(None, description="override the calibrated abstention threshold")
 
     # --- API
