@@ -53,7 +53,8 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings, runtime: Runtime | None = None, llm: Any = None) -> FastAPI:
     """The API and chat page. Without ``runtime`` the embedding model and the index are loaded
-    (and built when missing) at start-up; without ``llm`` an ``OllamaLLM`` is made from settings."""
+    (and built when missing) at start-up; without ``llm`` the configured backend's adapter is made from settings
+    (``rag.llm_backends``)."""
     state = AppState(settings=settings, runtime=runtime, llm=llm,
                      gate=LLMGate(settings.max_concurrent_llm, settings.max_queued),
                      searches=SearchLimiter(settings.max_concurrent_search, settings.search_threads))
@@ -62,9 +63,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None, llm: Any = No
     async def lifespan(app: FastAPI):
         state.reindex_lock = asyncio.Lock()
         if state.llm is None:
-            from rag.llm import OllamaLLM
+            from rag.llm_backends import make_llm
 
-            state.llm = OllamaLLM.from_settings(settings)
+            # (also for RAG_GENERATOR=extractive: a request may still ask for the LLM, /health shows it)
+            state.llm = make_llm(settings, "auto" if settings.generator == "extractive" else None)
             state.owns_llm = True
         state.status = StatusProbe(state.llm, timeout=settings.llm_probe_timeout)
         state.status.kick()

@@ -61,7 +61,7 @@ router = APIRouter(prefix="/v1", tags=["openai"], responses={
         502: "the language model's answer broke off", 503: "busy, index missing or the language model unavailable",
         504: "the language model did not answer in time"}.items()})
 
-MODELS = {"rag": "auto", "rag-ollama": "ollama", "rag-extractive": "extractive"}
+MODELS = {"rag": "auto", "rag-ollama": "ollama", "rag-openai": "openai", "rag-extractive": "extractive"}
 OWNER = "nk-rag"
 CREATED = 1_700_000_000  # a fixed "created" for the model list
 

@@ -56,10 +56,14 @@
     }
   }
 
+  function backendName(generator) {
+    return generator === "openai" ? "OpenAI-compatibele server" : generator === "ollama" ? "Ollama" : generator;
+  }
+
   function renderHealth(h) {
     clear(ui.status);
-    if (h.generator === "ollama") {
-      ui.status.appendChild(el("span", "badge good", "Antwoorden: Ollama (" + h.ollama.model + ")"));
+    if (h.generator && h.generator !== "extractive") {
+      ui.status.appendChild(el("span", "badge good", "Antwoorden: " + backendName(h.generator) + " (" + h.ollama.model + ")"));
     } else {
       // one short note instead of a warning under every answer
       const note = el("span", "badge warn", "Geen taalmodel bereikbaar: antwoorden zijn letterlijke zinnen uit de artikelen");
@@ -181,8 +185,9 @@
     renderSources(view, answer.abstained ? [] : answer.sources);
 
     clear(view.meta);
-    const gen = answer.generator === "ollama" ? "Beantwoord door Ollama" : "Extractief antwoord (zonder taalmodel)";
-    view.meta.appendChild(el("span", "badge " + (answer.generator === "ollama" ? "good" : "warn"), gen));
+    const byLLM = answer.generator && answer.generator !== "extractive";
+    const gen = byLLM ? "Beantwoord door " + backendName(answer.generator) : "Extractief antwoord (zonder taalmodel)";
+    view.meta.appendChild(el("span", "badge " + (byLLM ? "good" : "warn"), gen));
     if (answer.abstained) view.meta.appendChild(el("span", "badge", "geen antwoord in de bronnen"));
     if (answer.standalone_question && answer.standalone_question !== answer.question) {
       view.meta.appendChild(el("span", "badge subtle", "Gezocht als: " + answer.standalone_question));
