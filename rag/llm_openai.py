@@ -105,6 +105,7 @@ class OpenAILLM:
         connect = min(self.timeout, max(self.probe_timeout, MAX_CONNECT_TIMEOUT))
         self._timeout = httpx2.Timeout(self.timeout, connect=connect)
         self._probe_timeout = httpx2.Timeout(self.probe_timeout)
+        self._ssl_context = httpx2.create_ssl_context()  # made once (~0.1 s): each streamed answer has its own client
         try:
             httpx2.URL(self.base_url)
             self._client = self._make_client(self._timeout)
@@ -116,7 +117,8 @@ class OpenAILLM:
 
     def _make_client(self, timeout: httpx2.Timeout, http_client: httpx2.Client | None = None) -> openai.OpenAI:
         return openai.OpenAI(base_url=self.base_url, api_key=self.api_key or NO_KEY, timeout=timeout,
-                             max_retries=0, http_client=http_client or httpx2.Client(timeout=timeout))
+                             max_retries=0,
+                             http_client=http_client or httpx2.Client(timeout=timeout, verify=self._ssl_context))
 
     @classmethod
     def from_settings(cls, settings: Any) -> "OpenAILLM":
@@ -230,7 +232,7 @@ class OpenAILLM:
         def add_trace(request: httpx2.Request) -> None:
             request.extensions["trace"] = trace
 
-        http = httpx2.Client(timeout=self._timeout, event_hooks={"request": [add_trace]})
+        http = httpx2.Client(timeout=self._timeout, verify=self._ssl_context, event_hooks={"request": [add_trace]})
         return self._make_client(self._timeout, http)
 
     def _stream(self, request: dict, progress: Progress, on_connect: Callable[[Any], None]) -> Iterator[str]:

@@ -151,6 +151,9 @@ class _Server(ThreadingHTTPServer):
 class FakeOllama:
     """The fake server. ``start()`` it (or use it as a context manager)."""
 
+    chat_path = "/api/chat"  # (tests/fake_openai.py reuses this class with another handler)
+    name = "fake-ollama"
+
     def __init__(self, models: list[str] | None = None, *, host: str = "127.0.0.1", port: int = 0):
         self._default_models = list(models) if models is not None else [DEFAULT_MODEL]
         self.host = host
@@ -202,7 +205,7 @@ class FakeOllama:
         if self._server is not None:
             return self
         self._release = threading.Event()
-        handler = type("_BoundHandler", (_Handler,), {"fake": self})
+        handler = type("_BoundHandler", (self._handler_class(),), {"fake": self})
         try:
             server = _Server((self.host, self.port), handler)
         except OSError:
@@ -212,10 +215,13 @@ class FakeOllama:
         self._server = server
         self.port = server.server_address[1]
         self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"fake-ollama:{self.port}", daemon=True
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"{self.name}:{self.port}", daemon=True
         )
         self._thread.start()
         return self
+
+    def _handler_class(self) -> type:
+        return _Handler
 
     def stop(self) -> None:
         """Stop listening: new connections are refused. ``start()`` again reuses the port."""
@@ -261,13 +267,13 @@ class FakeOllama:
     def chat_requests(self) -> list[dict]:
         """Decoded bodies of all ``/api/chat`` requests, oldest first."""
         with self._lock:
-            return [r.body for r in self.requests if r.path == "/api/chat"]
+            return [r.body for r in self.requests if r.path == self.chat_path]
 
     @property
     def last_chat(self) -> dict:
         chats = self.chat_requests
         if not chats:
-            raise AssertionError("the fake Ollama server received no /api/chat request")
+            raise AssertionError(f"the {self.name} server received no {self.chat_path} request")
         return chats[-1]
 
     # ---------------------------------------------------------------- behaviour
@@ -370,7 +376,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Send nothing more: the client gives up (recorded as a disconnect), or the connection drops."""
         if not self._wait(fake.slow_seconds):
             self.close_connection = True
-            return fake._record_disconnect("/api/chat")
+            return fake._record_disconnect(fake.chat_path)
         return self._drop_connection()
 
     def _drop_connection(self) -> None:
