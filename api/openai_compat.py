@@ -35,7 +35,7 @@ from rag.contract import MAX_HISTORY_TURNS, MAX_K, AskRequest, check_length, par
 from rag.errors import RagError
 from rag.text import detect_language
 
-from .answering import _DONE, CancellableLLM, GuardedStream, closer, run_until_disconnected
+from .answering import _DONE, CancellableLLM, GuardedStream, closer, next_in_thread, run_until_disconnected
 from .answering import next_event as _next
 from .errors import RETRY_AFTER, ServerBusy, error_body, status_for
 from .gates import NO_GATE
@@ -189,11 +189,11 @@ def _tail(streamed: str, final: str) -> str:
     return "\n\n---\n" + f
 
 
-async def stream_completion(gen, first, gate, model: str, question: str) -> GuardedStream:
-    """The pipeline's events as OpenAI chunks; the generator is closed and the slot released
-    however the response ends (like ``/api/ask``'s stream)."""
+async def stream_completion(gen, first, gate, model: str, question: str, cancel=None) -> GuardedStream:
+    """The pipeline's events as OpenAI chunks; the LLM call is cancelled, the generator closed and the
+    slot released however the response ends (like ``/api/ask``'s stream)."""
     cid, created = completion_id(), int(time.time())
-    close = closer(gen, gate.release)
+    close = closer(gen, gate.release, cancel)
 
     async def events() -> AsyncIterator[str]:
         yield chunk(cid, model, created, {"role": "assistant", "content": ""})
@@ -213,7 +213,7 @@ async def stream_completion(gen, first, gate, model: str, question: str) -> Guar
                         yield chunk(cid, model, created, {"content": extra})
                     yield chunk(cid, model, created, {}, "stop", citations=answer["citations"])
                     break
-                ev = await anyio.to_thread.run_sync(_next, gen)
+                ev = await next_in_thread(gen, _next)
             yield "data: [DONE]\n\n"
         except Exception as exc:  # after the 200 went out: an error object in the stream
             yield "data: " + json.dumps(translate(exc).body(), ensure_ascii=False) + "\n\n"
@@ -268,8 +268,8 @@ async def chat_completions(request: Request):
     except Exception as exc:
         return translate(exc).response()
 
+    llm = pipeline.llm = CancellableLLM(pipeline.llm) if pipeline.llm is not None else None
     if not req.stream:
-        llm = pipeline.llm = CancellableLLM(pipeline.llm) if pipeline.llm is not None else None
         try:
             answer = await run_until_disconnected(request, lambda: pipeline.ask(question, **kwargs),
                                                   on_disconnect=llm.cancel if llm else (lambda: None))
@@ -288,4 +288,4 @@ async def chat_completions(request: Request):
     except BaseException:
         gate.release()
         raise
-    return await stream_completion(gen, first, gate, req.model, question)
+    return await stream_completion(gen, first, gate, req.model, question, cancel=llm.cancel if llm else None)
