@@ -228,8 +228,9 @@ async def stream_completion(gen, first, gate, model: str, question: str, cancel=
 
 @router.get("/models")
 async def list_models() -> dict[str, Any]:
-    """The archive as models: ``rag`` answers with Ollama when it is up (else extractively),
-    ``rag-ollama`` always with Ollama, ``rag-extractive`` never with an LLM."""
+    """The archive as models: ``rag`` answers with the configured LLM when it is up (else extractively),
+    ``rag-ollama`` / ``rag-openai`` always with that backend (RAG_GENERATOR), ``rag-extractive`` never
+    with an LLM."""
     return {"object": "list", "data": [{"id": m, "object": "model", "created": CREATED, "owned_by": OWNER}
                                        for m in MODELS]}
 

@@ -305,6 +305,9 @@ class OpenAILLM:
             if exc.status_code in (401, 403):
                 return LLMError(f"{where} refused the request (HTTP {exc.status_code}): {message}; "
                                 "check RAG_OPENAI_API_KEY.")
+            if exc.status_code == 400 and "context" in message.lower():
+                return LLMError(f"{where} refused the prompt (HTTP 400): {message}; RAG_NUM_CTX ({self.num_ctx}) must "
+                                "not exceed the context the server gives one request (llama-server: -c divided by -np).")
             return LLMError(f"{where} answered with an error (HTTP {exc.status_code}): {message}")
         if isinstance(exc, openai.APIError) and not isinstance(exc, openai.APIConnectionError):
             # an error object inside a 200 stream, or a body that does not fit the schema
