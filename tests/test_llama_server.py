@@ -150,4 +150,4 @@ def test_the_pipeline_answers_through_it_with_checked_citations(llama_server, ru
     assert answer.generator == "openai" and answer.answer.strip()
     numbers = [c.n for c in answer.citations]
     assert numbers == list(range(1, len(numbers) + 1))  # checked and renumbered: only real passages remain
-    assert all(c.doc_id in {h.doc_id for h in answer.sources} for c in answer.citations)
+    assert all(c.doc_id in {h.chunk.doc_id for h in answer.sources} for c in answer.citations)
