@@ -27,25 +27,38 @@ class ClientLeft(LLMError):
 
 
 class CancellableLLM:
-    """The request's view of the LLM adapter: ``cancel()`` (from the event loop) makes every stream
-    it handed out stop at its next piece, closing the stream (and so the connection to Ollama);
-    a stream asked for after ``cancel()`` never starts."""
+    """The request's view of the LLM adapter: ``cancel()`` (from the event loop, any time) closes every
+    stream it handed out -- a ``ChatStream`` cuts its connection at once, also while a worker thread
+    waits in it for the LLM's next byte, so the LLM server sees the client leave -- and the worker's
+    iteration ends with ``ClientLeft``; a stream asked for after ``cancel()`` never starts."""
 
     def __init__(self, llm: Any) -> None:
         self._llm = llm
         self._cancelled = threading.Event()
+        self._lock = threading.Lock()
+        self._open: list[Any] = []
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._llm, name)
 
     def cancel(self) -> None:
-        self._cancelled.set()
+        with self._lock:
+            self._cancelled.set()
+            streams, self._open = self._open, []
+        for stream in streams:
+            try:
+                stream.close()  # thread-safe for ChatStream (it cuts the socket of a running next())
+            except Exception as e:  # a plain generator busy in another thread: it stops at its next piece
+                log.debug("cancelling an LLM stream: %s", e)
 
     def stream_chat(self, messages: list[dict], **kw) -> Iterator[str]:
         if self._cancelled.is_set():
             raise ClientLeft("the client closed the connection")
         inner = self._llm.stream_chat(messages, **kw)
         cancelled = self._cancelled
+        with self._lock:
+            if hasattr(inner, "close"):
+                self._open.append(inner)
 
         def pieces() -> Iterator[str]:
             try:
@@ -53,7 +66,12 @@ class CancellableLLM:
                     if cancelled.is_set():
                         raise ClientLeft("the client closed the connection")
                     yield piece
+                if cancelled.is_set():  # the stream ended because cancel() closed it
+                    raise ClientLeft("the client closed the connection")
             finally:
+                with self._lock:
+                    if inner in self._open:
+                        self._open.remove(inner)
                 close = getattr(inner, "close", None)
                 if close is not None:
                     close()
@@ -104,6 +122,11 @@ def next_event(it: Iterator) -> Any:
         return _DONE
 
 
+async def next_in_thread(gen: Iterator, step: Callable[[Iterator], Any] = next_event) -> Any:
+    """``step(gen)`` in a worker thread; a cancelled request (client gone) stops waiting for it at once."""
+    return await anyio.to_thread.run_sync(step, gen, abandon_on_cancel=True)
+
+
 def sse(event: str, data: Any) -> str:
     return f"event: {event}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
 
@@ -133,9 +156,11 @@ class GuardedStream(StreamingResponse):
             await self._on_close()
 
 
-def closer(gen: Iterator, release: Callable[[], None]) -> Callable[[], Awaitable[None]]:
-    """An idempotent async ``close()``: closes the pipeline's generator (which closes the LLM stream)
-    in a worker thread, then calls ``release`` (the LLM slot), whatever happened before."""
+def closer(gen: Iterator, release: Callable[[], None],
+           cancel: Callable[[], None] | None = None) -> Callable[[], Awaitable[None]]:
+    """An idempotent async ``close()``: ``cancel()`` (the request's ``CancellableLLM``: cuts the LLM
+    connection, also under a worker thread still waiting in the pipeline), closes the pipeline's
+    generator in a worker thread, then calls ``release`` (the LLM slot), whatever happened before."""
     closed = False
 
     async def close() -> None:
@@ -143,21 +168,26 @@ def closer(gen: Iterator, release: Callable[[], None]) -> Callable[[], Awaitable
         if not closed:
             closed = True
             try:
+                if cancel is not None:
+                    cancel()
                 with anyio.CancelScope(shield=True):  # also when the client went away (cancelled)
                     await anyio.to_thread.run_sync(gen.close)
-            except Exception as e:  # closing a broken stream
-                log.debug("closing the answer stream: %s", e)
+            except Exception as e:  # closing a broken stream; or still running in an abandoned thread,
+                log.debug("closing the answer stream: %s", e)  # which ends on its own now the LLM is cut
             finally:
                 release()
 
     return close
 
 
-def stream_answer(gen: Iterator, first: Any, release: Callable[[], None]) -> GuardedStream:
+def stream_answer(gen: Iterator, first: Any, release: Callable[[], None],
+                  cancel: Callable[[], None] | None = None) -> GuardedStream:
     """Forward the pipeline's events (``first`` already fetched) as SSE. The generator is advanced
-    in worker threads, one ``next()`` at a time; it is closed (which closes the LLM stream) and
-    ``release`` called when the response ends for any reason."""
-    close = closer(gen, release)
+    in worker threads, one ``next()`` at a time; when the response ends for any reason the LLM call is
+    cancelled (``cancel``), the generator closed and ``release`` called. A client that leaves while a
+    worker thread waits for the LLM is noticed at once (Starlette cancels the response): the wait is
+    abandoned, so the slot is freed without waiting for the LLM's next byte."""
+    close = closer(gen, release, cancel)
 
     async def events() -> AsyncIterator[str]:
         ev = first
@@ -167,7 +197,7 @@ def stream_answer(gen: Iterator, first: Any, release: Callable[[], None]) -> Gua
                 yield sse(name, data)
                 if name == "done":
                     break
-                ev = await anyio.to_thread.run_sync(next_event, gen)
+                ev = await next_in_thread(gen)
         except Exception as exc:  # after the 200 went out, errors travel as an event
             status = status_for(exc)
             if status >= 500 and not isinstance(exc, RagError):

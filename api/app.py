@@ -53,7 +53,8 @@ log = logging.getLogger(__name__)
 
 def create_app(settings: Settings, runtime: Runtime | None = None, llm: Any = None) -> FastAPI:
     """The API and chat page. Without ``runtime`` the embedding model and the index are loaded
-    (and built when missing) at start-up; without ``llm`` an ``OllamaLLM`` is made from settings."""
+    (and built when missing) at start-up; without ``llm`` the configured backend's adapter is made from settings
+    (``rag.llms.registry``)."""
     state = AppState(settings=settings, runtime=runtime, llm=llm,
                      gate=LLMGate(settings.max_concurrent_llm, settings.max_queued),
                      searches=SearchLimiter(settings.max_concurrent_search, settings.search_threads))
@@ -63,9 +64,10 @@ def create_app(settings: Settings, runtime: Runtime | None = None, llm: Any = No
         state.reindex_lock = asyncio.Lock()
         _stop_builds_on_exit(state)
         if state.llm is None:
-            from rag.llms.ollama import OllamaLLM
+            from rag.llms.registry import make_llm
 
-            state.llm = OllamaLLM.from_settings(settings)
+            # (also for RAG_GENERATOR=extractive: a request may still ask for the LLM, /health shows it)
+            state.llm = make_llm(settings, "auto" if settings.generator == "extractive" else None)
             state.owns_llm = True
         state.status = StatusProbe(state.llm, timeout=settings.llm_probe_timeout)
         state.status.kick()

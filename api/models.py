@@ -51,7 +51,7 @@ class CitationOut(BaseModel):
 class AnswerOut(BaseModel):
     answer: str = Field(description="the checked answer text, with [n] citations")
     abstained: bool
-    generator: str = Field(description="ollama | extractive: who answered")
+    generator: str = Field(description="ollama | openai | extractive: who answered")
     citations: list[CitationOut]
     sources: list[HitOut]
     timings: dict[str, float]
@@ -72,6 +72,7 @@ class OllamaOut(BaseModel):
     model_available: bool
     detail: str
     host: str
+    backend: str = Field("ollama", description="ollama | openai: the LLM backend (RAG_GENERATOR, rag.llms.registry)")
 
 
 class IndexOut(BaseModel):

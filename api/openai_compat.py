@@ -35,7 +35,7 @@ from rag.contract import MAX_HISTORY_TURNS, MAX_K, AskRequest, check_length, par
 from rag.errors import RagError
 from rag.text import detect_language
 
-from .answering import _DONE, CancellableLLM, GuardedStream, closer, run_until_disconnected
+from .answering import _DONE, CancellableLLM, GuardedStream, closer, next_in_thread, run_until_disconnected
 from .answering import next_event as _next
 from .errors import RETRY_AFTER, ServerBusy, error_body, status_for
 from .gates import NO_GATE
@@ -61,7 +61,7 @@ router = APIRouter(prefix="/v1", tags=["openai"], responses={
         502: "the language model's answer broke off", 503: "busy, index missing or the language model unavailable",
         504: "the language model did not answer in time"}.items()})
 
-MODELS = {"rag": "auto", "rag-ollama": "ollama", "rag-extractive": "extractive"}
+MODELS = {"rag": "auto", "rag-ollama": "ollama", "rag-openai": "openai", "rag-extractive": "extractive"}
 OWNER = "nk-rag"
 CREATED = 1_700_000_000  # a fixed "created" for the model list
 
@@ -189,11 +189,11 @@ def _tail(streamed: str, final: str) -> str:
     return "\n\n---\n" + f
 
 
-async def stream_completion(gen, first, gate, model: str, question: str) -> GuardedStream:
-    """The pipeline's events as OpenAI chunks; the generator is closed and the slot released
-    however the response ends (like ``/api/ask``'s stream)."""
+async def stream_completion(gen, first, gate, model: str, question: str, cancel=None) -> GuardedStream:
+    """The pipeline's events as OpenAI chunks; the LLM call is cancelled, the generator closed and the
+    slot released however the response ends (like ``/api/ask``'s stream)."""
     cid, created = completion_id(), int(time.time())
-    close = closer(gen, gate.release)
+    close = closer(gen, gate.release, cancel)
 
     async def events() -> AsyncIterator[str]:
         yield chunk(cid, model, created, {"role": "assistant", "content": ""})
@@ -213,7 +213,7 @@ async def stream_completion(gen, first, gate, model: str, question: str) -> Guar
                         yield chunk(cid, model, created, {"content": extra})
                     yield chunk(cid, model, created, {}, "stop", citations=answer["citations"])
                     break
-                ev = await anyio.to_thread.run_sync(_next, gen)
+                ev = await next_in_thread(gen, _next)
             yield "data: [DONE]\n\n"
         except Exception as exc:  # after the 200 went out: an error object in the stream
             yield "data: " + json.dumps(translate(exc).body(), ensure_ascii=False) + "\n\n"
@@ -228,8 +228,9 @@ async def stream_completion(gen, first, gate, model: str, question: str) -> Guar
 
 @router.get("/models")
 async def list_models() -> dict[str, Any]:
-    """The archive as models: ``rag`` answers with Ollama when it is up (else extractively),
-    ``rag-ollama`` always with Ollama, ``rag-extractive`` never with an LLM."""
+    """The archive as models: ``rag`` answers with the configured LLM when it is up (else extractively),
+    ``rag-ollama`` / ``rag-openai`` always with that backend (RAG_GENERATOR), ``rag-extractive`` never
+    with an LLM."""
     return {"object": "list", "data": [{"id": m, "object": "model", "created": CREATED, "owned_by": OWNER}
                                        for m in MODELS]}
 
@@ -269,8 +270,8 @@ async def chat_completions(request: Request):
     except Exception as exc:
         return translate(exc).response()
 
+    llm = pipeline.llm = CancellableLLM(pipeline.llm) if pipeline.llm is not None else None
     if not req.stream:
-        llm = pipeline.llm = CancellableLLM(pipeline.llm) if pipeline.llm is not None else None
         try:
             answer = await run_until_disconnected(request, lambda: pipeline.ask(question, **kwargs),
                                                   on_disconnect=llm.cancel if llm else (lambda: None))
@@ -289,4 +290,4 @@ async def chat_completions(request: Request):
     except BaseException:
         gate.release()
         raise
-    return await stream_completion(gen, first, gate, req.model, question)
+    return await stream_completion(gen, first, gate, req.model, question, cancel=llm.cancel if llm else None)

@@ -79,13 +79,19 @@ class Settings(BaseSettings):
         "http://127.0.0.1:11434",
         validation_alias=AliasChoices("OLLAMA_HOST", "RAG_OLLAMA_HOST"),
     )
+    openai_base_url: str | None = Field(None, description="an OpenAI-compatible server, e.g. http://127.0.0.1:8080/v1 "
+                                                          "(llama-server, vLLM); used by generator openai (and auto, when set)")
+    openai_api_key: str | None = Field(None, description="its API key, when it wants one")
     llm_model: str = "qwen2.5:7b-instruct"
     llm_timeout: float = Field(120.0, description="seconds for one LLM request (connect + generation)")
     llm_probe_timeout: float = Field(2.0, description="seconds to wait when checking whether Ollama answers")
-    num_ctx: int = 8192
+    num_ctx: int = Field(8192, description="the LLM's context window for the prompt budget (OpenAI servers do not report it)")
     max_answer_tokens: int = 512
     keep_alive: str = "10m"
     temperature: float = 0.1
+    think: Literal["false", "true", "low", "medium", "high"] = Field(
+        "false", description="thinking models: false (answers and rewrites without a trace), true or a level; "
+                             "sent where the model supports it, the trace is never part of the answer")
     abstain_threshold: float | None = Field(None, description="override the calibrated abstention threshold")
 
     # --- API

@@ -15,9 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from rag.errors import InvalidQuery
 
 Mode = Literal["bm25", "dense", "hybrid"]
-GeneratorName = Literal["auto", "ollama", "extractive"]
+GeneratorName = Literal["auto", "ollama", "openai", "extractive"]
 MODES: tuple[str, ...] = ("bm25", "dense", "hybrid")
-GENERATORS: tuple[str, ...] = ("auto", "ollama", "extractive")
+GENERATORS: tuple[str, ...] = ("auto", "ollama", "openai", "extractive")
+LLM_GENERATORS: tuple[str, ...] = ("ollama", "openai")  # name a backend (rag.llms.registry): always the LLM
 
 MIN_K, MAX_K = 1, 50
 DEFAULT_K = 5
@@ -110,7 +111,7 @@ class AskRequest(_Retrieval):
     """A question (``POST /api/ask``, ``rag ask``, ``Pipeline.ask``)."""
 
     question: str = Field(description="the question, at most RAG_MAX_QUESTION_CHARS characters")
-    generator: GeneratorName | None = Field(None, description="auto | ollama | extractive (default RAG_GENERATOR, auto)")
+    generator: GeneratorName | None = Field(None, description="auto | ollama | openai | extractive (default RAG_GENERATOR, auto)")
     history: list[Turn] = Field(default_factory=list, max_length=MAX_HISTORY_TURNS,
                                 description="earlier turns of the conversation, oldest first")
     stream: bool | None = Field(None, description="reply with Server-Sent Events (sources, token..., done | error); "

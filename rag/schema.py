@@ -87,7 +87,7 @@ class Answer:
     question: str
     answer: str
     abstained: bool
-    generator: str  # "ollama" | "extractive"
+    generator: str  # "ollama" | "openai" | "extractive"
     citations: list[Citation] = field(default_factory=list)
     sources: list[Hit] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)  # retrieval_ms, generation_ms

@@ -45,6 +45,33 @@ def dead_ollama_url() -> str:
 
 
 # =====================================================================
+# LLM / fake OpenAI-compatible server (tests/fake_openai.py) -- issue 23
+# =====================================================================
+from tests.fake_openai import FakeOpenAI
+
+
+@pytest.fixture(scope="session")
+def _fake_openai_server() -> Iterator[FakeOpenAI]:
+    server = FakeOpenAI().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def fake_openai(_fake_openai_server: FakeOpenAI) -> Iterator[FakeOpenAI]:
+    """The session's fake OpenAI-compatible server (``.base_url`` ends in /v1), reset for this test;
+    scripted like ``fake_ollama``."""
+    server = _fake_openai_server
+    server.reset()
+    server.start()
+    yield server
+    server.reset()
+
+
+# ===================================================================== end fake OpenAI
+
+
+# =====================================================================
 # Retrieval core: the real offline embedding model and an index of the shipped articles
 # =====================================================================
 import os

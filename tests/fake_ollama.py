@@ -44,6 +44,10 @@ Scripting (all plain attributes, restored by :meth:`FakeOllama.reset`):
   ``"slow"`` and ``"stall"`` watch the connection while they wait: a client that
   leaves is noticed at once (see ``disconnects``).
 
+* ``thinking``: a thinking trace (``str`` or ``list[str]`` of pieces), sent as ``message.thinking``
+  pieces before the answer whenever the request's ``think`` is not ``false`` (as a thinking model
+  does); ``capabilities``: ``/api/show``'s list (add ``"thinking"`` for a thinking model). A reply
+  may also carry ``<think>...</think>`` in its content, as older servers send it.
 * ``models``: installed model names (default ``["qwen2.5:7b-instruct"]``);
   ``"x"`` and ``"x:latest"`` are the same model.
 * ``context_length``: reported in ``/api/show``'s ``model_info``.
@@ -147,6 +151,9 @@ class _Server(ThreadingHTTPServer):
 class FakeOllama:
     """The fake server. ``start()`` it (or use it as a context manager)."""
 
+    chat_path = "/api/chat"  # (tests/fake_openai.py reuses this class with another handler)
+    name = "fake-ollama"
+
     def __init__(self, models: list[str] | None = None, *, host: str = "127.0.0.1", port: int = 0):
         self._default_models = list(models) if models is not None else [DEFAULT_MODEL]
         self.host = host
@@ -175,6 +182,8 @@ class FakeOllama:
         self.break_after: int = 2
         self.error_message: str = "llama runner process has terminated: exit status 2"
         self.piece_delay: float = 0.0  # seconds between stream pieces
+        self.thinking: str | list | None = None
+        self.capabilities: list[str] = ["completion", "tools"]
         with self._lock:
             self.requests = []
             self.disconnects = []
@@ -196,7 +205,7 @@ class FakeOllama:
         if self._server is not None:
             return self
         self._release = threading.Event()
-        handler = type("_BoundHandler", (_Handler,), {"fake": self})
+        handler = type("_BoundHandler", (self._handler_class(),), {"fake": self})
         try:
             server = _Server((self.host, self.port), handler)
         except OSError:
@@ -206,10 +215,13 @@ class FakeOllama:
         self._server = server
         self.port = server.server_address[1]
         self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"fake-ollama:{self.port}", daemon=True
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name=f"{self.name}:{self.port}", daemon=True
         )
         self._thread.start()
         return self
+
+    def _handler_class(self) -> type:
+        return _Handler
 
     def stop(self) -> None:
         """Stop listening: new connections are refused. ``start()`` again reuses the port."""
@@ -255,13 +267,13 @@ class FakeOllama:
     def chat_requests(self) -> list[dict]:
         """Decoded bodies of all ``/api/chat`` requests, oldest first."""
         with self._lock:
-            return [r.body for r in self.requests if r.path == "/api/chat"]
+            return [r.body for r in self.requests if r.path == self.chat_path]
 
     @property
     def last_chat(self) -> dict:
         chats = self.chat_requests
         if not chats:
-            raise AssertionError("the fake Ollama server received no /api/chat request")
+            raise AssertionError(f"the {self.name} server received no {self.chat_path} request")
         return chats[-1]
 
     # ---------------------------------------------------------------- behaviour
@@ -364,7 +376,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Send nothing more: the client gives up (recorded as a disconnect), or the connection drops."""
         if not self._wait(fake.slow_seconds):
             self.close_connection = True
-            return fake._record_disconnect("/api/chat")
+            return fake._record_disconnect(fake.chat_path)
         return self._drop_connection()
 
     def _drop_connection(self) -> None:
@@ -476,7 +488,7 @@ class _Handler(BaseHTTPRequestHandler):
                     f"{fam}.embedding_length": 3584,
                     f"{fam}.block_count": 28,
                 },
-                "capabilities": ["completion", "tools"],
+                "capabilities": list(self.fake.capabilities),
                 "modified_at": "2025-01-15T10:20:30.123456+01:00",
             },
         )
@@ -490,6 +502,8 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(404, f'model "{model}" not found, try pulling it first')
 
         pieces = fake.pieces_for(body)
+        trace = fake.thinking if body.get("think") is not False else None
+        trace = (split_pieces(trace) if isinstance(trace, str) else [str(p) for p in trace]) if trace else []
         done_reason = "stop"
         num_predict = (body.get("options") or {}).get("num_predict")
         if isinstance(num_predict, int) and num_predict > 0 and len(pieces) > num_predict:
@@ -516,6 +530,8 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(200, GARBAGE, "application/json; charset=utf-8")
             content = "".join(pieces)
             msg = {**final, "message": {"role": "assistant", "content": content}}
+            if trace:
+                msg["message"]["thinking"] = "".join(trace)
             data = json.dumps(msg).encode()
             if mode in ("break_stream", "stream_error"):
                 # headers promise the full body, then the connection drops half-way
@@ -531,6 +547,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Type", "application/x-ndjson")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
+        for piece in trace:
+            line = {"model": model, "created_at": _now(),
+                    "message": {"role": "assistant", "content": "", "thinking": piece}, "done": False}
+            self._chunk(json.dumps(line).encode() + b"\n")
+            if fake.piece_delay:
+                time.sleep(fake.piece_delay)
         for i, piece in enumerate(pieces):
             if mode in ("break_stream", "stream_error", "stream_garbage", "stall") and i >= fake.break_after:
                 break

@@ -334,7 +334,7 @@ def test_stall_mid_answer_says_what_arrived(fake_ollama, llm):
             got.append(piece)
     assert got == ["een", " twee", " drie"]
     message = str(info.value)
-    assert f"stopped after 3 pieces (13 characters) of the answer and sent nothing more for {TIMEOUT:g} s" in message
+    assert "stopped after 3 pieces (13 characters) of the answer and sent nothing more for" in message
     assert "did not answer" not in message and "Loading a model" not in message
 
 
@@ -417,12 +417,14 @@ def test_close_from_another_thread_ends_a_blocked_next(fake_ollama, mode, arrive
         thread = threading.Thread(target=worker, daemon=True)
         thread.start()
         _wait_until(lambda: fake_ollama.chat_requests and stream.progress.pieces == len(arrived), "the request")
-        assert fake_ollama.disconnects == []
+        # (a slow server also keeps the capabilities look-up (/api/show) waiting past the probe timeout)
+        assert "/api/chat" not in fake_ollama.disconnects
         stream.close()
         thread.join(10)
         assert not thread.is_alive(), "next() was still blocked after close()"
         assert outcome == {"pieces": arrived}
-        assert fake_ollama.wait_for_disconnects(1) and fake_ollama.disconnects == ["/api/chat"]
+        _wait_until(lambda: "/api/chat" in fake_ollama.disconnects, "Ollama to see the client leave")
+        assert fake_ollama.disconnects.count("/api/chat") == 1
         assert stream.closed
 
 

@@ -34,7 +34,7 @@ def client(server) -> openai.OpenAI:
 
 def test_models_are_listed(client):
     ids = [m.id for m in client.models.list()]
-    assert ids == ["rag", "rag-ollama", "rag-extractive"]
+    assert ids == ["rag", "rag-ollama", "rag-openai", "rag-extractive"]
     assert client.models.retrieve("rag-extractive").id == "rag-extractive"
 
 

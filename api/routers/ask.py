@@ -43,10 +43,10 @@ async def ask(body: AskRequest, request: Request, st: StateDep, pipeline: Pipeli
     gate = st.gate if choice.use_llm else NO_GATE  # extractive answers are cheap: no slot
     await gate.acquire()
     pinned = pipeline.with_choice(choice)
-    if not streaming:  # the SSE response closes the pipeline's stream itself when the client leaves
-        llm = pinned.llm = CancellableLLM(pipeline.llm) if pipeline.llm is not None else None
+    llm = pinned.llm = CancellableLLM(pipeline.llm) if pipeline.llm is not None else None
+    stop = llm.cancel if llm else (lambda: None)
+    if not streaming:  # (the SSE response cancels the LLM itself when the client leaves)
         work = lambda: pinned.ask(req.question, **kwargs)  # noqa: E731
-        stop = llm.cancel if llm else (lambda: None)
         try:
             if choice.use_llm:  # mostly waiting for Ollama, behind the LLM gate
                 answer = await run_until_disconnected(request, work, on_disconnect=stop)
@@ -65,4 +65,4 @@ async def ask(body: AskRequest, request: Request, st: StateDep, pipeline: Pipeli
     except BaseException:
         gate.release()
         raise
-    return stream_answer(gen, first, gate.release)
+    return stream_answer(gen, first, gate.release, cancel=stop)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from rag.errors import StoreUnavailable
+from rag.llms.registry import backend_name, server_url
 
 from ..deps import AppState
 from ..models import HealthOut
@@ -19,6 +20,7 @@ async def health(request: Request) -> dict:
     settings, rt = st.settings, st.runtime
     status = await st.status.get() if st.status is not None else None
     ollama_ok = bool(status and status.reachable and status.model_available)
+    backend = getattr(st.llm, "name", None) or backend_name(settings)
     embedder = rt.embedder if rt else None
     counts = await st.health_threads.run(_store_counts, rt.store) if rt else {}
     if counts.get("index") is not None and st.live is not None:
@@ -32,14 +34,15 @@ async def health(request: Request) -> dict:
         "embedding_fallback": embedder.fallback_reason if embedder else None,
         "embedding_backend": getattr(embedder, "backend", None) if embedder else None,
         "embedding_source": getattr(embedder, "source", None) if embedder else None,
-        "generator": "ollama" if ollama_ok else "extractive",
+        "generator": backend if ollama_ok else "extractive",
         "configured_generator": settings.generator,
-        "ollama": {
+        "ollama": {  # (the configured LLM, whichever its backend: the name stays for existing clients)
             "reachable": bool(status and status.reachable),
             "model": status.model if status else settings.llm_model,
             "model_available": bool(status and status.model_available),
             "detail": status.detail if status else "no LLM configured",
-            "host": settings.ollama_host,
+            "host": getattr(st.llm, "host", None) or server_url(settings, backend),
+            "backend": backend,
         },
         "index": counts.get("index"),
         "store": counts.get("store"),

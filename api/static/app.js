@@ -71,6 +71,10 @@
     return name;
   }
 
+  function backendName(generator) {
+    return generator === "openai" ? "OpenAI-compatibele server" : generator === "ollama" ? "Ollama" : generator;
+  }
+
   function renderHealth(h) {
     clear(ui.status);
     if (!h) {
@@ -83,8 +87,8 @@
       ui.statusToggle.classList.add("bad");
       return;
     }
-    if (h.generator === "ollama") {
-      ui.status.appendChild(el("span", "badge good", t("status.ollama", { model: h.ollama.model })));
+    if (h.generator && h.generator !== "extractive") {
+      ui.status.appendChild(el("span", "badge good", t("status.ollama", { model: backendName(h.generator) + " · " + h.ollama.model })));
       ui.statusToggle.classList.add("good");
     } else {
       // one short note instead of a warning under every answer
@@ -298,8 +302,8 @@
     renderSources(view, support === "abstained" ? [] : answer.sources);
 
     clear(view.meta);
-    const gen = t(answer.generator === "ollama" ? "gen.ollama" : "gen.extractive", null, view.lang);
-    view.meta.appendChild(el("span", "badge " + (answer.generator === "ollama" ? "good" : "warn"), gen));
+    const gen = t(answer.generator && answer.generator !== "extractive" ? "gen.ollama" : "gen.extractive", null, view.lang);
+    view.meta.appendChild(el("span", "badge " + (answer.generator && answer.generator !== "extractive" ? "good" : "warn"), gen));
     if (answer.standalone_question && answer.standalone_question !== answer.question) {
       view.meta.appendChild(el("span", "badge subtle", t("searchedAs", { q: answer.standalone_question }, view.lang)));
     }

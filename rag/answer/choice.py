@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from rag.contract import LLM_GENERATORS
 from rag.errors import LLMUnavailable
 
 
@@ -21,13 +22,17 @@ class Choice:
 
 
 def choose_generator(llm: Any, generator: str) -> Choice:
-    """``extractive``: no LLM. ``ollama``: the LLM (LLMUnavailable when none is configured).
-    ``auto``: the LLM when its status says it answers and has the model."""
+    """``extractive``: no LLM. ``ollama`` / ``openai``: that LLM backend (LLMUnavailable when none, or
+    another, is configured). ``auto``: the LLM when its status says it answers and has the model."""
     if generator == "extractive":
         return Choice(False)
-    if generator == "ollama":
+    if generator in LLM_GENERATORS:
         if llm is None:
-            raise LLMUnavailable("no language model is configured (generator 'ollama')")
+            raise LLMUnavailable(f"no language model is configured (generator '{generator}')")
+        name = getattr(llm, "name", generator)
+        if name != generator:
+            raise LLMUnavailable(f"generator '{generator}' was asked for, but the configured language model is "
+                                 f"'{name}' (set RAG_GENERATOR={generator})")
         return Choice(True)
     if llm is None:
         return Choice(False, "no language model is configured")

@@ -8,7 +8,7 @@ tokens: clients should show it in place of the streamed text.
 
 Generators:
 
-* ``"ollama"``: the LLM answers from the numbered passages (``rag.answer.prompt``); its citations are
+* ``"ollama"`` / ``"openai"`` (the LLM backend, ``rag.llms.registry``): the LLM answers from the numbered passages (``rag.answer.prompt``); its citations are
   checked (``rag.answer.check``). LLM errors are raised (``LLMUnavailable``, ``LLMModelNotFound``
   with the ``ollama pull`` to run, ``LLMTimeout``, ``LLMStreamBroken``, ``LLMError``).
 * ``"extractive"``: the best-matching sentences of the passages, quoted and cited
@@ -58,7 +58,7 @@ from typing import Any, Iterator, Literal
 from rag.answer.choice import Choice, choose_generator
 from rag.answer.check import SupportScorer, check_citations, find_citations, renumber
 from rag.config import Settings
-from rag.contract import K_MESSAGE, AskRequest, check_length, parse
+from rag.contract import K_MESSAGE, LLM_GENERATORS, AskRequest, check_length, parse
 from rag.answer.decide import Decider, Decision
 from rag.errors import ConfigError, InvalidQuery, LLMError
 from rag.answer.extractive import Extract, ExtractiveAnswerer, ScoredSentence
@@ -67,6 +67,7 @@ from rag.answer.prompt import Prompt, PromptTooLong, build_prompt, no_answer_tex
 from rag.retrieve.retriever import Retriever
 from rag.schema import Answer, Citation, Hit
 from rag.text import BM25Analyzer, detect_language
+from rag.llms.thinking import strip_thinking
 
 log = logging.getLogger(__name__)
 
@@ -238,7 +239,7 @@ class Pipeline:
     def _abstain(self, turn: Turn) -> Iterator[StreamEvent]:
         text = no_answer_text(turn.lang)
         yield StreamEvent("token", text)
-        yield self._done(turn, text, "ollama" if turn.use_llm else "extractive", [], support="abstained",
+        yield self._done(turn, text, self._llm_name() if turn.use_llm else "extractive", [], support="abstained",
                          reason="retrieval")
 
     def _extractive(self, turn: Turn) -> Iterator[StreamEvent]:
@@ -257,7 +258,7 @@ class Pipeline:
             prompt = build_prompt(turn.rewrite.standalone, turn.hits, num_ctx=self.settings.num_ctx,
                                   max_answer_tokens=self.settings.max_answer_tokens, language=turn.lang)
         except PromptTooLong as e:
-            if turn.generator == "ollama":
+            if turn.generator in LLM_GENERATORS:
                 raise ConfigError(str(e)) from e
             turn.warnings.append(f"answered extractively: {e}")
             yield from self._extractive(turn)
@@ -269,7 +270,7 @@ class Pipeline:
                 pieces.append(piece)
                 if turn.streaming:
                     yield StreamEvent("token", piece)
-            text = "".join(pieces).strip()
+            text = strip_thinking("".join(pieces)).strip()  # (a lone </think> the template opened in the prompt)
             if not text:
                 raise LLMError(f"the model {getattr(self.llm, 'model', '')} returned an empty answer")
         except LLMError as e:
@@ -298,24 +299,28 @@ class Pipeline:
         passages = prompt.passages
         model_cited = bool([n for _, _, ns in find_citations(text) for n in ns if 1 <= n <= len(passages)])
         if says_cannot_answer(text, cited=model_cited):
-            yield self._done(turn, text, "ollama", [], support="abstained", reason="model")
+            yield self._done(turn, text, self._llm_name(), [], support="abstained", reason="model")
             return
         checked = check_citations(text, passages, self.scorer)
         turn.warnings.extend(checked.warnings)
         answer_text, support = checked.text, "answered"
         if not checked.citations:
             answer_text, support = f"{lead(UNCITED_LEAD, turn.lang)}\n\n{checked.text}", "uncertain"
-        done = self._done(turn, answer_text, "ollama", checked.citations, support=support)
+        done = self._done(turn, answer_text, self._llm_name(), checked.citations, support=support)
         if not turn.streaming:
             yield StreamEvent("token", done.data.answer)
         yield done
 
     def _fall_back(self, turn: Turn, error: LLMError) -> None:
         """An LLM error: raised when the LLM was asked for, else the rest is answered extractively."""
-        if turn.generator == "ollama":
+        if turn.generator in LLM_GENERATORS:
             raise error
         turn.use_llm = False
         turn.warnings.append(f"answered extractively: {error}")
+
+    def _llm_name(self) -> str:
+        """Which backend answered (``Answer.generator``): ``ollama`` or ``openai``."""
+        return getattr(self.llm, "name", None) or "ollama"
 
     def _finish_broken(self, turn: Turn, partial: str, passages: list[Hit]) -> Iterator[StreamEvent]:
         """Tokens were sent, then the LLM stream broke: append the extractive answer."""

@@ -53,8 +53,13 @@ def info_report(settings: Settings) -> dict:
 
 
 def _llm_info(settings: Settings) -> dict | None:
-    from rag.llms.ollama import OllamaLLM
+    from rag.llms.registry import backend_name, make_llm, server_url
 
-    st = OllamaLLM.from_settings(settings).status()
-    return {"host": settings.ollama_host, "model": settings.llm_model, "reachable": st.reachable,
-            "model_available": st.model_available, "detail": st.detail}
+    name = backend_name(settings)
+    llm = make_llm(settings, name)
+    try:
+        st = llm.status()
+    finally:
+        llm.close()
+    return {"backend": name, "host": server_url(settings, name), "model": settings.llm_model,
+            "reachable": st.reachable, "model_available": st.model_available, "detail": st.detail}

@@ -115,7 +115,7 @@ def info(data: DataOpt = None, index: IndexOpt = None, embed_model: ModelOpt = N
 
 
 # ----------------------------------------------------------------------------- ask (issue #3)
-GeneratorOpt = Annotated[Optional[str], typer.Option("--generator", help="auto | ollama | extractive (RAG_GENERATOR)")]
+GeneratorOpt = Annotated[Optional[str], typer.Option("--generator", help="auto | ollama | openai | extractive (RAG_GENERATOR)")]
 
 
 @app.command()
@@ -135,10 +135,11 @@ def ask(
     k, mode, generator = req.k, req.mode, req.generator
     llm = None
     if generator != "extractive":
-        from rag.llms.ollama import OllamaLLM
+        from rag.contract import LLM_GENERATORS
+        from rag.llms.registry import make_llm
 
-        llm = OllamaLLM.from_settings(settings)
-        if generator == "ollama":  # fail before loading the embedding model and the index
+        llm = make_llm(settings, generator)
+        if generator in LLM_GENERATORS:  # fail before loading the embedding model and the index
             from rag.errors import LLMModelNotFound, LLMUnavailable
 
             st = llm.status()
@@ -240,6 +241,8 @@ def eval_cmd(
     generator: GeneratorOpt = None,
     compare: Annotated[bool, typer.Option("--compare", help="retrieval metrics for bm25, dense and hybrid side by side")] = False,
     judge: Annotated[bool, typer.Option("--judge", help="also let the LLM score faithfulness to the cited passages")] = False,
+    judge_model: Annotated[Optional[str], typer.Option("--judge-model", help="the model that judges (same backend; "
+                                                                        "default RAG_LLM_MODEL)")] = None,
     retrieval_only: Annotated[bool, typer.Option("--retrieval-only", help="skip the answers (fast)")] = False,
     out_file: Annotated[Optional[Path], typer.Option("--out", help="write the JSON report here")] = None,
     html_file: Annotated[Optional[Path], typer.Option("--html", help="write an HTML report here")] = None,
@@ -260,21 +263,24 @@ def eval_cmd(
     with console.status("Loading the embedding model and the index…"):
         rt = open_runtime(settings, update=True, on_stage=lambda m: console.print(f"[dim]{m}[/]"))
 
-    pipeline = llm = None
+    pipeline = llm = judge_llm = None
     if not retrieval_only:
         from rag.answer.pipeline import Pipeline
 
         if settings.generator != "extractive" or judge:
-            from rag.llms.ollama import OllamaLLM
+            from rag.contract import LLM_GENERATORS
+            from rag.llms.registry import backend_label, make_llm
 
-            llm = OllamaLLM.from_settings(settings)
+            llm = make_llm(settings, settings.generator if settings.generator != "extractive" else "auto")
             st = llm.status()
             if not st.ok:
-                if settings.generator == "ollama":
+                if settings.generator in LLM_GENERATORS:
                     raise LLMUnavailable(st.detail)
-                console.print(f"[yellow]Ollama is not available ({st.detail}): answers come from the extractive "
-                              f"generator{'; nothing for the judge to judge' if judge else ''}[/]")
+                console.print(f"[yellow]{backend_label(llm.name)} is not available ({st.detail}): answers come from "
+                              f"the extractive generator{'; nothing for the judge to judge' if judge else ''}[/]")
                 llm = None
+            if judge and judge_model and llm is not None:
+                judge_llm = make_llm(settings.model_copy(update={"llm_model": judge_model}), llm.name)
         pipeline = Pipeline(rt.retriever, llm if settings.generator != "extractive" else None, settings)
 
     config = EvalConfig(k=k, mode=settings.mode, generator=settings.generator, compare=compare,
@@ -287,6 +293,9 @@ def eval_cmd(
         "bm25_weight": settings.bm25_weight, "dense_weight": settings.dense_weight,
         "documents": m.get("counts", {}).get("documents"), "chunks": m.get("counts", {}).get("chunks"),
         "llm_model": settings.llm_model if llm is not None else None,
+        "llm_backend": llm.name if llm is not None else None,
+        "llm_url": getattr(llm, "host", None) if llm is not None else None,
+        "judge_model": (judge_model or settings.llm_model) if judge and llm is not None else None,
     }}
     with Progress(TextColumn("{task.description:<18}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=True) as progress:
@@ -298,11 +307,12 @@ def eval_cmd(
             progress.update(tasks[stage], completed=done)
 
         report = run_eval(items, rt.retriever, config, pipeline=pipeline,
-                          judge=LLMJudge(llm) if judge and llm is not None else None, on_progress=on_progress,
+                          judge=LLMJudge(judge_llm or llm) if judge and llm is not None else None,
+                          on_progress=on_progress,
                           extra=extra)
     if judge and "judge" not in report:
         report["judge"] = {"n_judged": 0, "faithfulness": None, "score_mean": None,
-                           "note": "LLM judge requested, but no Ollama model answered: nothing judged"}
+                           "note": "LLM judge requested, but no LLM answered: nothing judged"}
     print_summary(report, out)
     if out_file:
         out_file.parent.mkdir(parents=True, exist_ok=True)

@@ -105,13 +105,13 @@ def build_server(runtime, pipeline, settings: Settings):
 
 def serve_stdio(settings: Settings) -> None:
     """Load the index (bringing it up to date first) and the LLM client, then serve MCP on stdio."""
-    from rag.llms.ollama import OllamaLLM
+    from rag.llms.registry import make_llm
     from rag.answer.pipeline import Pipeline
     from rag.runtime import open_runtime
 
     with contextlib.redirect_stdout(sys.stderr):  # progress and library chatter must not corrupt the protocol
         runtime = open_runtime(settings, update=True)
-    llm = OllamaLLM.from_settings(settings)
+    llm = make_llm(settings, "auto" if settings.generator == "extractive" else None)
     try:
         server = build_server(runtime, Pipeline(runtime.retriever, llm, settings), settings)
         log.info("MCP server ready: %d articles", len(runtime.store.documents))

@@ -61,7 +61,8 @@ def print_info(report: dict, settings: Settings) -> None:
     if llm:
         state = ("answers, model available" if llm["model_available"] else
                  "answers, but the model is missing" if llm["reachable"] else "not reachable")
-        out.print(f"[bold]LLM[/]: {llm['model']} at {llm['host']}: {state}", highlight=False)
+        out.print(f"[bold]LLM[/] ({llm.get('backend', 'ollama')}): {llm['model']} at {llm['host']}: {state}",
+                  highlight=False)
         out.print(f"  [dim]{escape(llm['detail'])}[/]", highlight=False)
 
 
@@ -80,7 +81,7 @@ def print_answer(answer, streamed: str) -> None:
         out.print(f"[bold][{c.n}][/] [cyan]{escape(source_label(c))}[/] [dim]({escape(c.doc_id)} {c.start}-{c.end})[/]{note}",
                   highlight=False)
         out.print("    " + cited_text(c), highlight=False, markup=False)
-    used = "ollama" if answer.generator == "ollama" else "extractive (quotes from the articles)"
+    used = answer.generator if answer.generator != "extractive" else "extractive (quotes from the articles)"
     secs = sum(answer.timings.values()) / 1000
     console.print(f"[dim]answered by {used} in {secs:.1f} s[/]" + (f" [dim]({answer.support})[/]" if answer.support != "answered" else ""))
     for w in answer.warnings:

@@ -297,5 +297,6 @@ def _judge_summary(answers: dict[str, dict]) -> dict[str, Any]:
         "faithfulness": _mean([(j["score"] - 1) / 4 for j in judged]),  # 1..5 mapped to 0..1
         "score_mean": _mean([float(j["score"]) for j in judged]),
         "note": "LLM judge of faithfulness to the cited passages; an opinion, not a measured metric"
-                + ("" if judged else " (nothing judged: only answers written by a real Ollama model are judged)"),
+                + ("" if judged else " (nothing judged: only cited answers written by the LLM are judged, and a reply without a "
+                                  "score does not count)"),
     }

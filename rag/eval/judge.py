@@ -32,7 +32,7 @@ class LLMJudge:
 
     llm: Any
     max_passage_chars: int = 1500
-    judged_generators: tuple[str, ...] = ("ollama",)
+    judged_generators: tuple[str, ...] = ("ollama", "openai")
     calls: int = field(default=0, init=False)
 
     def __call__(self, item: QAItem, answer) -> dict | None:

@@ -77,8 +77,13 @@ def print_summary(report: dict, console: Console) -> None:
         console.print(f"[yellow]{report['errors']} question(s) failed with an error (see per_question)[/]")
     j = report.get("judge")
     if j:
-        console.print(f"LLM judge (separate from the measured metrics): faithfulness {_fmt(j['faithfulness'])} "
-                      f"over {j['n_judged']} answer(s)" + ("" if j["n_judged"] else f" — {j['note']}"))
+        judge_model = (report.get("settings") or {}).get("judge_model")
+        console.print(f"LLM judge{f' {judge_model}' if judge_model else ''} (separate from the measured metrics): "
+                      f"faithfulness {_fmt(j['faithfulness'])} over {j['n_judged']} answer(s)"
+                      + ("" if j["n_judged"] else f" — {j['note']}"))
+    llm = report.get("settings") or {}
+    if llm.get("llm_backend"):
+        console.print(f"[dim]LLM: {llm['llm_backend']} {llm.get('llm_model')} at {llm.get('llm_url')}[/]")
 
 
 def _used(report: dict) -> str:
@@ -142,7 +147,8 @@ def render_html(report: dict, *, title: str = "RAG evaluation") -> str:
     s = report.get("settings") or {}
     meta = [f"{report['n']} questions ({report['n_answerable']} answerable, {report['n_unanswerable']} unanswerable)",
             f"k = {k}", f"mode {report.get('mode')}", f"generator {report.get('generator')}{_used(report)}"]
-    for key in ("qa_file", "embed_model", "embed_fallback", "bm25_weight", "dense_weight", "chunks"):
+    for key in ("qa_file", "embed_model", "embed_fallback", "bm25_weight", "dense_weight", "chunks", "llm_backend",
+                "llm_model", "llm_url", "judge_model"):
         if s.get(key) is not None:
             meta.append(f"{key} {s[key]}")
     parts.append("<p class='meta'>" + " · ".join(_e(m) for m in meta) + "</p>")

@@ -19,9 +19,13 @@ A stall or break message says what had arrived ("stopped after 3 pieces (13 char
 
 Time limits: ``timeout`` bounds every wait for the server (connecting, and each
 read -- so a server that does not send its first byte in time fails after
-``timeout`` seconds), and the whole request is also checked against it after
-each streamed piece. ``status()`` uses a separate client with the short
-``probe_timeout``.
+``timeout`` seconds), and the whole streamed request is a real deadline: a timer
+cuts the connection at ``timeout`` whether or not a piece arrives (``ChatStream``).
+``status()`` uses a separate client with the short ``probe_timeout``.
+
+Thinking (``rag.llms.thinking``): ``think`` (``RAG_THINK``, default False) is sent as
+Ollama's ``think`` when ``/api/show`` lists the ``thinking`` capability; the trace
+(``message.thinking``, or ``<think>`` blocks in the content) never reaches the answer.
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ import httpx
 import ollama
 
 from rag.errors import ConfigError, LLMError, LLMModelNotFound, LLMStreamBroken, LLMTimeout, LLMUnavailable
-from rag.llms.stream import ChatStream, Progress
+from rag.llms.stream import ChatStream, Progress, deadline_error
+from rag.llms.thinking import ThinkStripper, strip_thinking, think_value
 from rag.llms.tokens import count_message_tokens, count_tokens
 
 __all__ = ["ChatStream", "LLM", "LLMStatus", "OllamaLLM", "count_message_tokens", "count_tokens"]
@@ -137,6 +142,7 @@ class OllamaLLM:
         max_tokens: int = 512,
         *,
         status_ttl: float = STATUS_TTL,
+        think: str | bool | None = False,
     ) -> None:
         if not model or not model.strip():
             raise ConfigError("the LLM model name is empty")
@@ -151,6 +157,11 @@ class OllamaLLM:
         self.temperature = float(temperature)
         self.keep_alive = _keep_alive(keep_alive)
         self.status_ttl = status_ttl
+        try:
+            self.think = think_value(think)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        self._capabilities: tuple[float | None, list[str]] | None = None  # (when it failed, or None; list)
 
         connect = min(self.timeout, max(self.probe_timeout, MAX_CONNECT_TIMEOUT))
         self._timeout = httpx.Timeout(self.timeout, connect=connect)
@@ -175,6 +186,7 @@ class OllamaLLM:
             keep_alive=settings.keep_alive,
             temperature=settings.temperature,
             max_tokens=settings.max_answer_tokens,
+            think=getattr(settings, "think", False),
         )
 
     def __repr__(self) -> str:
@@ -237,6 +249,28 @@ class OllamaLLM:
                 return value
         return None
 
+    def capabilities(self) -> list[str]:
+        """What the model can do (``/api/show`` capabilities: "completion", "thinking" ...); [] if unknown."""
+        cached = self._capabilities
+        if cached is not None and (cached[0] is None or time.monotonic() - cached[0] < self.status_ttl):
+            return cached[1]
+        try:
+            found = list(self._probe_client.show(self.model).capabilities or [])
+            self._capabilities = (None, found)  # a model's capabilities do not change: kept
+        except Exception as exc:  # unknown: send no think flag (older servers reject it); asked again later
+            log.debug("ollama %s: capabilities unknown (%s)", self.model, exc)
+            found = []
+            self._capabilities = (time.monotonic(), found)
+        return found
+
+    def _with_think(self, request: dict) -> dict:
+        """``think`` as configured when the model can think; left out for models (and servers) that cannot."""
+        if "thinking" in self.capabilities():
+            return {**request, "think": self.think}
+        if self.think:
+            log.info("ollama %s: RAG_THINK=%s ignored, the model has no thinking capability", self.model, self.think)
+        return request
+
     # ---------------------------------------------------------------- chat
     def _request(self, messages: Sequence[Mapping[str, Any]], num_ctx: int | None, max_tokens: int | None) -> dict:
         return {
@@ -256,13 +290,13 @@ class OllamaLLM:
         """The whole answer at once (``"stream": false``)."""
         request = self._request(messages, num_ctx, max_tokens)
         try:
-            response = self._client.chat(stream=False, **request)
+            response = self._client.chat(stream=False, **self._with_think(request))
         except Exception as exc:
             raise self._translate(exc, timeout=self.timeout) from exc
         if response.done is not True:
             raise LLMStreamBroken(f"The answer from Ollama at {self.host} is incomplete (no done flag).")
         self._log_done(response)
-        return response.message.content or ""
+        return strip_thinking(response.message.content or "")
 
     def stream_chat(
         self, messages: list[dict], *, num_ctx: int | None = None, max_tokens: int | None = None
@@ -274,7 +308,9 @@ class OllamaLLM:
         stops generating, and the waiting ``next()`` ends the iteration."""
         request = self._request(messages, num_ctx, max_tokens)
         progress = Progress()
-        return ChatStream(lambda on_connect: self._stream(request, progress, on_connect), progress)
+        return ChatStream(lambda on_connect: self._stream(request, progress, on_connect), progress,
+                          deadline=self.timeout,
+                          on_timeout=lambda p: deadline_error(f"Ollama at {self.host}", self.model, self.timeout, p))
 
     def _stream_client(self, on_connect: Callable[[Any], None]) -> ollama.Client:
         """A client of its own for one answer, so its socket can be cut (httpx's ``trace`` hands it over)."""
@@ -294,24 +330,24 @@ class OllamaLLM:
         client = self._stream_client(on_connect)
         parts = None
         done = False
+        strip = ThinkStripper()
         try:
-            parts = client.chat(stream=True, **request)
+            parts = client.chat(stream=True, **self._with_think(request))
             for part in parts:
                 if not done:
-                    content = part.message.content if part.message is not None else None
+                    raw = (part.message.content or "") if part.message is not None else ""
+                    trace = (part.message.thinking or "") if part.message is not None else ""
+                    content = strip.feed(raw)
+                    if part.done:
+                        content += strip.flush()
+                    progress.add(content, len(trace) + len(raw) - len(content))
                     if content:
-                        progress.pieces += 1
-                        progress.chars += len(content)
                         yield content
                     if part.done:
                         done = True
                         self._log_done(part)
                 if time.monotonic() > deadline:
-                    raise LLMTimeout(
-                        f"Ollama at {self.host} did not finish the answer within {self.timeout:g} s "
-                        f"(model {self.model}; {progress} had arrived); raise RAG_LLM_TIMEOUT or lower "
-                        "max_answer_tokens."
-                    )
+                    raise deadline_error(f"Ollama at {self.host}", self.model, self.timeout, progress)
         except LLMError:
             raise
         except Exception as exc:
@@ -351,7 +387,7 @@ class OllamaLLM:
     def _classify(self, exc: BaseException, timeout: float, progress: "Progress | None") -> LLMError:
         host, model = self.host, self.model
         start_it = "Start it with `ollama serve` (or set OLLAMA_HOST to a running server)."
-        started = progress is not None and progress.pieces > 0
+        started = progress is not None and progress.started
         after = f" after {progress}" if started else ""
 
         if isinstance(exc, LLMError):

@@ -5,28 +5,67 @@ already executing"), and closing a socket does not wake a thread blocked reading
 ``ChatStream`` keeps the sockets of its own HTTP client (handed over by httpx's
 ``trace`` extension) and shuts them down, so a server that waits for a model, or
 stalls mid-answer, is left at once when the asker is gone.
+
+The same cut enforces the whole-request deadline (``deadline`` seconds from the first
+``next()``): a timer fires at the deadline whether or not a piece arrives, cuts the connection,
+and the waiting ``next()`` raises ``on_timeout(progress)`` -- so a server that drips one token
+just inside every read timeout cannot stretch the request past its limit.
 """
 
 from __future__ import annotations
 
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["ChatStream", "Progress"]
+__all__ = ["ChatStream", "Progress", "deadline_error"]
 
 
 @dataclass
 class Progress:
-    """What arrived of an answer so far (for messages about a stall or a break)."""
+    """What arrived of an answer so far (for messages about a stall or a break); ``thinking``
+    counts the characters of a thinking trace, which are never part of the answer."""
 
     pieces: int = 0
     chars: int = 0
+    thinking: int = 0
+    last: float = 0.0  # time.monotonic() of the last byte of answer or trace
+
+    def add(self, text: str = "", thinking: int = 0) -> None:
+        """One streamed piece arrived: ``text`` of the answer and ``thinking`` characters of trace."""
+        if text:
+            self.pieces += 1
+            self.chars += len(text)
+        self.thinking += max(0, thinking)
+        if text or thinking > 0:
+            self.last = time.monotonic()
+
+    @property
+    def started(self) -> bool:
+        """Anything arrived (answer or trace): the server is not merely loading the model."""
+        return self.pieces > 0 or self.thinking > 0
 
     def __str__(self) -> str:
-        return f"{self.pieces} piece{'s' if self.pieces != 1 else ''} ({self.chars} characters)"
+        text = f"{self.pieces} piece{'s' if self.pieces != 1 else ''} ({self.chars} characters)"
+        return text + (f" and {self.thinking} characters of thinking" if self.thinking else "")
+
+
+def deadline_error(server: str, model: str, timeout: float, progress: Progress) -> Exception:
+    """The whole request took longer than ``timeout`` (``server`` is e.g. "Ollama at http://...")."""
+    from rag.errors import LLMTimeout
+
+    if not progress.started:
+        return LLMTimeout(f"{server} did not answer within {timeout:g} s (model {model}). "
+                          "Loading a model can take a while the first time; try again or raise RAG_LLM_TIMEOUT.")
+    idle = time.monotonic() - progress.last
+    if idle >= timeout / 2:
+        return LLMTimeout(f"{server} stopped after {progress} of the answer and sent nothing more for {idle:.1f} s "
+                          f"(model {model}); the model or the server seems stuck. Try again or raise RAG_LLM_TIMEOUT.")
+    return LLMTimeout(f"{server} did not finish the answer within {timeout:g} s (model {model}; {progress} had "
+                      "arrived); raise RAG_LLM_TIMEOUT or lower max_answer_tokens.")
 
 
 class ChatStream(Iterator[str]):
@@ -42,13 +81,47 @@ class ChatStream(Iterator[str]):
     sees the connection drop.
     """
 
-    def __init__(self, make: Callable[[Callable[[Any], None]], Iterator[str]], progress: Progress | None = None):
+    def __init__(self, make: Callable[[Callable[[Any], None]], Iterator[str]], progress: Progress | None = None,
+                 *, deadline: float | None = None, on_timeout: Callable[[Progress], Exception] | None = None):
         self.progress = progress if progress is not None else Progress()
         self._lock = threading.Lock()
         self._closed = False
         self._running = False
+        self._expired = False
+        self._deadline = deadline
+        self._on_timeout = on_timeout
+        self._timer: threading.Timer | None = None
         self._sockets: list[socket.socket] = []
         self._gen = make(self._on_connect)
+
+    def _start_timer(self) -> None:
+        if self._deadline is not None and self._timer is None:
+            self._timer = threading.Timer(self._deadline, self._expire)
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _stop_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+    def _expire(self) -> None:
+        """The deadline passed: cut the connection (a waiting ``next()`` raises the timeout)."""
+        with self._lock:
+            if self._closed:
+                return
+            self._expired = True
+            sockets = list(self._sockets)
+        for sock in sockets:
+            _cut(sock)
+
+    def _timeout_error(self) -> Exception:
+        if self._on_timeout is not None:
+            return self._on_timeout(self.progress)
+        return TimeoutError(f"the answer did not finish within {self._deadline:g} s")
+
+    @property
+    def expired(self) -> bool:
+        return self._expired
 
     def _on_connect(self, network_stream: Any) -> None:
         sock = network_stream.get_extra_info("socket") if network_stream is not None else None
@@ -56,8 +129,8 @@ class ChatStream(Iterator[str]):
             return
         with self._lock:
             self._sockets.append(sock)
-            closed = self._closed
-        if closed:  # close() came while we were connecting
+            closed = self._closed or self._expired
+        if closed:  # close() (or the deadline) came while we were connecting
             _cut(sock)
 
     def __iter__(self) -> "ChatStream":
@@ -67,12 +140,25 @@ class ChatStream(Iterator[str]):
         with self._lock:
             if self._closed:
                 raise StopIteration
-            self._running = True
+            expired = self._expired
+            self._running = not expired
+        if expired:
+            self.close()
+            raise self._timeout_error()
+        self._start_timer()
         try:
             return next(self._gen)
+        except StopIteration:
+            self._stop_timer()
+            if self._expired and not self._closed:
+                raise self._timeout_error() from None
+            raise
         except Exception:
+            self._stop_timer()
             if self._closed:  # the read failed because close() cut the connection
                 raise StopIteration from None
+            if self._expired:  # ... or because the deadline did
+                raise self._timeout_error() from None
             raise
         finally:
             with self._lock:
@@ -86,6 +172,7 @@ class ChatStream(Iterator[str]):
         return self._closed
 
     def close(self) -> None:
+        self._stop_timer()
         with self._lock:
             self._closed = True
             running = self._running
