@@ -354,6 +354,10 @@ from .dbcli import db_app  # noqa: E402  (issue 13: rag db start/stop/migrate)
 
 app.add_typer(db_app, name="db")
 
+from .modelcli import model_app  # noqa: E402  (issue 21: rag model build)
+
+app.add_typer(model_app, name="model")
+
 from .mcp_server import mcp_command  # noqa: E402  (issue 14: `rag mcp`)
 app.command("mcp")(mcp_command)
 from .add import add_command  # noqa: E402  (issue 14: `rag add`)

@@ -304,7 +304,8 @@ def write_sentence_transformers(pm: PackagedModel, folder: Path) -> None:
         {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
     ])
     _write_json(folder / "sentence_bert_config.json",
-                {"max_seq_length": pm.config["max_position_embeddings"], "do_lower_case": False})
+                {"max_seq_length": pm.config["max_position_embeddings"], "do_lower_case": False,
+                 "model_args": {"add_pooling_layer": False}})  # the file has no pooler (e5 pools by mean)
     _write_json(folder / "1_Pooling" / "config.json", {
         "word_embedding_dimension": H, "pooling_mode_cls_token": False, "pooling_mode_mean_tokens": True,
         "pooling_mode_max_tokens": False, "pooling_mode_mean_sqrt_len_tokens": False,
