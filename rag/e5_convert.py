@@ -370,6 +370,20 @@ def export_onnx(folder: Path) -> None:
         quiet.setLevel(level)
 
 
+def _remove_stale(cache_dir: Path, name: str) -> None:
+    """Half-written folders of builds whose process is gone (interrupted, killed)."""
+    for p in cache_dir.glob(f".{name}.*-*"):
+        pid = p.name.rsplit("-", 1)[-1]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            shutil.rmtree(p, ignore_errors=True)
+        except PermissionError:  # alive, someone else's
+            pass
+
+
 def build(cache_dir: Path, source: Path | None = None, *, onnx: bool = True,
           on_step: Callable[[str], None] | None = None) -> Path:
     """Convert the packaged model into ``cache_dir`` once; return the folder (reused when complete)."""
@@ -382,6 +396,7 @@ def build(cache_dir: Path, source: Path | None = None, *, onnx: bool = True,
     t0 = time.perf_counter()
     cache_dir = Path(cache_dir)
     cache_dir.mkdir(parents=True, exist_ok=True)
+    _remove_stale(cache_dir, final.name)
     work = cache_dir / f".{final.name}.tmp-{os.getpid()}"
     shutil.rmtree(work, ignore_errors=True)
     if final.is_dir() and (final / "model.safetensors").is_file():
