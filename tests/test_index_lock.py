@@ -27,6 +27,6 @@ def test_a_second_rag_index_says_it_waits_and_gives_up_after_the_bounded_wait(tm
                               env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
     said = " ".join((done.stdout + done.stderr).split())
     assert done.returncode != 0, said
-    assert f"Waiting for the index lock" in said and f"pid {os.getpid()}" in said, said
+    assert "Waiting for the index lock" in said and f"pid {os.getpid()}" in said, said
     assert "more than 2 s" in said and "Traceback" not in said, said
     assert not (index / "CURRENT").exists()  # nothing written

@@ -389,6 +389,10 @@ from rag.cli.db import db_app  # noqa: E402  (issue 13: rag db start/stop/migrat
 
 app.add_typer(db_app, name="db")
 
+from rag.cli.model import model_app  # noqa: E402  (issue 21: rag model build)
+
+app.add_typer(model_app, name="model")
+
 from rag.cli.mcp_server import mcp_command  # noqa: E402  (issue 14: `rag mcp`)
 app.command("mcp")(mcp_command)
 from rag.cli.add import add_command  # noqa: E402  (issue 14: `rag add`)

