@@ -1,6 +1,8 @@
-"""Language models: the ``LLM`` protocol and one file per server. ``ollama`` (the official ``ollama``
-client), ``stream`` (token streams with deadlines), ``tokens`` (prompt size estimates).
+"""Language models: the ``LLM`` protocol and one file per server. ``registry`` (the one place a backend is
+chosen by name, ``RAG_GENERATOR``), ``ollama`` (the official ``ollama`` client; also holds the protocol),
+``openai`` (OpenAI-compatible servers: llama-server, vLLM, LM Studio, ...), ``thinking`` (traces kept out
+of answers), ``stream`` (token streams with deadlines), ``tokens`` (prompt size estimates).
 
-A new LLM backend is one new file here plus one line where backends are chosen.
-May import: the shared modules (config, errors, schema) only: an LLM knows nothing of articles.
+A new LLM backend is one new file here plus one line in ``registry``.
+May import: the shared modules (config, errors, schema, contract) only: an LLM knows nothing of articles.
 """
