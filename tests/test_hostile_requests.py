@@ -87,6 +87,7 @@ def test_the_follow_up_rewrite_stays_within_the_question_limit(server, runtime):
     assert r.status_code == 200, r.text[:300]
     standalone = r.json()["standalone_question"]
     assert standalone.endswith(": En hoe oud is zij?") and len(standalone) <= limit
+    assert len(standalone.split(": ")[0].split()) <= 16  # a handful of terms from the long turn, not all of it
     r = httpx.post(server + "/v1/chat/completions", json=chat("En hoe oud is zij?", [{"role": "user", "content": turn}]),
                    timeout=120)
     assert r.status_code == 200 and len(r.json()["rag"]["standalone_question"]) <= limit

@@ -39,6 +39,7 @@ FOLLOWUP_OPENERS = ("en ", "maar ", "ook ", "and ", "but ", "also ", "what about
                     "wat nog ", "en wat ", "hoe zit het met ", "en verder")
 MAX_HISTORY_MESSAGES = 8
 MAX_MESSAGE_CHARS = 1200
+MAX_CONTEXT_TERMS = 16  # key terms carried over from the previous question (a question has a handful)
 DEFAULT_MAX_CHARS = 2000  # RAG_MAX_QUESTION_CHARS's default; the pipeline passes the setting
 
 _WORD = re.compile(r"[^\W_][\w'’\-]*", re.UNICODE)
@@ -129,8 +130,8 @@ def _is_verb_slot(word: str | None) -> bool:
 
 def rewrite_by_rule(question: str, history: Sequence[dict], max_chars: int = DEFAULT_MAX_CHARS) -> Rewrite:
     """Prefix a dependent question with the key terms of the previous (itself resolved) user question.
-    The result is never longer than ``max_chars`` (the question-length limit): the terms are cut to
-    fit, at a word, and a long earlier turn adds no more than that."""
+    The result is never longer than ``max_chars`` (the question-length limit): at most
+    ``MAX_CONTEXT_TERMS`` terms, cut to fit at a word, so a long earlier turn adds little."""
     previous: str | None = None
     for m in history:
         if m["role"] == "user":
@@ -144,7 +145,7 @@ def rewrite_by_rule(question: str, history: Sequence[dict], max_chars: int = DEF
 def _resolve(question: str, previous: str | None, max_chars: int) -> str:
     if previous is None or not needs_context(question):
         return question[:max_chars]
-    terms = _fit(key_terms(previous), max_chars - len(question) - 2)
+    terms = _fit(" ".join(key_terms(previous).split()[:MAX_CONTEXT_TERMS]), max_chars - len(question) - 2)
     return f"{terms}: {question}" if terms and _fold(terms) not in _fold(question) else question[:max_chars]
 
 

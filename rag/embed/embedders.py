@@ -46,7 +46,7 @@ class Embedder(Protocol):
 def truncate_to_tokens(text: str, count_tokens, max_tokens: int) -> str:
     """The longest start of ``text`` of at most ``max_tokens`` tokens (cut at a space when one is
     near), found by bisection over characters: a few tokenizer calls, never the model."""
-    if count_tokens(text) <= max_tokens:
+    if len(text) <= max_tokens // 3 or count_tokens(text) <= max_tokens:  # short: no tokenizer call
         return text
     lo, hi = 0, len(text)  # count(text[:lo]) <= max_tokens < count(text[:hi])
     while hi - lo > 1:
