@@ -1,4 +1,4 @@
-"""Hostile uploads and requests against a real `rag serve` (python -m rag.cli serve from this checkout): every
+"""Hostile uploads and requests against a real `rag serve` (python -m rag.cli.main serve from this checkout): every
 hostile file of tests/hostile_files.py uploaded,
 the server's VmHWM/VmRSS read from /proc before and after."""
 import os, shutil, subprocess, sys, time, tempfile
