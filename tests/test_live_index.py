@@ -211,6 +211,16 @@ def test_a_version_that_cannot_be_loaded_leaves_the_old_one_served(server):
     until(lambda: health(server.url)["index"]["reload_error"] is None, "the error cleared", SEEN_WITHIN)
 
 
+def mapped_versions(pid: int) -> set[str]:
+    """The index versions whose files the process has mapped (mmap: vectors, FAISS, BM25)."""
+    names = set()
+    for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+        for part in line.split("/"):
+            if part.startswith("v-"):
+                names.add(part)
+    return names
+
+
 def _version_docs(index: Path, marker: str) -> tuple[str, frozenset[str]]:
     """(active version, doc ids of the hammer's articles in it), read from the index on disk."""
     name = (index / "CURRENT").read_text().strip()
@@ -277,6 +287,9 @@ def test_searches_during_adds_and_removes_see_whole_versions(server, embedder):
     seen = {v for v, _, _ in answers}
     assert None not in seen and seen <= set(versions), seen - set(versions)
     assert len(seen) >= 5, f"the clients saw only {len(seen)} of the 21 versions"
+    # the old versions are freed: the server maps only files of the version it serves
+    last = list(versions)[-1]
+    until(lambda: mapped_versions(server.proc.pid) == {last}, "only the last version mapped", SEEN_WITHIN)
     for version, lexical, docs in answers:
         if lexical == 0:  # BM25: exactly the version's articles with the word, no more, no fewer
             assert docs == versions[version], (version, sorted(docs), sorted(versions[version]))

@@ -15,6 +15,7 @@ not tried again until the pointer changes). Every server process (``--workers``)
 
 from __future__ import annotations
 
+import gc
 import logging
 import threading
 import time
@@ -71,7 +72,6 @@ class LiveIndex:
         self._thread: threading.Thread | None = None
         self._failed: str | None = None  # the pointer value whose load failed (not retried until it changes)
         self.reload_error: str | None = None
-        self.reloads = 0
         self._snap = self._snapshot(runtime)
 
     # ---- reading
@@ -95,18 +95,11 @@ class LiveIndex:
         with self._swap_lock:
             self._snap = snap
             self.reload_error, self._failed = None, None
-            self.reloads += 1
             if self._on_swap is not None:
                 self._on_swap(snap)
         log.info("serving index version %s", snap.version)
+        gc.collect()  # the old version's maps and arrays go now, not at some later collection (cycles)
         return snap
-
-    def stale(self) -> bool:
-        """Does the pointer name another version than the one served (and not one that failed)?"""
-        if self._pointer is None:
-            return False
-        name = self._pointer()
-        return name is not None and name != self._snap.version and name != self._failed
 
     def refresh(self, *, raise_errors: bool = False) -> Snapshot:
         """Load and serve the active version when it is not the one served; the snapshot served after.
