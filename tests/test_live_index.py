@@ -289,7 +289,11 @@ def test_searches_during_adds_and_removes_see_whole_versions(server, embedder):
     assert len(seen) >= 5, f"the clients saw only {len(seen)} of the 21 versions"
     # the old versions are freed: the server maps only files of the version it serves
     last = list(versions)[-1]
-    until(lambda: mapped_versions(server.proc.pid) == {last}, "only the last version mapped", SEEN_WITHIN)
+    try:
+        until(lambda: mapped_versions(server.proc.pid) == {last}, "only the last version mapped", SEEN_WITHIN)
+    except AssertionError:
+        raise AssertionError(f"mapped: {mapped_versions(server.proc.pid)}, served: {last}, "
+                             f"seen: {sorted(seen)}") from None
     for version, lexical, docs in answers:
         if lexical == 0:  # BM25: exactly the version's articles with the word, no more, no fewer
             assert docs == versions[version], (version, sorted(docs), sorted(versions[version]))

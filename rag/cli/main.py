@@ -207,6 +207,7 @@ def serve(
     from rag.retrieve.batching import batched_runtime  # concurrent query embeddings share engine calls
 
     web = create_app(settings, runtime=batched_runtime(rt, settings))
+    del rt  # only the app holds the first version now: it is freed when a newer one is served
     if watcher is not None:  # serve the watcher's new version at once, not at the next pointer check
         watcher.serve_now = lambda: web.state.rag.live and web.state.rag.live.refresh()
     try:
