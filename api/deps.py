@@ -56,7 +56,7 @@ def _ignore_result(task: asyncio.Task) -> None:
 
 
 def _unreachable(llm: Any, detail: str):
-    from rag.llms.ollama import LLMStatus
+    from rag.llms.base import LLMStatus
 
     return LLMStatus(reachable=False, model_available=False, model=getattr(llm, "model", ""), detail=detail)
 

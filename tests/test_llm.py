@@ -12,7 +12,9 @@ import pytest
 
 from rag.config import Settings
 from rag.errors import LLMError, LLMModelNotFound, LLMStreamBroken, LLMTimeout, LLMUnavailable
-from rag.llms.ollama import LLM, LLMStatus, OllamaLLM, count_message_tokens, count_tokens
+from rag.llms.base import LLM, LLMStatus
+from rag.llms.ollama import OllamaLLM
+from rag.llms.tokens import count_message_tokens, count_tokens
 from tests.fake_ollama import DEFAULT_MODEL, FakeOllama
 
 MESSAGES = [

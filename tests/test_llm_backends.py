@@ -13,7 +13,8 @@ import pytest
 
 from rag.config import get_settings
 from rag.errors import LLMError, LLMModelNotFound, LLMStreamBroken, LLMTimeout, LLMUnavailable
-from rag.llms.ollama import LLM, OllamaLLM
+from rag.llms.base import LLM
+from rag.llms.ollama import OllamaLLM
 from rag.llms.registry import backend_name, make_llm
 from rag.llms.openai import OpenAILLM
 from tests.fake_ollama import DEFAULT_MODEL, closed_port_url

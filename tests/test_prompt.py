@@ -10,7 +10,7 @@ import pytest
 
 from rag.answer.check import SupportScorer, check_citations, find_citations, parse_group, remove_invalid
 from rag.answer.rewrite import key_terms, needs_context, parse_rewrite, rewrite_by_rule
-from rag.llms.ollama import count_message_tokens, count_tokens
+from rag.llms.tokens import count_message_tokens, count_tokens
 from rag.answer.prompt import (NO_ANSWER, PromptTooLong, build_prompt, detect_language, format_passage,
                         says_cannot_answer)
 from rag.schema import Chunk, Hit

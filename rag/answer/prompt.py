@@ -125,7 +125,7 @@ def build_prompt(question: str, hits: Sequence[Hit], *, num_ctx: int, max_answer
                  language: str | None = None, count_tokens=None, count_message_tokens=None) -> Prompt:
     """Messages for the model with as many passages (best first) as fit the token budget."""
     if count_tokens is None or count_message_tokens is None:
-        from rag.llms.ollama import count_message_tokens as _cmt, count_tokens as _ct
+        from rag.llms.tokens import count_message_tokens as _cmt, count_tokens as _ct
 
         count_tokens = count_tokens or _ct
         count_message_tokens = count_message_tokens or _cmt

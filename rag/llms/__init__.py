@@ -1,5 +1,5 @@
 """Language models: the ``LLM`` protocol and one file per server. ``registry`` (the one place a backend is
-chosen by name, ``RAG_GENERATOR``), ``ollama`` (the official ``ollama`` client; also holds the protocol),
+chosen by name, ``RAG_GENERATOR``), ``base`` (the protocol and what every server adapter shares), ``ollama`` (the official ``ollama`` client),
 ``openai`` (OpenAI-compatible servers: llama-server, vLLM, LM Studio, ...), ``thinking`` (traces kept out
 of answers), ``stream`` (token streams with deadlines), ``tokens`` (prompt size estimates).
 

@@ -1,6 +1,4 @@
-"""The language model: a tiny protocol and the Ollama adapter.
-
-``LLM`` is what the rest of the code depends on; ``OllamaLLM`` implements it
+"""The Ollama adapter: ``OllamaLLM`` implements the ``LLM`` protocol (``rag.llms.base``)
 with the official ``ollama`` client. Every library exception is translated into
 the project's errors (``rag.errors``):
 
@@ -31,56 +29,21 @@ Ollama's ``think`` when ``/api/show`` lists the ``thinking`` capability; the tra
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 import httpx
 import ollama
 
 from rag.errors import ConfigError, LLMError, LLMModelNotFound, LLMStreamBroken, LLMTimeout, LLMUnavailable
-from rag.llms.stream import ChatStream, Progress, deadline_error
-from rag.llms.thinking import ThinkStripper, strip_thinking, think_value
-from rag.llms.tokens import count_message_tokens, count_tokens
+from rag.llms.base import STATUS_TTL, LLMStatus, ServerLLM, _check_messages
+from rag.llms.stream import Progress
+from rag.llms.thinking import ThinkStripper, strip_thinking
 
-__all__ = ["ChatStream", "LLM", "LLMStatus", "OllamaLLM", "count_message_tokens", "count_tokens"]
+__all__ = ["OllamaLLM"]
 
 log = logging.getLogger(__name__)
-
-# A connection to a live server takes milliseconds; don't spend the whole
-# generation timeout waiting for a dead one.
-MAX_CONNECT_TIMEOUT = 5.0
-STATUS_TTL = 5.0
-
-
-# ----------------------------------------------------------------- protocol
-@dataclass(frozen=True)
-class LLMStatus:
-    reachable: bool  # the server answers
-    model_available: bool  # ... and has the model
-    model: str
-    detail: str  # one sentence for the user, e.g. "... Run `ollama pull qwen2.5:7b-instruct`."
-
-    @property
-    def ok(self) -> bool:
-        return self.reachable and self.model_available
-
-
-@runtime_checkable
-class LLM(Protocol):
-    name: str  # e.g. "ollama"
-    model: str
-
-    def status(self) -> LLMStatus: ...
-
-    def chat(self, messages: list[dict], *, num_ctx: int | None = None, max_tokens: int | None = None) -> str: ...
-
-    def stream_chat(
-        self, messages: list[dict], *, num_ctx: int | None = None, max_tokens: int | None = None
-    ) -> Iterator[str]: ...
-
 
 # ------------------------------------------------------------------ helpers
 def _same_model(a: str, b: str) -> bool:
@@ -107,25 +70,8 @@ def _keep_alive(value: str | float | int | None) -> str | float | int | None:
     return value
 
 
-def _check_messages(messages: Sequence[Mapping[str, Any]]) -> list[dict]:
-    if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence) or not messages:
-        raise ValueError("messages must be a non-empty list of {'role': ..., 'content': ...} dicts")
-    out = []
-    for i, m in enumerate(messages):
-        if not isinstance(m, Mapping) or not isinstance(m.get("role"), str) or not isinstance(m.get("content", ""), str):
-            raise ValueError(f"messages[{i}] must be a dict with a 'role' and a string 'content', got {m!r:.80}")
-        out.append(dict(m))
-    return out
-
-
-def _positive(name: str, value: Any, kind: type = float, error: type[Exception] = ConfigError) -> Any:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-        raise error(f"{name} must be a positive number, got {value!r}")
-    return kind(value)
-
-
 # ------------------------------------------------------------------ adapter
-class OllamaLLM:
+class OllamaLLM(ServerLLM):
     """An Ollama server and one of its models, through the official client."""
 
     name = "ollama"
@@ -144,36 +90,18 @@ class OllamaLLM:
         status_ttl: float = STATUS_TTL,
         think: str | bool | None = False,
     ) -> None:
-        if not model or not model.strip():
-            raise ConfigError("the LLM model name is empty")
+        self._configure(model, timeout, probe_timeout, num_ctx, temperature, max_tokens, status_ttl, think)
         self.host = host
-        self.model = model.strip()
-        self.timeout = _positive("llm_timeout", timeout)
-        self.probe_timeout = _positive("llm_probe_timeout", probe_timeout)
-        self.num_ctx = _positive("num_ctx", num_ctx, int)
-        self.max_tokens = _positive("max_answer_tokens", max_tokens, int)
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or temperature < 0:
-            raise ConfigError(f"temperature must be >= 0, got {temperature!r}")
-        self.temperature = float(temperature)
+        self.server = f"Ollama at {host}"
         self.keep_alive = _keep_alive(keep_alive)
-        self.status_ttl = status_ttl
-        try:
-            self.think = think_value(think)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
         self._capabilities: tuple[float | None, list[str]] | None = None  # (when it failed, or None; list)
-
-        connect = min(self.timeout, max(self.probe_timeout, MAX_CONNECT_TIMEOUT))
-        self._timeout = httpx.Timeout(self.timeout, connect=connect)
+        self._timeout = httpx.Timeout(self.timeout, connect=self.connect_timeout)
         self._ssl_context = httpx.create_ssl_context()  # made once: each streamed answer has its own client
         try:
             self._client = ollama.Client(host=host, timeout=self._timeout)
             self._probe_client = ollama.Client(host=host, timeout=httpx.Timeout(self.probe_timeout))
         except Exception as exc:  # malformed host
             raise ConfigError(f"cannot use Ollama host {host!r}: {exc}") from exc
-
-        self._status_lock = threading.Lock()
-        self._status_cache: tuple[float, LLMStatus] | None = None
 
     @classmethod
     def from_settings(cls, settings: Any) -> "OllamaLLM":
@@ -192,30 +120,7 @@ class OllamaLLM:
     def __repr__(self) -> str:
         return f"OllamaLLM(host={self.host!r}, model={self.model!r})"
 
-    def close(self) -> None:
-        self._client.close()
-        self._probe_client.close()
-
-    def __enter__(self) -> "OllamaLLM":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
     # -------------------------------------------------------------- status
-    def status(self, *, refresh: bool = False) -> LLMStatus:
-        """Is the server up and does it have the model? Cached for ``status_ttl`` seconds."""
-        with self._status_lock:
-            cached = self._status_cache
-            if not refresh and cached is not None and time.monotonic() - cached[0] < self.status_ttl:
-                return cached[1]
-            status = self._probe()
-            self._status_cache = (time.monotonic(), status)
-            return status
-
-    def _forget_status(self) -> None:
-        self._status_cache = None
-
     def _probe(self) -> LLMStatus:
         host, model = self.host, self.model
         try:
@@ -273,16 +178,11 @@ class OllamaLLM:
 
     # ---------------------------------------------------------------- chat
     def _request(self, messages: Sequence[Mapping[str, Any]], num_ctx: int | None, max_tokens: int | None) -> dict:
+        num_ctx, max_tokens = self._limits(num_ctx, max_tokens)
         return {
             "model": self.model,
             "messages": _check_messages(messages),
-            "options": {
-                "num_ctx": _positive("num_ctx", self.num_ctx if num_ctx is None else num_ctx, int, ValueError),
-                "temperature": self.temperature,
-                "num_predict": _positive(
-                    "max_tokens", self.max_tokens if max_tokens is None else max_tokens, int, ValueError
-                ),
-            },
+            "options": {"num_ctx": num_ctx, "temperature": self.temperature, "num_predict": max_tokens},
             "keep_alive": self.keep_alive,
         }
 
@@ -298,35 +198,12 @@ class OllamaLLM:
         self._log_done(response)
         return strip_thinking(response.message.content or "")
 
-    def stream_chat(
-        self, messages: list[dict], *, num_ctx: int | None = None, max_tokens: int | None = None
-    ) -> "ChatStream":
-        """The answer piece by piece. Arguments are checked now; the request is sent on
-        the first ``next()``. Errors are raised from the iteration -- a broken stream
-        after the pieces that did arrive. ``close()`` (from any thread, also while another
-        thread waits in ``next()``) cuts the connection: Ollama sees the client leave and
-        stops generating, and the waiting ``next()`` ends the iteration."""
-        request = self._request(messages, num_ctx, max_tokens)
-        progress = Progress()
-        return ChatStream(lambda on_connect: self._stream(request, progress, on_connect), progress,
-                          deadline=self.timeout,
-                          on_timeout=lambda p: deadline_error(f"Ollama at {self.host}", self.model, self.timeout, p))
-
     def _stream_client(self, on_connect: Callable[[Any], None]) -> ollama.Client:
-        """A client of its own for one answer, so its socket can be cut (httpx's ``trace`` hands it over)."""
-
-        def trace(event: str, info: dict) -> None:
-            if event.startswith("connection.connect_") and event.endswith(".complete"):
-                on_connect(info.get("return_value"))
-
-        def add_trace(request: httpx.Request) -> None:
-            request.extensions["trace"] = trace
-
+        """A client of its own for one answer, so its socket can be cut."""
         return ollama.Client(host=self.host, timeout=self._timeout, verify=self._ssl_context,
-                             event_hooks={"request": [add_trace]})
+                             event_hooks=self._connect_hooks(on_connect))
 
     def _stream(self, request: dict, progress: Progress, on_connect: Callable[[Any], None]) -> Iterator[str]:
-        deadline = time.monotonic() + self.timeout
         client = self._stream_client(on_connect)
         parts = None
         done = False
@@ -346,8 +223,6 @@ class OllamaLLM:
                     if part.done:
                         done = True
                         self._log_done(part)
-                if time.monotonic() > deadline:
-                    raise deadline_error(f"Ollama at {self.host}", self.model, self.timeout, progress)
         except LLMError:
             raise
         except Exception as exc:
@@ -377,13 +252,6 @@ class OllamaLLM:
             log.info("ollama %s: answer cut off at the token limit (num_predict)", self.model)
 
     # ---------------------------------------------------------- translation
-    def _translate(self, exc: BaseException, *, timeout: float, progress: "Progress | None" = None) -> LLMError:
-        """A library exception as one of the project's errors (never raises)."""
-        err = self._classify(exc, timeout, progress)
-        if isinstance(err, (LLMUnavailable, LLMModelNotFound)):
-            self._forget_status()
-        return err
-
     def _classify(self, exc: BaseException, timeout: float, progress: "Progress | None") -> LLMError:
         host, model = self.host, self.model
         start_it = "Start it with `ollama serve` (or set OLLAMA_HOST to a running server)."

@@ -30,8 +30,6 @@ the answer.
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -39,9 +37,9 @@ import httpx2
 import openai
 
 from rag.errors import ConfigError, LLMError, LLMModelNotFound, LLMStreamBroken, LLMTimeout, LLMUnavailable
-from rag.llms.ollama import MAX_CONNECT_TIMEOUT, STATUS_TTL, LLMStatus, _check_messages, _positive
-from rag.llms.stream import ChatStream, Progress, deadline_error
-from rag.llms.thinking import ThinkStripper, strip_thinking, think_value
+from rag.llms.base import STATUS_TTL, LLMStatus, ServerLLM, _check_messages
+from rag.llms.stream import Progress
+from rag.llms.thinking import ThinkStripper, strip_thinking
 
 __all__ = ["DEFAULT_BASE_URL", "OpenAILLM"]
 
@@ -61,7 +59,7 @@ def _reasoning(delta: Any) -> str:
     return ""
 
 
-class OpenAILLM:
+class OpenAILLM(ServerLLM):
     """One model on an OpenAI-compatible server, through the official ``openai`` client."""
 
     name = "openai"
@@ -80,30 +78,15 @@ class OpenAILLM:
         status_ttl: float = STATUS_TTL,
         think: str | bool | None = False,
     ) -> None:
-        if not model or not model.strip():
-            raise ConfigError("the LLM model name is empty")
         if not base_url or not str(base_url).strip():
             raise ConfigError("RAG_OPENAI_BASE_URL is empty (e.g. http://127.0.0.1:8080/v1)")
+        self._configure(model, timeout, probe_timeout, num_ctx, temperature, max_tokens, status_ttl, think)
         self.base_url = str(base_url).strip().rstrip("/")
         self.host = self.base_url  # (what messages and /health show)
-        self.model = model.strip()
         self.api_key = api_key or None
-        self.timeout = _positive("llm_timeout", timeout)
-        self.probe_timeout = _positive("llm_probe_timeout", probe_timeout)
-        self.num_ctx = _positive("num_ctx", num_ctx, int)
-        self.max_tokens = _positive("max_answer_tokens", max_tokens, int)
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or temperature < 0:
-            raise ConfigError(f"temperature must be >= 0, got {temperature!r}")
-        self.temperature = float(temperature)
-        self.status_ttl = status_ttl
-        try:
-            self.think = think_value(think)
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
         self.server = f"The OpenAI-compatible server at {self.base_url}"
 
-        connect = min(self.timeout, max(self.probe_timeout, MAX_CONNECT_TIMEOUT))
-        self._timeout = httpx2.Timeout(self.timeout, connect=connect)
+        self._timeout = httpx2.Timeout(self.timeout, connect=self.connect_timeout)
         self._probe_timeout = httpx2.Timeout(self.probe_timeout)
         self._ssl_context = httpx2.create_ssl_context()  # made once (~0.1 s): each streamed answer has its own client
         try:
@@ -112,8 +95,6 @@ class OpenAILLM:
             self._probe_client = self._make_client(self._probe_timeout)
         except Exception as exc:  # malformed URL
             raise ConfigError(f"cannot use RAG_OPENAI_BASE_URL {base_url!r}: {exc}") from exc
-        self._status_lock = threading.Lock()
-        self._status_cache: tuple[float, LLMStatus] | None = None
 
     def _make_client(self, timeout: httpx2.Timeout, http_client: httpx2.Client | None = None) -> openai.OpenAI:
         return openai.OpenAI(base_url=self.base_url, api_key=self.api_key or NO_KEY, timeout=timeout,
@@ -137,30 +118,7 @@ class OpenAILLM:
     def __repr__(self) -> str:
         return f"OpenAILLM(base_url={self.base_url!r}, model={self.model!r})"
 
-    def close(self) -> None:
-        self._client.close()
-        self._probe_client.close()
-
-    def __enter__(self) -> "OpenAILLM":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
     # -------------------------------------------------------------- status
-    def status(self, *, refresh: bool = False) -> LLMStatus:
-        """Does the server answer ``/v1/models``, and does it list the model? Cached for ``status_ttl`` s."""
-        with self._status_lock:
-            cached = self._status_cache
-            if not refresh and cached is not None and time.monotonic() - cached[0] < self.status_ttl:
-                return cached[1]
-            status = self._probe()
-            self._status_cache = (time.monotonic(), status)
-            return status
-
-    def _forget_status(self) -> None:
-        self._status_cache = None
-
     def _probe(self) -> LLMStatus:
         model, where = self.model, self.server
         try:
@@ -185,14 +143,12 @@ class OpenAILLM:
 
     # ---------------------------------------------------------------- chat
     def _request(self, messages: Sequence[Mapping[str, Any]], num_ctx: int | None, max_tokens: int | None) -> dict:
-        if num_ctx is not None:
-            _positive("num_ctx", num_ctx, int, ValueError)
+        _, max_tokens = self._limits(num_ctx, max_tokens)  # the context is the server's (RAG_NUM_CTX budgets the prompt)
         request: dict[str, Any] = {
             "model": self.model,
             "messages": _check_messages(messages),
             "temperature": self.temperature,
-            "max_tokens": _positive("max_tokens", self.max_tokens if max_tokens is None else max_tokens, int,
-                                    ValueError),
+            "max_tokens": max_tokens,
             "extra_body": {"chat_template_kwargs": {"enable_thinking": bool(self.think)}},
         }
         if isinstance(self.think, str):
@@ -212,27 +168,9 @@ class OpenAILLM:
         self._log_done(choice.finish_reason, response.usage)
         return strip_thinking(choice.message.content or "")
 
-    def stream_chat(
-        self, messages: list[dict], *, num_ctx: int | None = None, max_tokens: int | None = None
-    ) -> ChatStream:
-        """The answer piece by piece; cancellable from any thread (see ``rag.llms.stream``)."""
-        request = self._request(messages, num_ctx, max_tokens)
-        progress = Progress()
-        return ChatStream(lambda on_connect: self._stream(request, progress, on_connect), progress,
-                          deadline=self.timeout,
-                          on_timeout=lambda p: deadline_error(self.server, self.model, self.timeout, p))
-
     def _stream_client(self, on_connect: Callable[[Any], None]) -> openai.OpenAI:
-        """A client of its own for one answer, so its socket can be cut (the ``trace`` extension hands it over)."""
-
-        def trace(event: str, info: dict) -> None:
-            if event.startswith("connection.connect_") and event.endswith(".complete"):
-                on_connect(info.get("return_value"))
-
-        def add_trace(request: httpx2.Request) -> None:
-            request.extensions["trace"] = trace
-
-        http = httpx2.Client(timeout=self._timeout, verify=self._ssl_context, event_hooks={"request": [add_trace]})
+        """A client of its own for one answer, so its socket can be cut."""
+        http = httpx2.Client(timeout=self._timeout, verify=self._ssl_context, event_hooks=self._connect_hooks(on_connect))
         return self._make_client(self._timeout, http)
 
     def _stream(self, request: dict, progress: Progress, on_connect: Callable[[Any], None]) -> Iterator[str]:
@@ -278,13 +216,6 @@ class OpenAILLM:
             log.info("openai %s: answer cut off at the token limit (max_tokens)", self.model)
 
     # ---------------------------------------------------------- translation
-    def _translate(self, exc: BaseException, *, timeout: float, progress: Progress | None = None) -> LLMError:
-        """A library exception as one of the project's errors (never raises)."""
-        err = self._classify(exc, timeout, progress)
-        if isinstance(err, (LLMUnavailable, LLMModelNotFound)):
-            self._forget_status()
-        return err
-
     def _classify(self, exc: BaseException, timeout: float, progress: Progress | None) -> LLMError:
         url, model, where = self.base_url, self.model, self.server
         start_it = "Start it (e.g. `llama-server -m model.gguf --port 8080`) or set RAG_OPENAI_BASE_URL."

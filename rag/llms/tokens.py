@@ -1,4 +1,4 @@
-"""Token estimates for prompts to the Ollama model (re-exported by ``rag.llms.ollama``)."""
+"""Token estimates for prompts to a language model (the prompt budget of rag.answer.prompt)."""
 
 from __future__ import annotations
 
