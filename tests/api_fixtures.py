@@ -76,7 +76,7 @@ class ServeProcess:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)  # uvicorn shuts down cleanly on Ctrl+C
             try:
-                self.proc.wait(timeout=15)
+                self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
@@ -96,11 +96,16 @@ def start_serve(data_dir: Path, index_dir: Path, ollama_url: str, log_path: Path
         stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=str(REPO),
     )
     log_file.close()
-    server = ServeProcess(proc, f"http://127.0.0.1:{port}", log_path)
+    return wait_healthy(ServeProcess(proc, f"http://127.0.0.1:{port}", log_path), timeout)
+
+
+def wait_healthy(server: "ServeProcess", timeout: float):
+    """``server`` once its /health answers 200; stopped, with its log in the error, when it exits or
+    does not answer within ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"rag serve exited with {proc.returncode}:\n{server.log()[-3000:]}")
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"rag serve exited with {server.proc.returncode}:\n{server.log()[-3000:]}")
         try:
             if httpx.get(server.url + "/health", timeout=2).status_code == 200:
                 return server
@@ -109,3 +114,16 @@ def start_serve(data_dir: Path, index_dir: Path, ollama_url: str, log_path: Path
         time.sleep(0.3)
     server.stop()
     raise RuntimeError(f"rag serve did not answer within {timeout:g} s:\n{server.log()[-3000:]}")
+
+
+def until(check, what: str = "condition", timeout: float = 10.0, every: float = 0.05):
+    """Poll ``check()`` until it returns something truthy, at most ``timeout`` seconds (a deadline, not
+    a timing assertion); its value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = check()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not seen within {timeout:g} s")
+        time.sleep(every)

@@ -21,14 +21,14 @@ from api.app import CSP, create_app  # noqa: E402
 from rag.config import Settings  # noqa: E402
 from rag.runtime import Runtime, open_runtime  # noqa: E402
 from rag.schema import Answer  # noqa: E402
-from tests.api_fixtures import DATA_DIR, copy_data, parse_sse  # noqa: E402
+from tests.api_fixtures import DATA_DIR, copy_data, parse_sse, until  # noqa: E402
 
 QUESTION = "Wie is Jihyun Park?"
 PARK_DOC = "01-jihyun-park-verkiezingskandidaat"
 CITED_REPLY = ("Jihyun Park is een Noord-Koreaanse vluchteling, mensenrechtenactivist en aspirant-politicus "
                "die kandidaat is bij de regionale verkiezingen in het Verenigd Koninkrijk [1].")
 ANSWER_KEYS = set(Answer(question="q", answer="a", abstained=False, generator="extractive").to_dict())
-HIT_KEYS = {"rank", "score", "doc_id", "title", "text", "start", "end", "chunk_id", "bm25_score", "dense_score"}
+HIT_KEYS = {"rank", "score", "doc_id", "title", "text", "start", "end", "chunk_id", "bm25_score", "dense_score", "date"}
 
 
 # ============================================================================ fixtures
@@ -74,15 +74,6 @@ def ask(client: TestClient, **body) -> httpx.Response:
 def ask_stream(client: TestClient, **body) -> tuple[httpx.Response, list]:
     r = client.post("/api/ask", json={"question": QUESTION, "stream": True, **body})
     return r, parse_sse(r.text) if r.headers.get("content-type", "").startswith("text/event-stream") else []
-
-
-def wait_until(cond, timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 # ============================================================================ /health
@@ -484,7 +475,7 @@ def test_busy_server_answers_503_with_retry_after(make_client, fake_ollama):
     t = threading.Thread(target=lambda: first.setdefault("r", ask(c, generator="ollama")))
     t.start()
     try:
-        wait_until(lambda: c.get("/health").json()["busy"]["running"] == 1, what="the first ask to start")
+        until(lambda: c.get("/health").json()["busy"]["running"] == 1, what="the first ask to start")
         r = ask(c, generator="ollama")
         assert r.status_code == 503
         assert r.headers["Retry-After"].isdigit()
@@ -622,7 +613,7 @@ def live_server(api_runtime: Runtime, fake_ollama):
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         servers.append((server, thread))
-        wait_until(lambda: server.started, what="uvicorn to start")
+        until(lambda: server.started, what="uvicorn to start")
         return f"http://127.0.0.1:{port}"
 
     yield start
@@ -661,7 +652,7 @@ def test_stream_arrives_piece_by_piece_and_a_dropped_client_frees_its_slot(live_
         assert httpx.post(url + "/api/ask", json={"question": QUESTION}, timeout=10).status_code == 503
     # the client went away half-way: the server stops generating and gives the slot back
     t2 = time.monotonic()
-    wait_until(lambda: httpx.get(url + "/health").json()["busy"]["running"] == 0, timeout=10,
+    until(lambda: httpx.get(url + "/health").json()["busy"]["running"] == 0, timeout=10,
                what="the slot to be released")
     assert time.monotonic() - t2 < 2.0
     n_chat = len(fake_ollama.chat_requests)
@@ -724,7 +715,7 @@ def test_search_concurrency_is_capped_with_503(make_client, api_runtime, monkeyp
     t = threading.Thread(target=lambda: first.append(c.get("/api/search", params={"q": QUESTION})))
     t.start()
     try:
-        wait_until(lambda: c.get("/health").json()["searches"]["running"] == 1, what="the first search to start")
+        until(lambda: c.get("/health").json()["searches"]["running"] == 1, what="the first search to start")
         r = c.get("/api/search", params={"q": QUESTION})
         assert r.status_code == 503 and "busy" in r.json()["detail"] and r.headers["Retry-After"]
     finally:
@@ -746,7 +737,7 @@ def test_extractive_asks_share_the_search_cap_and_health_still_answers(make_clie
     t = threading.Thread(target=lambda: first.append(c.post("/api/ask", json=body)))
     t.start()
     try:
-        wait_until(lambda: c.get("/health").json()["searches"]["running"] == 1, what="the first ask to start")
+        until(lambda: c.get("/health").json()["searches"]["running"] == 1, what="the first ask to start")
         r = c.post("/api/ask", json=body)
         assert r.status_code == 503 and "busy" in r.json()["detail"] and r.headers["Retry-After"]
         r = c.get("/api/search", params={"q": QUESTION})  # the one slot is the ask's
@@ -766,7 +757,7 @@ def test_a_departed_client_frees_its_llm_slot(live_server, fake_ollama):
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(url + "/api/ask", json={"question": QUESTION, "generator": "ollama"}, timeout=1.0)
     # the client left: the server notices within a second or two and gives the slot back
-    wait_until(lambda: httpx.get(url + "/health", timeout=5).json()["busy"]["running"] == 0, timeout=5,
+    until(lambda: httpx.get(url + "/health", timeout=5).json()["busy"]["running"] == 0, timeout=5,
                what="the slot to be freed")
     fake_ollama.reset()
 
@@ -778,7 +769,7 @@ def test_a_departed_client_stops_its_llm_stream(live_server, fake_ollama):
     fake_ollama.piece_delay = 0.1  # ~12 s for the whole answer
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(url + "/api/ask", json={"question": QUESTION, "generator": "ollama"}, timeout=1.5)
-    wait_until(lambda: httpx.get(url + "/health", timeout=5).json()["busy"]["running"] == 0, timeout=5,
+    until(lambda: httpx.get(url + "/health", timeout=5).json()["busy"]["running"] == 0, timeout=5,
                what="the slot to be freed")
     # a new ask gets the slot at once
     fake_ollama.piece_delay = 0.0
@@ -834,7 +825,7 @@ def test_server_closes_a_connection_whose_headers_never_end():
                                           log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    wait_until(lambda: server.started, what="uvicorn to start")
+    until(lambda: server.started, what="uvicorn to start")
     try:
         with socket.create_connection(("127.0.0.1", port)) as s:
             s.sendall(b"GET / HTTP/1.1\r\nHost: localhost\r\n")  # ... and never the blank line

@@ -24,7 +24,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.api_fixtures import free_port
+from tests.api_fixtures import ServeProcess, free_port, until, wait_healthy
 from tests.conftest import ARTICLES, REPO
 
 SUBSET = ["01-jihyun-park-verkiezingskandidaat.md", "07-dochter-kim-jong-un.md", "09-geavanceerder-wapentuig.md"]
@@ -58,24 +58,9 @@ def rag(*args: str, **extra: str) -> subprocess.CompletedProcess:
 
 
 @dataclass
-class Server:
-    proc: subprocess.Popen
-    url: str
-    log_path: Path
+class Server(ServeProcess):
     data: Path
     index: Path
-
-    def log(self) -> str:
-        return self.log_path.read_text("utf-8", errors="replace")
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
 
 
 def serve(tmp: Path, *flags: str, **extra: str) -> Server:
@@ -89,31 +74,7 @@ def serve(tmp: Path, *flags: str, **extra: str) -> Server:
         proc = subprocess.Popen([sys.executable, "-m", "rag.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
                                  "--data", str(data), "--index", str(index), *flags],
                                 stdout=log, stderr=subprocess.STDOUT, env=env(**extra), cwd=REPO)
-    server = Server(proc, f"http://127.0.0.1:{port}", log_path, data, index)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"rag serve exited with {proc.returncode}:\n{server.log()[-3000:]}")
-        try:
-            if httpx.get(server.url + "/health", timeout=2).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    server.stop()
-    raise RuntimeError(f"rag serve did not answer in time:\n{server.log()[-3000:]}")
-
-
-def until(check, what: str, seconds: float):
-    """Poll ``check()`` until it returns something truthy, at most ``seconds``."""
-    deadline = time.monotonic() + seconds
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not seen within {seconds:g} s")
-        time.sleep(0.1)
+    return wait_healthy(Server(proc, f"http://127.0.0.1:{port}", log_path, data, index), 240)
 
 
 def search_docs(url: str, q: str, mode: str = "bm25", k: int = 10) -> list[str]:

@@ -15,6 +15,7 @@ from rag.errors import LLMError, LLMModelNotFound, LLMStreamBroken, LLMTimeout, 
 from rag.llms.base import LLM, LLMStatus
 from rag.llms.ollama import OllamaLLM
 from rag.llms.tokens import count_message_tokens, count_tokens
+from tests.api_fixtures import until
 from tests.fake_ollama import DEFAULT_MODEL, FakeOllama
 
 MESSAGES = [
@@ -390,13 +391,6 @@ def test_closing_mid_stream_drops_the_connection(fake_ollama):
         assert llm.chat(MESSAGES)  # the client still works
 
 
-def _wait_until(predicate, what: str, seconds: float = 10.0) -> None:
-    end = time.monotonic() + seconds
-    while not predicate():
-        assert time.monotonic() < end, f"gave up waiting for {what}"
-        time.sleep(0.01)
-
-
 @pytest.mark.parametrize("mode, arrived", [("slow", []), ("stall", ["een", " twee"])])
 def test_close_from_another_thread_ends_a_blocked_next(fake_ollama, mode, arrived):
     """The asker leaves while a worker thread waits for the first byte ("slow") or for the next piece
@@ -418,14 +412,14 @@ def test_close_from_another_thread_ends_a_blocked_next(fake_ollama, mode, arrive
 
         thread = threading.Thread(target=worker, daemon=True)
         thread.start()
-        _wait_until(lambda: fake_ollama.chat_requests and stream.progress.pieces == len(arrived), "the request")
+        until(lambda: fake_ollama.chat_requests and stream.progress.pieces == len(arrived), "the request")
         # (a slow server also keeps the capabilities look-up (/api/show) waiting past the probe timeout)
         assert "/api/chat" not in fake_ollama.disconnects
         stream.close()
         thread.join(10)
         assert not thread.is_alive(), "next() was still blocked after close()"
         assert outcome == {"pieces": arrived}
-        _wait_until(lambda: "/api/chat" in fake_ollama.disconnects, "Ollama to see the client leave")
+        until(lambda: "/api/chat" in fake_ollama.disconnects, "Ollama to see the client leave")
         assert fake_ollama.disconnects.count("/api/chat") == 1
         assert stream.closed
 

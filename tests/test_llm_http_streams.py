@@ -11,27 +11,17 @@ the session's real index and embedding model, and the fake Ollama / fake OpenAI-
 from __future__ import annotations
 
 import threading
-import time
 
 import httpx
 import pytest
 
 from api.app import create_app
-from tests.api_fixtures import free_port, parse_sse
+from tests.api_fixtures import free_port, parse_sse, until
 from tests.fake_ollama import DEFAULT_MODEL
 
 QUESTION = "Wie is Jihyun Park?"
 CITED_REPLY = ("Jihyun Park is een Noord-Koreaanse vluchteling en mensenrechtenactivist die kandidaat is bij de "
                "regionale verkiezingen in het Verenigd Koninkrijk [1].")
-
-
-def wait_until(cond, timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture(params=["ollama", "openai"])
@@ -61,7 +51,7 @@ def serve(runtime, backend):
         thread = threading.Thread(target=server.run, daemon=True)
         thread.start()
         servers.append((server, thread))
-        wait_until(lambda: server.started, what="uvicorn to start")
+        until(lambda: server.started, what="uvicorn to start")
         return f"http://127.0.0.1:{port}"
 
     yield start
@@ -95,11 +85,11 @@ def test_an_abandoned_stream_frees_its_slot_and_cancels_the_llm(serve, backend, 
         assert r.status_code == 200
         lines = r.iter_lines()  # (kept: a dropped line iterator closes the response)
         next(lines)  # the first event (sources / the role chunk) ...
-        wait_until(lambda: running(url) == 1 and fake.chat_requests, what="the LLM call to start")
+        until(lambda: running(url) == 1 and fake.chat_requests, what="the LLM call to start")
         if mode == "stall":
-            wait_until(lambda: any("een" in line or "Jihyun" in line for line in lines), what="the first tokens")
+            until(lambda: any("een" in line or "Jihyun" in line for line in lines), what="the first tokens")
     # ... and the client is gone: the slot comes back within a few seconds (not after 60), upstream is cut
-    wait_until(lambda: running(url) == 0, timeout=5, what="the slot to be freed")
+    until(lambda: running(url) == 0, timeout=5, what="the slot to be freed")
     assert fake.wait_for_disconnects(1, timeout=5) and fake.chat_path in fake.disconnects
     fake.mode, fake.reply = None, CITED_REPLY
     r = httpx.post(url + "/api/ask", json={"question": QUESTION, "generator": name}, timeout=30)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -22,7 +21,7 @@ pytest.importorskip("pgserver", reason="the 'postgres' extra (pgserver) is not i
 pytest.importorskip("psycopg", reason="the 'postgres' extra (psycopg) is not installed")
 httpx = pytest.importorskip("httpx")
 
-from tests.api_fixtures import RAG_BIN, start_serve  # noqa: E402
+from tests.api_fixtures import RAG_BIN, start_serve, until  # noqa: E402
 
 ARTICLE_SUBSET = ["01-jihyun-park-verkiezingskandidaat.md", "07-dochter-kim-jong-un.md", "09-geavanceerder-wapentuig.md"]
 QUESTIONS = ["Hoeveel gewonden vielen er bij de aanval op Charkiv?", "Wie is Jihyun Park?",
@@ -38,18 +37,6 @@ def _ranking(base: str, q: str, mode: str = "hybrid") -> list[tuple[str, str, fl
     r = _search(base, q, mode)
     assert r.status_code == 200, r.text
     return [(h["doc_id"], h["chunk_id"], h["score"]) for h in r.json()["results"]]
-
-
-def _until(check, what: str, seconds: float = 20.0):
-    """Poll ``check()`` until it returns something truthy (a deadline, not a timing assertion)."""
-    deadline = time.monotonic() + seconds
-    while True:
-        got = check()
-        if got:
-            return got
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not seen within {seconds:g} s")
-        time.sleep(0.2)
 
 
 def test_replicas_answer_alike_see_a_reindex_and_ride_out_a_database_restart(tmp_path, dead_ollama_url):
@@ -89,7 +76,7 @@ def test_replicas_answer_alike_see_a_reindex_and_ride_out_a_database_restart(tmp
                               capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stdout + done.stderr
         for base in (a, b):
-            top = _until(lambda: _ranking(base, "bultrug Wonsan", "bm25"), f"the new article on {base}")
+            top = until(lambda: _ranking(base, "bultrug Wonsan", "bm25"), f"the new article on {base}", 20)
             assert top[0][0] == "11-walvissen"
             assert httpx.get(base + "/health", timeout=10).json()["documents"] == 4
         for q in QUESTIONS:
@@ -116,7 +103,7 @@ def test_replicas_answer_alike_see_a_reindex_and_ride_out_a_database_restart(tmp
 
         # ... and they recover by themselves
         for base in (a, b):
-            _until(lambda: httpx.get(base + "/health", timeout=10).json()["status"] == "ok", f"recovery of {base}")
+            until(lambda: httpx.get(base + "/health", timeout=10).json()["status"] == "ok", f"recovery of {base}", 20)
             assert _ranking(base, QUESTIONS[0]) == before
         for r in replicas:
             assert r.proc.poll() is None, r.log()[-2000:]

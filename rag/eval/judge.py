@@ -27,7 +27,7 @@ _SCORE_RE = re.compile(r"SCORE\s*[:=]?\s*([1-5])", re.I)
 
 @dataclass
 class LLMJudge:
-    """Asks an LLM (``rag.llms.ollama.LLM``) to score faithfulness 1..5. Judges only answers a real LLM wrote
+    """Asks an LLM (``rag.llms.base.LLM``) to score faithfulness 1..5. Judges only answers a real LLM wrote
     (generator ``ollama``), not abstentions and not answers without citations."""
 
     llm: Any
