@@ -23,7 +23,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from rag.answer.decide import UNCERTAIN_GAP, UNCERTAIN_TYPED_MARGIN  # noqa: E402
+from rag.answer.decide import UNCERTAIN_GAP, UNCERTAIN_TYPED_MARGIN, Decider  # noqa: E402
 from rag.answer.pipeline import Pipeline  # noqa: E402
 from rag.config import Settings  # noqa: E402
 from rag.embed.embedders import load_embedder  # noqa: E402
@@ -31,15 +31,11 @@ from rag.eval.qaset import load_qa  # noqa: E402
 from rag.runtime import open_runtime  # noqa: E402
 
 
-def outcome(decision, gap_limit: float, margin_limit: float) -> str:
+def outcome(decision, decider: Decider) -> str:
+    """The support this decision would have under ``decider``'s uncertain band."""
     if not decision.answer:
         return "abstained"
-    ev = decision.evidence
-    if ev.gap is not None and ev.gap < gap_limit:
-        return "uncertain"
-    if ev.typed_margin is not None and ev.typed_margin < -margin_limit:
-        return "uncertain"
-    return "answered"
+    return "uncertain" if decider.uncertain_why(decision.evidence) else "answered"
 
 
 def main() -> None:
@@ -70,12 +66,13 @@ def main() -> None:
         + " | answerable abstained")
     for gap in (float(x) for x in a.gaps.split(",")):
         for margin in (float(x) for x in a.margins.split(",")):
+            decider = Decider(uncertain_gap=gap, typed_margin=margin)
             cells = []
             for g, lang in groups:
-                sel = [outcome(d, gap, margin) for it, d in rows if group(it) == g and it.lang == lang]
+                sel = [outcome(d, decider) for it, d in rows if group(it) == g and it.lang == lang]
                 hit = sum((o == "answered") if g == "answerable" else (o != "answered") for o in sel)
                 cells.append(f"{hit}/{len(sel)} ({hit / max(1, len(sel)):.2f})")
-            ans = [outcome(d, gap, margin) for it, d in rows if it.answerable]
+            ans = [outcome(d, decider) for it, d in rows if it.answerable]
             mark = " *" if (gap, margin) == (UNCERTAIN_GAP, UNCERTAIN_TYPED_MARGIN) else ""
             print(f"{gap:.2f} / {margin:.2f}{mark} | " + " | ".join(cells)
                   + f" | {ans.count('abstained') / max(1, len(ans)):.3f}")

@@ -91,12 +91,16 @@ class Decider:
         evidence = Evidence(dense, sentence, overlap, score, gap, margin)
         if score < threshold:
             return Decision(False, evidence, threshold, "abstained")
-        why = None
-        if gap is not None and gap < self.uncertain_gap:
-            why = "no sentence stands out from the others"
-        elif margin is not None and margin < -self.typed_margin:
-            why = "the sentences that hold a number or date are not the ones about the question"
+        why = self.uncertain_why(evidence)
         return Decision(True, evidence, threshold, "uncertain" if why else "answered", why)
+
+    def uncertain_why(self, evidence: Evidence) -> str | None:
+        """Why an answer on this evidence would be uncertain, or None when it is not."""
+        if evidence.gap is not None and evidence.gap < self.uncertain_gap:
+            return "no sentence stands out from the others"
+        if evidence.typed_margin is not None and evidence.typed_margin < -self.typed_margin:
+            return "the sentences that hold a number or date are not the ones about the question"
+        return None
 
 
 def _gap(ranked: Sequence[ScoredSentence]) -> float | None:
