@@ -223,3 +223,16 @@ def shipped_pg(pg_server, pg_shipped_template, offline_settings):
 
 
 # ===================================================================== end PostgreSQL
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium through Playwright, one per test module (``playwright install`` cannot download one here)."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.api_fixtures import CHROMIUM, CHROMIUM_ARGS
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield b
+        b.close()

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.api_fixtures import CHROMIUM, CHROMIUM_ARGS, DATA_DIR, DESKTOP, PHONE, ServeProcess, start_serve
+from tests.api_fixtures import CHROMIUM, DATA_DIR, DESKTOP, PHONE, ServeProcess, start_serve
 
 pytestmark = [
     pytest.mark.browser,
@@ -29,16 +29,6 @@ def server(tmp_path_factory, _fake_ollama_server) -> Iterator[ServeProcess]:
     srv = start_serve(DATA_DIR, tmp / "index", _fake_ollama_server.url, tmp / "serve.log")
     yield srv
     srv.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture

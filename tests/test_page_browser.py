@@ -13,7 +13,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.api_fixtures import CHROMIUM, CHROMIUM_ARGS, DESKTOP, PHONE
+from tests.api_fixtures import CHROMIUM, DESKTOP, PHONE
 from tests.fake_ollama import closed_port_url
 from tests.test_uploads import KEY, serve
 
@@ -41,16 +41,6 @@ def key_server(tmp_path_factory, shipped_index, embedder) -> Iterator[str]:
     ctx, _ = serve(tmp_path_factory.mktemp("page-key"), shipped_index, embedder, closed_port_url(), api_key=KEY)
     with ctx as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture
