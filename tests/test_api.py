@@ -305,6 +305,13 @@ def test_ask_llm_down_is_503(make_client, fake_ollama):
     assert r.status_code == 503 and r.json()["error"] == "LLMUnavailable"
 
 
+def test_asking_for_a_backend_the_server_does_not_run_is_422(make_client, fake_ollama):
+    """The server runs Ollama: a request for the OpenAI-compatible backend cannot be served by retrying."""
+    r = ask(make_client(), generator="openai")
+    assert r.status_code == 422 and r.json()["error"] == "InvalidQuery"
+    assert "'openai'" in r.json()["detail"] and "'ollama'" in r.json()["detail"]
+
+
 def test_ask_llm_timeout_is_504(make_client, fake_ollama):
     c = make_client(llm_timeout=1.0)
     c.get("/health")  # status cached while the fake is still fast

@@ -93,7 +93,7 @@ def test_model_output_and_article_text_render_as_inert_text(evil_page, fake_olla
 
     text = answer.locator(".answer").inner_text()
     assert SCRIPT in text and IMG in text  # shown literally
-    assert element_counts(page) == {"img": 0, "script": 2, "b": 0, "jsLinks": 0, "handlers": 0}  # app.js, upload.js
+    assert element_counts(page) == {"img": 0, "script": 3, "b": 0, "jsLinks": 0, "handlers": 0}  # i18n.js, app.js, upload.js
 
     # the source list shows the hostile title as text too
     answer.locator(".sources summary").click()
@@ -114,5 +114,5 @@ def test_model_output_and_article_text_render_as_inert_text(evil_page, fake_olla
     page.screenshot(path="/tmp/rag-browser-injection.png")
 
     page.wait_for_timeout(500)  # give any handler a chance to fire
-    assert element_counts(page) == {"img": 0, "script": 2, "b": 0, "jsLinks": 0, "handlers": 0}  # app.js, upload.js
+    assert element_counts(page) == {"img": 0, "script": 3, "b": 0, "jsLinks": 0, "handlers": 0}  # i18n.js, app.js, upload.js
     assert page.dialogs == []

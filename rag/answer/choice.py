@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from rag.contract import LLM_GENERATORS
-from rag.errors import LLMUnavailable
+from rag.errors import InvalidQuery, LLMUnavailable
 
 
 @dataclass(frozen=True)
@@ -22,8 +22,8 @@ class Choice:
 
 
 def choose_generator(llm: Any, generator: str) -> Choice:
-    """``extractive``: no LLM. ``ollama`` / ``openai``: that LLM backend (LLMUnavailable when none, or
-    another, is configured). ``auto``: the LLM when its status says it answers and has the model."""
+    """``extractive``: no LLM. ``ollama`` / ``openai``: that LLM backend (LLMUnavailable when none is
+    configured; InvalidQuery, a request this server cannot serve, when another one is). ``auto``: the LLM when its status says it answers and has the model."""
     if generator == "extractive":
         return Choice(False)
     if generator in LLM_GENERATORS:
@@ -31,8 +31,8 @@ def choose_generator(llm: Any, generator: str) -> Choice:
             raise LLMUnavailable(f"no language model is configured (generator '{generator}')")
         name = getattr(llm, "name", generator)
         if name != generator:
-            raise LLMUnavailable(f"generator '{generator}' was asked for, but the configured language model is "
-                                 f"'{name}' (set RAG_GENERATOR={generator})")
+            raise InvalidQuery(f"generator '{generator}' was asked for, but this server's language model is "
+                               f"'{name}': ask for '{name}', 'auto' or 'extractive' (or set RAG_GENERATOR={generator})")
         return Choice(True)
     if llm is None:
         return Choice(False, "no language model is configured")
