@@ -33,7 +33,7 @@ from fastapi import APIRouter, Depends, File, Request, UploadFile
 from .deps import ApiKeyDep, AppState
 from rag.ingest.add import AddRefused, Added, store_bytes
 from rag.errors import BuildCancelled, DocumentNotFound, IndexNotFound
-from rag.ingest.safe_parse import ParseLimits
+from rag.ingest.limits import ParseLimits
 
 log = logging.getLogger(__name__)
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import Callable
 
 from rag.config import Settings
-from rag.embed.embedders import Embedder, load_embedder
+from rag.embed.base import Embedder
+from rag.embed.embedders import load_embedder
 from rag.retrieve.retriever import FusionParams, Retriever
 from rag.index.local.indexer import BuildReport
 from rag.index.local.store import IndexStore

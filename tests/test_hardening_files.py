@@ -14,7 +14,8 @@ import pytest
 import yaml
 
 from rag.config import Settings
-from rag.ingest.documents import display_path, load_documents, split_front_matter, SkipFile
+from rag.ingest.documents import display_path, load_documents, split_front_matter
+from rag.ingest.limits import SkipFile
 from rag.runtime import build
 from rag.index.local.store import active_version, load_manifest
 

@@ -17,8 +17,10 @@ import httpx
 import pytest
 
 from rag.ingest.add import AddRefused, store_bytes
-from rag.ingest.documents import SkipFile, load_documents
-from rag.ingest.safe_parse import ParseLimits, SafeParser
+from rag.ingest.documents import load_documents
+from rag.ingest.limits import SkipFile
+from rag.ingest.limits import ParseLimits
+from rag.ingest.safe_parse import SafeParser
 from tests.conftest import ARTICLES, REPO
 from tests.doc_files import HOSPITAL_PAGE, make_pdf
 from tests.hostile_files import SCRIPTED_ARTICLE, docx_paragraph_bomb, hostile_corpus

@@ -102,7 +102,7 @@ def test_rewrite_by_rule_cuts_the_terms_at_a_word():
 
 
 def test_queries_are_cut_to_the_model_window(embedder):
-    from rag.embed.embedders import truncate_to_tokens
+    from rag.embed.base import truncate_to_tokens
 
     long = "De raket van Noord-Korea vloog over Japan en viel in de Stille Oceaan. " * 150  # ~2,500 tokens
     assert embedder.count_tokens(long) > 4 * embedder.max_tokens
@@ -137,7 +137,7 @@ PAGE = """<!doctype html><html lang="nl"><head><meta charset="utf-8"><title>Zo'n
 
 
 def test_html_title_is_kept_whole_and_no_date_is_guessed_from_a_year():
-    from rag.ingest.formats import extract
+    from rag.ingest.safe_parse import extract
 
     title, text, meta = extract("html", PAGE.encode())
     assert title == "Zo'n raket: Kim's nieuwe wapen"

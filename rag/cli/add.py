@@ -3,29 +3,25 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
+from rag.cli.options import DataOpt, IndexOpt, ModelOpt, settings_from
+from rag.cli.output import console
 from rag.ingest.add import FETCH_TIMEOUT, AddRefused, add_source
 
 def add_command(
     sources: Annotated[list[str], typer.Argument(help="files (.md .txt .html .pdf .docx) or web page URLs")],
-    data: Annotated[Optional[Path], typer.Option("--data", help="folder of articles (RAG_DATA_DIR)")] = None,
-    index: Annotated[Optional[Path], typer.Option("--index", help="index folder (RAG_INDEX_DIR)")] = None,
-    embed_model: Annotated[Optional[str], typer.Option("--embed-model", help="embedding model (RAG_EMBED_MODEL)")] = None,
+    data: DataOpt = None, index: IndexOpt = None, embed_model: ModelOpt = None,
     timeout: Annotated[float, typer.Option("--timeout", min=1, help="seconds to wait for a web page")] = FETCH_TIMEOUT,
 ) -> None:
     """Add articles: copy files into the data folder or save web pages as Markdown, then update the index."""
-    from rich.console import Console
-
-    from rag.config import get_settings
     from rag.embed.embedders import load_embedder
     from rag.index.stores import build_store
-    from rag.ingest.safe_parse import ParseLimits
+    from rag.ingest.limits import ParseLimits
 
-    console = Console(stderr=True)
-    settings = get_settings(data_dir=data, index_dir=index, embed_model=embed_model)
+    settings = settings_from(data, index, embed_model)
     data_dir = Path(settings.data_dir)
     added, failed = [], 0
     for src in sources:

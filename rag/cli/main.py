@@ -17,21 +17,14 @@ from typing import Annotated, Optional
 import typer
 from rich.logging import RichHandler
 
-from rag.config import Settings, get_settings
+from rag.config import Settings
 from rag.cli.output import console, out, print_answer, print_build_report, print_info
-from rag.contract import MAX_K, MIN_K, AskRequest, SearchRequest, check_length, parse
+from rag.cli.options import DataOpt, GeneratorOpt, IndexOpt, JsonOpt, KOpt, ModeOpt, ModelOpt, settings_from
+from rag.contract import AskRequest, SearchRequest, check_length, parse
 from rag.errors import ConfigError, RagError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="Ask questions about your news articles and get answers with cited passages.")
-
-DataOpt = Annotated[Optional[Path], typer.Option("--data", help="folder of articles (RAG_DATA_DIR)")]
-IndexOpt = Annotated[Optional[Path], typer.Option("--index", help="index folder (RAG_INDEX_DIR)")]
-ModelOpt = Annotated[Optional[str], typer.Option("--embed-model", help="embedding model (RAG_EMBED_MODEL)")]
-KOpt = Annotated[Optional[int], typer.Option("-k", "--k", min=MIN_K, max=MAX_K, help=f"number of passages, {MIN_K} to {MAX_K} (RAG_TOP_K, default 5)")]
-ModeOpt = Annotated[Optional[str], typer.Option("--mode", help="bm25 | dense | hybrid (RAG_MODE)")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="print one JSON object")]
-
 
 def _setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(message)s",
@@ -46,10 +39,6 @@ def _setup_logging(verbose: bool = False) -> None:
         hf_logging.disable_progress_bar()
     except ImportError:
         pass
-
-
-def settings_from(data: Path | None = None, index: Path | None = None, embed_model: str | None = None, **more) -> Settings:
-    return get_settings(data_dir=data, index_dir=index, embed_model=embed_model, **more)
 
 
 @app.callback()
@@ -115,7 +104,6 @@ def info(data: DataOpt = None, index: IndexOpt = None, embed_model: ModelOpt = N
 
 
 # ----------------------------------------------------------------------------- ask (issue #3)
-GeneratorOpt = Annotated[Optional[str], typer.Option("--generator", help="auto | ollama | openai | extractive (RAG_GENERATOR)")]
 
 
 @app.command()
@@ -235,98 +223,6 @@ def _data_watcher(settings: Settings, embedder):
 
 # --------------------------------------------------------------------------- eval (rag/eval/evaluation.py, rag/eval/report.py)
 
-@app.command("eval")
-def eval_cmd(
-    qa: Annotated[Path, typer.Option("--qa", help="reference Q&A set, one JSON object a line")] = Path("eval/qa.jsonl"),
-    k: KOpt = None, mode: ModeOpt = None,
-    generator: GeneratorOpt = None,
-    compare: Annotated[bool, typer.Option("--compare", help="retrieval metrics for bm25, dense and hybrid side by side")] = False,
-    judge: Annotated[bool, typer.Option("--judge", help="also let the LLM score faithfulness to the cited passages")] = False,
-    judge_model: Annotated[Optional[str], typer.Option("--judge-model", help="the model that judges (same backend; "
-                                                                        "default RAG_LLM_MODEL)")] = None,
-    retrieval_only: Annotated[bool, typer.Option("--retrieval-only", help="skip the answers (fast)")] = False,
-    out_file: Annotated[Optional[Path], typer.Option("--out", help="write the JSON report here")] = None,
-    html_file: Annotated[Optional[Path], typer.Option("--html", help="write an HTML report here")] = None,
-    data: DataOpt = None, index: IndexOpt = None, embed_model: ModelOpt = None,
-) -> None:
-    """Measure retrieval and answers on the reference Q&A set (builds the index when missing)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from rag.errors import LLMUnavailable
-    from rag.eval.evaluation import EvalConfig, load_qa, run_eval
-    from rag.eval.judge import LLMJudge
-    from rag.eval.report import print_summary, render_html
-    from rag.runtime import open_runtime
-
-    settings = settings_from(data, index, embed_model, mode=mode, generator=generator)
-    k = k or settings.top_k
-    items = load_qa(qa)  # a broken set fails before the model is loaded
-    with console.status("Loading the embedding model and the index…"):
-        rt = open_runtime(settings, update=True, on_stage=lambda m: console.print(f"[dim]{m}[/]"))
-
-    pipeline = llm = judge_llm = None
-    if not retrieval_only:
-        from rag.answer.pipeline import Pipeline
-
-        if settings.generator != "extractive" or judge:
-            from rag.contract import LLM_GENERATORS
-            from rag.llms.registry import backend_label, make_llm
-
-            llm = make_llm(settings, settings.generator if settings.generator != "extractive" else "auto")
-            st = llm.status()
-            if not st.ok:
-                if settings.generator in LLM_GENERATORS:
-                    raise LLMUnavailable(st.detail)
-                console.print(f"[yellow]{backend_label(llm.name)} is not available ({st.detail}): answers come from "
-                              f"the extractive generator{'; nothing for the judge to judge' if judge else ''}[/]")
-                llm = None
-            if judge and judge_model and llm is not None:
-                judge_llm = make_llm(settings.model_copy(update={"llm_model": judge_model}), llm.name)
-        pipeline = Pipeline(rt.retriever, llm if settings.generator != "extractive" else None, settings)
-
-    config = EvalConfig(k=k, mode=settings.mode, generator=settings.generator, compare=compare,
-                        answers=not retrieval_only)
-    m = rt.store.manifest
-    extra = {"qa_file": str(qa), "settings": {
-        "qa_file": str(qa), "data_dir": str(settings.data_dir), "index": str(rt.store.path),
-        "embed_model": rt.embedder.model_id, "embed_requested": settings.embed_model,
-        "embed_fallback": rt.embedder.fallback_reason is not None,
-        "bm25_weight": settings.bm25_weight, "dense_weight": settings.dense_weight,
-        "documents": m.get("counts", {}).get("documents"), "chunks": m.get("counts", {}).get("chunks"),
-        "llm_model": settings.llm_model if llm is not None else None,
-        "llm_backend": llm.name if llm is not None else None,
-        "llm_url": getattr(llm, "host", None) if llm is not None else None,
-        "judge_model": (judge_model or settings.llm_model) if judge and llm is not None else None,
-    }}
-    with Progress(TextColumn("{task.description:<18}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  console=console, transient=True) as progress:
-        tasks: dict[str, int] = {}
-
-        def on_progress(stage: str, done: int, total: int) -> None:
-            if stage not in tasks:
-                tasks[stage] = progress.add_task(stage, total=total)
-            progress.update(tasks[stage], completed=done)
-
-        report = run_eval(items, rt.retriever, config, pipeline=pipeline,
-                          judge=LLMJudge(judge_llm or llm) if judge and llm is not None else None,
-                          on_progress=on_progress,
-                          extra=extra)
-    if judge and "judge" not in report:
-        report["judge"] = {"n_judged": 0, "faithfulness": None, "score_mean": None,
-                           "note": "LLM judge requested, but no LLM answered: nothing judged"}
-    print_summary(report, out)
-    if out_file:
-        out_file.parent.mkdir(parents=True, exist_ok=True)
-        out_file.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
-        console.print(f"JSON report: {out_file}")
-    if html_file:
-        html_file.parent.mkdir(parents=True, exist_ok=True)
-        html_file.write_text(render_html(report), encoding="utf-8")
-        console.print(f"HTML report: {html_file}")
-
-
-# --------------------------------------------------------------------------- bench (bench/bench.py, issue #6)
-
 @app.command("bench")
 def bench_cmd(
     quick: Annotated[bool, typer.Option("--quick", help="smaller sizes, sampled embedding: about two minutes")] = False,
@@ -398,6 +294,8 @@ from rag.cli.mcp_server import mcp_command  # noqa: E402  (issue 14: `rag mcp`)
 app.command("mcp")(mcp_command)
 from rag.cli.add import add_command  # noqa: E402  (issue 14: `rag add`)
 app.command("add")(add_command)
+from rag.cli.evaluate import eval_command  # noqa: E402
+app.command("eval")(eval_command)
 
 
 def main() -> None:

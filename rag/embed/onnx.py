@@ -17,14 +17,15 @@ from typing import Sequence
 
 import numpy as np
 
-from rag.embed.e5_convert import MODEL_ID, ONNX_FP32, ONNX_INT8, PASSAGE_PREFIX, QUERY_PREFIX
+from rag.embed.e5_convert import MODEL_ID, PASSAGE_PREFIX, QUERY_PREFIX
+from rag.embed.e5_export import ONNX_FP32, ONNX_INT8
 from rag.errors import EmbeddingModelUnavailable
 
 MAX_SEQ_TOKENS = 512
 
 
 class OnnxE5Embedder:
-    """Embedder protocol (``rag.embed.embedders.Embedder``) over the converted e5 and an ORT session."""
+    """Embedder protocol (``rag.embed.base.Embedder``) over the converted e5 and an ORT session."""
 
     # a batch is padded and int8 activations are quantized per batch: a batched query vector differs
     # from a lone one in its last digits, so the server does not micro-batch queries (rag.retrieve.batching)

@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 from rag.errors import RagError
 
 if TYPE_CHECKING:
-    from rag.ingest.safe_parse import ParseLimits
+    from rag.ingest.limits import ParseLimits
 
 FETCH_TIMEOUT = 20.0  # seconds for one web page
 USER_AGENT = "nk-rag/0.1 (+local article archive)"
@@ -132,7 +132,8 @@ def store_bytes(data_dir: Path, name: str, data: bytes, max_bytes: int, source: 
     """Check ``data`` as an article named ``name`` and put it in ``data_dir``, or raise ``AddRefused``
     with nothing written. PDF, Word and HTML are parsed under ``limits`` in a child process
     (``rag.ingest.safe_parse``): too big once expanded is 413, a broken or hostile file 422."""
-    from rag.ingest.documents import SkipFile, SkipTooLarge, load_file
+    from rag.ingest.documents import load_file
+    from rag.ingest.limits import SkipFile, SkipTooLarge
 
     name = safe_name(name)
     check_type(name)
@@ -232,8 +233,8 @@ def page_markdown(title: str, text: str, meta: dict) -> str:
 
 def add_url(data_dir: Path, url: str, max_bytes: int, timeout: float = FETCH_TIMEOUT,
             limits: "ParseLimits | None" = None) -> Added:
-    from rag.ingest.documents import SkipFile, SkipTooLarge
-    from rag.ingest.formats import extract
+    from rag.ingest.limits import SkipFile, SkipTooLarge
+    from rag.ingest.safe_parse import extract
 
     raw, final_url = fetch_page(url, max_bytes, timeout)
     try:

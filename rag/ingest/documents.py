@@ -27,11 +27,12 @@ from typing import TYPE_CHECKING
 
 import yaml
 
-from rag.ingest.formats import SkipFile, SkipTooLarge, extract  # noqa: F401  (SkipTooLarge: for callers of load_file)
+from rag.ingest.limits import SkipFile
+from rag.ingest.safe_parse import SafeParser, extract
 from rag.schema import Document
 
 if TYPE_CHECKING:
-    from rag.ingest.safe_parse import ParseLimits
+    from rag.ingest.limits import ParseLimits
 
 SUPPORTED_SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".html": "html", ".htm": "html",
                       ".pdf": "pdf", ".docx": "docx"}
@@ -165,8 +166,6 @@ def iter_article_files(data_dir: Path) -> list[Path]:
 def load_documents(data_dir: Path, max_bytes: int = 5_000_000, limits: "ParseLimits | None" = None) -> LoadResult:
     """Every article below ``data_dir``; PDF, Word and HTML files are parsed in one limited child
     process (``rag.ingest.safe_parse``), started at the first such file and stopped at the end."""
-    from rag.ingest.safe_parse import SafeParser
-
     with SafeParser(limits) as parser:
         return _load_documents(Path(data_dir), max_bytes, parser)
 

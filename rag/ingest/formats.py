@@ -13,7 +13,7 @@ extracted text: that text is what gets indexed, and chunk offsets point into it.
 A file that cannot be used (damaged or encrypted PDF, PDF without text, empty Word file, web page
 without an article) raises :class:`SkipFile` with the reason.
 
-:func:`extract` runs the extractors in a limited child process (``rag.ingest.safe_parse``); each extractor
+:func:`rag.ingest.safe_parse.extract` runs these extractors in a limited child process; each extractor
 checks ``ParseLimits`` itself (expanded size, pages, paragraphs, nesting) and raises
 :class:`SkipTooLarge` for a file too big once expanded.
 """
@@ -24,30 +24,15 @@ import bisect
 import io
 import logging
 import re
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
+from rag.ingest.limits import ParseLimits, SkipFile, SkipTooLarge
 from rag.schema import Document
 
-if TYPE_CHECKING:
-    from rag.ingest.safe_parse import ParseLimits, SafeParser
 
 log = logging.getLogger(__name__)
 
 FORMAT_SUFFIXES = {".pdf": "pdf", ".docx": "docx", ".html": "html", ".htm": "html"}
-
-
-# ============================================================================ entry point
-
-def extract(kind: str, data: bytes, limits: "ParseLimits | None" = None, *,
-            parser: "SafeParser | None" = None) -> tuple[str | None, str, dict[str, Any]]:
-    """(title, text, metadata) of a file's bytes; ``kind`` is "pdf", "docx" or "html". Parsed in a
-    limited child process (``rag.ingest.safe_parse``): ``parser``'s, or one started for this file."""
-    from rag.ingest.safe_parse import SafeParser
-
-    if parser is not None:
-        return parser.extract(kind, data)
-    with SafeParser(limits) as one:
-        return one.extract(kind, data)
 
 
 def page_at(metadata: dict[str, Any] | None, offset: int) -> int | None:
@@ -70,23 +55,15 @@ def page_parts(doc: Document) -> list[tuple[int, str]]:
     return [(starts[i], doc.text[starts[i]:starts[i + 1]]) for i in range(len(pages))]
 
 
-class SkipFile(Exception):
-    """Raised while reading a file, with the reason it is skipped."""
-
-
 def _skip(reason: str) -> Exception:
     return SkipFile(reason)
-
-
-class SkipTooLarge(SkipFile):
-    """Skipped because it is too big once expanded (a decompression bomb, too much text): uploads say 413."""
 
 
 def _too_large(reason: str) -> Exception:
     return SkipTooLarge(reason)
 
 
-def _check_blocks(blocks: list[str], limits: "ParseLimits", file_size: int) -> None:
+def _check_blocks(blocks: list[str], limits: ParseLimits, file_size: int) -> None:
     """The extracted text's size and paragraph count against the limits."""
     if len(blocks) > limits.max_paragraphs:
         raise _skip(f"too many paragraphs: more than {limits.max_paragraphs:,} (RAG_PARSE_MAX_PARAGRAPHS)")
@@ -132,7 +109,7 @@ def _pdf_date(value: Any) -> str:
     return "-".join(x for x in (y, mo, d) if x)
 
 
-def _pdf_configuration(limits: "ParseLimits", budget: int) -> dict[str, int]:
+def _pdf_configuration(limits: ParseLimits, budget: int) -> dict[str, int]:
     """pypdf's own limits, tightened to this file's budget."""
     return {
         "maximum_declared_stream_length": budget, "array_based_stream_maximum_output_length": budget,
@@ -147,12 +124,11 @@ def _pdf_configuration(limits: "ParseLimits", budget: int) -> dict[str, int]:
     }
 
 
-def extract_pdf(data: bytes, limits: "ParseLimits | None" = None) -> tuple[str | None, str, dict[str, Any]]:
+def extract_pdf(data: bytes, limits: ParseLimits | None = None) -> tuple[str | None, str, dict[str, Any]]:
     import pypdf
     from pypdf import PdfReader
     from pypdf.errors import FileNotDecryptedError, LimitReachedError, PyPdfError
 
-    from rag.ingest.safe_parse import ParseLimits
 
     limits = limits or ParseLimits()
     budget = limits.budget(len(data))
@@ -237,7 +213,7 @@ MAX_ZIP_MEMBERS = 2_000
 _PARAGRAPH_TAGS = (b"<w:p>", b"<w:p ", b"<w:p/")
 
 
-def _check_docx_zip(data: bytes, limits: "ParseLimits") -> None:
+def _check_docx_zip(data: bytes, limits: ParseLimits) -> None:
     """Before python-docx unpacks anything: the zip's expanded size (its members' declared sizes,
     which zipfile holds the members to) and the number of paragraphs in the document body."""
     import zipfile
@@ -266,14 +242,13 @@ def _check_docx_zip(data: bytes, limits: "ParseLimits") -> None:
                                 "(RAG_PARSE_MAX_PARAGRAPHS; a paragraph bomb?)")
 
 
-def extract_docx(data: bytes, limits: "ParseLimits | None" = None) -> tuple[str | None, str, dict[str, Any]]:
+def extract_docx(data: bytes, limits: ParseLimits | None = None) -> tuple[str | None, str, dict[str, Any]]:
     import zipfile
 
     import docx
     from docx.opc.exceptions import PackageNotFoundError
     from lxml.etree import LxmlError
 
-    from rag.ingest.safe_parse import ParseLimits
 
     limits = limits or ParseLimits()
     try:
@@ -315,7 +290,7 @@ TITLE_META = ("og:title", "twitter:title")
 DATE_PARAMS = {"extensive_search": False, "original_date": True}
 
 
-def _html_tree(data: bytes, limits: "ParseLimits"):
+def _html_tree(data: bytes, limits: ParseLimits):
     """The page parsed by lxml's HTML parser, after checking its size and nesting (iteratively)."""
     import lxml.etree
     import lxml.html
@@ -358,10 +333,9 @@ def _page_title(tree, extracted: str | None) -> str | None:
     return tag or extracted
 
 
-def extract_html(data: bytes, limits: "ParseLimits | None" = None) -> tuple[str | None, str, dict[str, Any]]:
+def extract_html(data: bytes, limits: ParseLimits | None = None) -> tuple[str | None, str, dict[str, Any]]:
     import trafilatura
 
-    from rag.ingest.safe_parse import ParseLimits
 
     limits = limits or ParseLimits()
     tree = _html_tree(data, limits)

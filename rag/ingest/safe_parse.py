@@ -13,8 +13,8 @@ by :class:`SafeParser` in a separate Python process (``python -m rag.ingest.safe
   the file size and never more than ``max_text_chars``; at most ``max_pages`` PDF pages,
   ``max_paragraphs`` paragraphs, ``max_nesting`` levels of HTML/XML nesting.
 
-A file that breaks a limit, or kills the process, raises :class:`~rag.ingest.documents.SkipFile` with
-the reason (:class:`~rag.ingest.documents.SkipTooLarge` when it is "too big once expanded": uploads
+A file that breaks a limit, or kills the process, raises :class:`~rag.ingest.limits.SkipFile` with
+the reason (:class:`~rag.ingest.limits.SkipTooLarge` when it is "too big once expanded": uploads
 answer 413 for it, 422 for the rest). The process is started once per :class:`SafeParser` (one
 per folder load) and reused for the next file; after a kill a fresh one is started.
 
@@ -39,49 +39,23 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-MB = 1024 * 1024
-
-
-@dataclass(frozen=True)
-class ParseLimits:
-    """The limits one file is parsed under (settings ``RAG_PARSE_*``)."""
-
-    expand_ratio: int = 50  # expanded bytes / text characters: at most this multiple of the file size ...
-    max_text_chars: int = 50_000_000  # ... and never more than this (about 50 MB of text)
-    min_budget: int = 1_000_000  # a small file may still expand to this much (a 2 KB PDF with a page of text)
-    max_pages: int = 5_000
-    max_paragraphs: int = 50_000  # a long report has a few thousand; python-docx reads ~5,000 a second
-    max_nesting: int = 200  # HTML/XML element depth
-    timeout: float = 60.0  # wall-clock seconds per file
-    memory_mb: int = 1024  # address space of the parsing process
-
-    @classmethod
-    def from_settings(cls, s: Any) -> "ParseLimits":
-        return cls(expand_ratio=s.parse_expand_ratio, max_text_chars=s.parse_max_text_chars,
-                   min_budget=min(cls.min_budget, s.parse_max_text_chars), max_pages=s.parse_max_pages,
-                   max_paragraphs=s.parse_max_paragraphs, max_nesting=s.parse_max_nesting,
-                   timeout=s.parse_timeout, memory_mb=s.parse_memory_mb)
-
-    def budget(self, file_size: int) -> int:
-        """How far a file of ``file_size`` bytes may expand (decompressed bytes, text characters)."""
-        return min(self.max_text_chars, max(self.min_budget, file_size * self.expand_ratio))
-
-    def too_big(self, what: str, size: int, file_size: int) -> str:
-        """The reason for a file that expands past its budget."""
-        return (f"too large once expanded: {what} {_size(size)} (at most {_size(self.budget(file_size))}: "
-                f"{self.expand_ratio}x the file size, never more than {_size(self.max_text_chars)}; "
-                "RAG_PARSE_EXPAND_RATIO, RAG_PARSE_MAX_TEXT_CHARS)")
-
-
-def _size(n: int) -> str:
-    return f"{n / 1e6:.1f} MB" if n >= 1_000_000 else f"{n:,} bytes"
-
+from rag.ingest.limits import MB, ParseLimits, SkipFile, SkipTooLarge
 
 # ============================================================================ the parent side
+
+def extract(kind: str, data: bytes, limits: ParseLimits | None = None, *,
+            parser: "SafeParser | None" = None) -> tuple[str | None, str, dict[str, Any]]:
+    """(title, text, metadata) of a file's bytes; ``kind`` is "pdf", "docx" or "html". Parsed in a
+    limited child process: ``parser``'s, or one started for this file."""
+    if parser is not None:
+        return parser.extract(kind, data)
+    with SafeParser(limits) as one:
+        return one.extract(kind, data)
+
 
 class SafeParser:
     """Parses files in a limited child process; one file at a time (thread-safe), the process reused."""
@@ -103,8 +77,6 @@ class SafeParser:
 
     def extract(self, kind: str, data: bytes) -> tuple[str | None, str, dict[str, Any]]:
         """(title, text, metadata) of a PDF/DOCX/HTML file's bytes, or ``SkipFile`` with the reason."""
-        from rag.ingest.formats import SkipFile, SkipTooLarge
-
         with self._lock:
             answer = self._ask(kind, data)
         if answer.get("ok"):
@@ -233,8 +205,7 @@ def _serve(limits: ParseLimits) -> None:
     os.dup2(2, 1)  # a library that prints cannot corrupt the answers
     inp = sys.stdin.buffer
     _set_limits(limits)
-    from rag.ingest.formats import SkipFile, SkipTooLarge
-    from rag.ingest.formats import EXTRACTORS
+    from rag.ingest.formats import EXTRACTORS  # imported in the child only: the parsers stay out of the parent
 
     while True:
         line = inp.readline()

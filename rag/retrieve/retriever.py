@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from rag.contract import MIN_K, MODES
-from rag.embed.embedders import Embedder
+from rag.embed.base import Embedder
 from rag.errors import InvalidQuery
 from rag.schema import Hit
 from rag.index.local.store import IndexStore

@@ -23,10 +23,10 @@ import numpy as np
 
 from rag.ingest.chunking import chunk_document
 from rag.ingest.documents import LoadResult, Skipped, load_documents
-from rag.embed.embedders import Embedder
+from rag.embed.base import Embedder
 from rag.errors import BuildCancelled, ConfigError, IndexBusy
 from rag.ingest.pubdate import document_date
-from rag.ingest.safe_parse import ParseLimits
+from rag.ingest.limits import ParseLimits
 from rag.schema import Chunk, Document
 from rag.index.local.store import CURRENT, FORMAT_VERSION, IndexStore, active_version, embedder_backend, model_difference
 from rag.text import BM25Analyzer, bm25s_module

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rag.embed.embedders import Embedder
+from rag.embed.base import Embedder
 from rag.errors import EmbeddingModelMismatch, IndexCorrupt, IndexNotFound
 from rag.schema import Chunk, Document
 from rag.text import BM25Analyzer, bm25s_module
