@@ -122,7 +122,9 @@ def test_files_are_checked_before_they_enter_the_data_folder(tmp_path):
         "damaged": (src / "kapot.pdf", "cannot be used as an article: damaged PDF"),
         "empty docx": (make_docx(src / "leeg.docx", title="x", heading=None, paragraphs=[]), "empty Word document"),
         "same doc id": (src / "rapport.md", "same document id"),
+        "symlink": (src / "wachtwoorden.txt", "is a symbolic link"),  # to a system file: never copied
     }
+    (src / "wachtwoorden.txt").symlink_to("/etc/passwd")
     (src / "foto.jpg").write_bytes(b"\xff\xd8\xff")
     (src / "kapot.pdf").write_bytes(b"%PDF-1.4\n1 0 obj <<")
     (src / "rapport.md").write_text("# Rapport\n\nAnder bestand.\n", "utf-8")

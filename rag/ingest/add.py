@@ -170,6 +170,8 @@ def add_file(data_dir: Path, path: Path, max_bytes: int, limits: "ParseLimits | 
     from rag.ingest.documents import display_path
 
     path = Path(path)
+    if path.is_symlink():  # as in the data folder (symlinks are not followed): a link could add any file
+        raise AddRefused(f"'{display_path(path)}' is a symbolic link; add the file it points to instead", 422, "symlink")
     if not path.is_file():
         raise AddRefused(f"'{display_path(path)}' is not a file")
     safe_name(path.name)
