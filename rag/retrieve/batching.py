@@ -151,15 +151,17 @@ class BatchingEmbedder:
 
 def batched_runtime(runtime: Any, settings: Any) -> Any:
     """``runtime`` with its query embeddings micro-batched (the server's, for many readers at once).
-    Unchanged when it is already batched, or when its embedder does not promise that a batched query
+    Unchanged when it is already batched, when its embedder does not promise that a batched query
     vector is identical to a single one (``batched_queries_identical``: padding in a batch can move
-    a sentence-transformers vector in its last bits)."""
+    a sentence-transformers vector in its last bits), or when batching does not pay for that engine
+    (``micro_batch = False``: ONNX Runtime, rag.embed.onnx)."""
     import dataclasses
 
     from rag.retrieve.retriever import Retriever
 
     emb = runtime.embedder
-    if isinstance(emb, BatchingEmbedder) or not getattr(emb, "batched_queries_identical", False):
+    if isinstance(emb, BatchingEmbedder) or not getattr(emb, "batched_queries_identical", False) \
+            or not getattr(emb, "micro_batch", True):
         return runtime
     batching = BatchingEmbedder(emb, window_ms=settings.embed_batch_window_ms)
     return dataclasses.replace(runtime, embedder=batching,
