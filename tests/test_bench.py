@@ -261,3 +261,55 @@ def test_bench_report_prints_the_backend_rows(small_bench):
     # the torch row is the same model (the converted packaged e5): its cosine is shown
     assert "multilingual-e5-small" in line and "0.99" in line
 
+
+
+@pytest.mark.slow
+def test_a_terminated_bench_stops_its_server_removes_its_folder_and_writes_what_it_measured(tmp_path):
+    """SIGTERM while `rag bench` has a server up on --port: the server stops, the temporary work folder is
+    removed, and --out holds the figures measured so far, marked interrupted."""
+    import json
+    import os
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+
+    from bench.bench import free_port
+
+    port, out, tmp = free_port(), tmp_path / "partial.json", tmp_path / "tmp"
+    tmp.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp), "HF_HUB_OFFLINE": "1", "COLUMNS": "200"}
+    proc = subprocess.Popen([sys.executable, "-m", "rag.cli.main", "bench", "--quick", "--only", "api", "--port", str(port),
+                             "--out", str(out)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen = []
+    try:
+        deadline = time.monotonic() + 240
+        for line in proc.stdout:
+            seen.append(line)
+            if "/api/search with 1 client" in line:
+                break
+            assert time.monotonic() < deadline, "".join(seen)
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass  # the bench's server listens on the chosen port
+        proc.send_signal(signal.SIGTERM)
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, "".join(seen) + rest
+    assert "interrupted" in rest and "figures measured so far" in rest
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    assert not [p for p in tmp.iterdir() if p.name.startswith("rag-bench-")]  # the work folder is gone
+    report = json.loads(out.read_text())
+    assert report["interrupted"] == "interrupted" and report["indexing"][0]["chunks"] > 0
+
+
+def test_the_quick_plan_says_what_it_skips():
+    from bench.bench import BenchPlan
+
+    full, quick = BenchPlan.make(False), BenchPlan.make(True)
+    assert "backends" in full.sections and "backends" not in quick.sections and "api" in quick.sections
+    assert "onnx-q4" in full.backends and quick.api_workers == (1,) and not quick.server_large
+    assert BenchPlan.make(True, ["backends"]).sections == ("backends",)  # asked for by name, it runs

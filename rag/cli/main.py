@@ -225,7 +225,7 @@ def _data_watcher(settings: Settings, embedder):
 
 @app.command("bench")
 def bench_cmd(
-    quick: Annotated[bool, typer.Option("--quick", help="smaller sizes, sampled embedding: about two minutes")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="smaller sizes, sampled embedding, fewer backend rows: about three minutes (see bench/bench.py BenchPlan.make)")] = False,
     out_file: Annotated[Optional[Path], typer.Option("--out", help="write all figures and machine info as JSON here")] = None,
     qa: Annotated[Path, typer.Option("--qa", help="reference Q&A set for hit@k")] = Path("eval/qa.jsonl"),
     only: Annotated[Optional[str], typer.Option(
