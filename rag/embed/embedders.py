@@ -177,9 +177,20 @@ def _packaged(settings: Settings, requested: str, fallback_reason: str | None = 
 def _converted(settings: Settings, requested: str, backend: str, fallback_reason: str | None = None):
     """The packaged e5 converted into a standard model (rag.embed.e5_convert, built once into
     settings.model_cache_dir), run by ONNX Runtime (onnx, onnx-int8) or sentence-transformers (torch)."""
-    from rag.embed.e5_convert import MODEL_ID, build
+    import time
 
-    folder = build(settings.model_cache_dir, onnx=backend != "torch")
+    from rag.embed.e5_convert import MODEL_ID, build, converted_dir
+
+    target = converted_dir(settings.model_cache_dir)
+    first = not (target / "converted.json").is_file()
+    if first:  # a minute of silence would look like a hang: say what is happening, once
+        log.warning("first use: converting the packaged e5 model into %s (about a minute; later starts reuse it)",
+                    target)
+    t0 = time.perf_counter()
+    folder = build(settings.model_cache_dir, onnx=backend != "torch",
+                   on_step=(lambda msg: log.warning("  %s", msg)) if first else None)
+    if first:
+        log.warning("converted in %.0f s", time.perf_counter() - t0)
     if backend == "torch":
         model = _load_st(str(folder), settings.embed_device, "torch", local_only=True)
         emb = _st_embedder(settings, model, MODEL_ID, requested, fallback_reason,
