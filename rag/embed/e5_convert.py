@@ -353,7 +353,7 @@ def build(cache_dir: Path, source: Path | None = None, *, onnx: bool = True,
         write_sentence_transformers(read_packaged(source), work)
     timings = {"sentence_transformers_s": round(time.perf_counter() - t0, 1)}
     if onnx:
-        step("exporting to ONNX, fusing, quantizing to int8 (a few minutes on 2 cores)")
+        step("exporting to ONNX, fusing, quantizing to 4 bits and to int8")
         t1 = time.perf_counter()
         try:
             export_onnx(work)
