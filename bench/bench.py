@@ -572,7 +572,6 @@ def langchain_compare(documents: Sequence[Document], items, model_path: str, emb
 
 # ============================================================================ API under load
 
-SERVER_PORT: int | None = None  # set by run_bench from BenchPlan.port
 
 @dataclass
 class Server:
@@ -598,7 +597,7 @@ def start_server(index_dir: Path, data_dir: Path, work: Path, settings: Settings
     /health and to the first extractive answer."""
     import httpx
 
-    port = port or SERVER_PORT or free_port()
+    port = port or free_port()
     env = dict(os.environ)
     env.update({
         "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "RAG_EMBED_MODEL": settings.embed_model,
@@ -805,8 +804,6 @@ def run_bench(plan: BenchPlan, settings: Settings, qa_path: Path, work: Path,
     from rag.embed.embedders import load_embedder, offline_model_path
     from rag.index.local.indexer import IndexParams
 
-    global SERVER_PORT
-    SERVER_PORT = plan.port
     t_start = time.perf_counter()
     notes: list[str] = []
     report = {} if report is None else report
@@ -983,7 +980,7 @@ def run_bench(plan: BenchPlan, settings: Settings, qa_path: Path, work: Path,
         api["runs"] = []
         for workers in plan.api_workers:
             on_stage(f"API: starting `rag serve --workers {workers}` on 127.0.0.1 (shipped articles)")
-            server = start_server(api_index, data_dir, work, api_settings, workers=workers)
+            server = start_server(api_index, data_dir, work, api_settings, workers=workers, port=plan.port)
             try:
                 if workers == 1:
                     api["server"] = {"index": "shipped articles", "chunks": shipped["chunks"], **server.timings}
@@ -1009,7 +1006,8 @@ def run_bench(plan: BenchPlan, settings: Settings, qa_path: Path, work: Path,
                    if plan.server_large else None)
         if biggest is not None:
             on_stage(f"API: start-up and memory with the {biggest['chunks']:,}-chunk index")
-            server = start_server(Path(biggest["index_dir"]), Path(biggest["data_dir"]), work, settings)  # bench's model
+            server = start_server(Path(biggest["index_dir"]), Path(biggest["data_dir"]), work, settings,  # bench's model
+                                  port=plan.port)
             try:
                 asyncio.run(_load(server.base, "/api/search", 1, 2.0, 20, questions))
                 api["server_large"] = {"index": biggest["collection"], "chunks": biggest["chunks"], **server.timings,

@@ -66,7 +66,7 @@ def compare_engines(plan, settings, data_dir: Path, work: Path, questions: Seque
     o_qms = _query_ms(emb, questions)
     del emb
     on_stage(f"API engines: `rag serve` with RAG_EMBED_BACKEND={other}")
-    server = start_server(index, data_dir, work, other_settings)
+    server = start_server(index, data_dir, work, other_settings, port=plan.port)
     try:
         runs = api_load(server, plan, questions, on_stage, ("/api/search",))
     finally:

