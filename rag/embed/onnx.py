@@ -34,7 +34,7 @@ class OnnxE5Embedder:
     batched_queries_identical = False
     # The server does not micro-batch ORT's queries (rag.retrieve.batching): a batch costs what its queries
     # cost one by one, and one shared call leaves a core idle, while concurrent session runs use both.
-    # Measured with onnx-q4, /api/search, 8 clients: 57 req/s micro-batched, 73-77 req/s not (docs/throughput.md).
+    # Measured with onnx-q4, /api/search, 8 clients: 52.9 req/s micro-batched, 70.1 not (python -m bench.micro_batching).
     micro_batch = False
 
     def __init__(self, folder: Path, *, backend: str = "onnx-q4", requested_model: str | None = None,

@@ -154,14 +154,16 @@ def batched_runtime(runtime: Any, settings: Any) -> Any:
     Unchanged when it is already batched, when its embedder does not promise that a batched query
     vector is identical to a single one (``batched_queries_identical``: padding in a batch can move
     a sentence-transformers vector in its last bits), or when batching does not pay for that engine
-    (``micro_batch = False``: ONNX Runtime, rag.embed.onnx)."""
+    (``micro_batch = False``: ONNX Runtime, rag.embed.onnx) and ``RAG_EMBED_MICRO_BATCH`` is not ``on``;
+    never when it is ``off``."""
     import dataclasses
 
     from rag.retrieve.retriever import Retriever
 
     emb = runtime.embedder
-    if isinstance(emb, BatchingEmbedder) or not getattr(emb, "batched_queries_identical", False) \
-            or not getattr(emb, "micro_batch", True):
+    wanted = {"on": True, "off": False}.get(getattr(settings, "embed_micro_batch", "auto"),
+                                             getattr(emb, "micro_batch", True))
+    if isinstance(emb, BatchingEmbedder) or not getattr(emb, "batched_queries_identical", False) or not wanted:
         return runtime
     batching = BatchingEmbedder(emb, window_ms=settings.embed_batch_window_ms)
     return dataclasses.replace(runtime, embedder=batching,
