@@ -80,15 +80,18 @@ class CancellableLLM:
 
 
 async def run_until_disconnected(request: Request, work: Callable[[], Any], on_disconnect: Callable[[], None],
-                                 limiter: anyio.CapacityLimiter | None = None) -> Any:
-    """``work()`` in a worker thread (of ``limiter``'s pool when given), while watching the client. When it
-    leaves: ``on_disconnect()`` and ``ClientGone`` at once (the thread is left to end on its own; it holds
-    nothing of the caller's)."""
+                                 runner: Callable[[Callable[[], Any]], Awaitable[Any]] | None = None) -> Any:
+    """``work()`` in a worker thread (``await runner(work)`` when given, e.g. ``SearchLimiter.run``), while
+    watching the client. When it leaves: ``on_disconnect()`` and ``ClientGone`` at once (the thread is left
+    to end on its own; it holds nothing of the caller's)."""
     result: dict[str, Any] = {}
 
     async def run(scope: anyio.CancelScope) -> None:
         try:
-            result["value"] = await anyio.to_thread.run_sync(work, abandon_on_cancel=True, limiter=limiter)
+            if runner is None:
+                result["value"] = await anyio.to_thread.run_sync(work, abandon_on_cancel=True)
+            else:
+                result["value"] = await runner(work)
         except BaseException as e:  # noqa: BLE001 - re-raised below, outside the task group
             result["error"] = e
         scope.cancel()

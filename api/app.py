@@ -57,7 +57,8 @@ def create_app(settings: Settings, runtime: Runtime | None = None, llm: Any = No
     (``rag.llms.registry``)."""
     state = AppState(settings=settings, runtime=runtime, llm=llm,
                      gate=LLMGate(settings.max_concurrent_llm, settings.max_queued),
-                     searches=SearchLimiter(settings.max_concurrent_search, settings.search_threads))
+                     searches=SearchLimiter(settings.max_concurrent_search, settings.search_threads,
+                                            settings.search_niceness))
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -82,6 +83,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None, llm: Any = No
         finally:
             if state.live is not None:
                 state.live.stop()
+            state.searches.close()
             if state.owns_llm and hasattr(state.llm, "close"):
                 state.llm.close()
 

@@ -6,6 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import concurrent.futures
+import contextvars
+import os
+import threading
 from contextlib import asynccontextmanager
 from typing import Any, AsyncIterator, Callable, TypeVar
 
@@ -88,31 +92,65 @@ class Threads:
         return await anyio.to_thread.run_sync(fn, *args, limiter=self.limiter)
 
 
-class SearchLimiter(Threads):
+class SearchLimiter:
     """At most ``limit`` searches admitted at once; one more is refused at once with a clear 503
-    (``ServerBusy``). Admitted searches run on their own ``threads`` worker threads (an anyio
-    ``CapacityLimiter`` of their own), so they wait for each other there, never in the default thread
-    pool that /health's status probe, static files and the other routes use: those never queue behind
-    search work. A few threads are enough: the query embeddings of concurrent searches share one engine
-    call (``rag.retrieve.batching``), and the rest of a search holds the GIL."""
+    (``ServerBusy``). Admitted searches run on ``threads`` worker threads of their own (``pool``, at nice
+    value ``niceness``), so they wait for each other there, never in the default thread pool that
+    /health's status probe, static files and the other routes use, and under load the event loop gets
+    the CPU before them. A search holds its slot until its thread has finished it (a client that leaves
+    frees the slot at once only if its search had not started), so ``limit`` really bounds the work."""
 
-    def __init__(self, limit: int, threads: int = 4) -> None:
-        super().__init__(threads)
+    def __init__(self, limit: int, threads: int = 3, niceness: int = 0) -> None:
+        self.threads = max(1, int(threads))
         self.limit = max(1, int(limit))
         self.active = 0
+        self.niceness = max(0, int(niceness))
+        self._pool: concurrent.futures.ThreadPoolExecutor | None = None
 
-    @asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
+    def _lower_priority(self) -> None:
+        """Runs in each new search thread: a higher nice value for this thread only (Linux schedules
+        threads, and ``setpriority`` on a thread id touches only that thread), so under load the event
+        loop that answers /health and takes new requests gets the CPU first. Where it cannot be set
+        (another OS, a container without the right), searches run at normal priority."""
+        try:
+            me = threading.get_native_id()
+            if self.niceness > os.getpriority(os.PRIO_PROCESS, me):  # only ever lower the priority
+                os.setpriority(os.PRIO_PROCESS, me, self.niceness)
+        except (AttributeError, OSError):
+            pass
+
+    @property
+    def pool(self) -> concurrent.futures.ThreadPoolExecutor:
+        """The search threads: a pool of their own (anyio's worker threads are shared with every other
+        ``to_thread`` call, so their priority cannot be lowered for searches alone)."""
+        if self._pool is None:
+            self._pool = concurrent.futures.ThreadPoolExecutor(
+                self.threads, "search", initializer=self._lower_priority)
+        return self._pool
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._pool = None
+
+    def _admit(self) -> None:
         if self.active >= self.limit:
             raise ServerBusy(f"the server is busy ({self.active} searches running, at most {self.limit}); "
                              "try again in a moment")
         self.active += 1
-        try:
-            yield
-        finally:
-            self.active -= 1
+
+    def _release(self) -> None:
+        self.active -= 1
 
     async def run(self, fn: Callable[[], T]) -> T:
         """``fn()`` in one of the search threads, once admitted (``ServerBusy`` when ``limit`` are in)."""
-        async with self.slot():
-            return await super().run(fn)
+        self._admit()
+        loop = asyncio.get_running_loop()
+        try:
+            job = self.pool.submit(contextvars.copy_context().run, fn)
+        except BaseException:
+            self._release()
+            raise
+        # released on the event loop when the thread is done with it, or when it was cancelled unstarted
+        job.add_done_callback(lambda _: loop.call_soon_threadsafe(self._release))
+        return await asyncio.wrap_future(job)

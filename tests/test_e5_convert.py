@@ -171,7 +171,14 @@ def test_long_text_is_truncated_to_the_models_positions(onnx_int8):
 def test_build_is_cached_and_never_uses_a_half_written_folder(tmp_path):
     stale = tmp_path / f".{converted_dir(tmp_path).name}.tmp-999999"
     (stale / "onnx").mkdir(parents=True)  # an interrupted build elsewhere
+    final = converted_dir(tmp_path)
+    stem = final.name.rpartition("-v")[0]
+    older = tmp_path / f"{stem}-v0"  # the same source in an older layout: never read again
+    other = tmp_path / "e5-small-0123456789abcdef-v0"  # another source's folder: not ours to remove
+    for p in (older, other):
+        (p / "onnx").mkdir(parents=True)
     folder = build(tmp_path, onnx=False)
+    assert not older.exists() and other.is_dir()
     assert folder == converted_dir(tmp_path) and (folder / "converted.json").is_file()
     assert not any(p.name.startswith(f".{folder.name}.tmp-") for p in tmp_path.iterdir())
     stamp = (folder / "model.safetensors").stat().st_mtime_ns

@@ -3,6 +3,7 @@ searches are capped with a clear 503 and run on threads of their own."""
 
 from __future__ import annotations
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -110,12 +111,15 @@ def test_an_embedder_without_batched_queries_is_refused():
 
 def test_searches_beyond_the_limit_get_busy_and_run_on_their_own_threads():
     async def main():
-        limiter = SearchLimiter(limit=2, threads=1)
+        limiter = SearchLimiter(limit=2, threads=1, niceness=7)
         started, release = threading.Event(), threading.Event()
         default_threads = anyio.to_thread.current_default_thread_limiter()
         in_default_before = default_threads.borrowed_tokens
+        ran_on = []
 
         def blocking():
+            ran_on.append((threading.current_thread().name,
+                           os.getpriority(os.PRIO_PROCESS, threading.get_native_id())))
             started.set()
             release.wait(30)
             return "done"
@@ -129,12 +133,17 @@ def test_searches_beyond_the_limit_get_busy_and_run_on_their_own_threads():
             tg.start_soon(search)
             tg.start_soon(search)  # admitted: waits for the single search thread
             await anyio.to_thread.run_sync(started.wait, 30)
-            assert limiter.active == 2 and limiter.limiter.borrowed_tokens == 1
+            assert limiter.active == 2 and len(ran_on) == 1  # the second waits for the one thread
             # the default pool (health probe, static files) has none of the search's threads in use
             assert default_threads.borrowed_tokens == in_default_before
             with pytest.raises(ServerBusy, match="busy"):
                 await limiter.run(blocking)
             release.set()
         assert results == ["done", "done"] and limiter.active == 0
+        # both ran on the one search thread, at the lower priority (the event loop's thread keeps its own)
+        assert {name for name, _ in ran_on} == {ran_on[0][0]} and ran_on[0][0].startswith("search")
+        base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+        assert [nice for _, nice in ran_on] == [max(base, 7)] * 2
+        limiter.close()
 
     anyio.run(main)

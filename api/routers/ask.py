@@ -50,10 +50,9 @@ async def ask(body: AskRequest, request: Request, st: StateDep, pipeline: Pipeli
         try:
             if choice.use_llm:  # mostly waiting for Ollama, behind the LLM gate
                 answer = await run_until_disconnected(request, work, on_disconnect=stop)
-            else:  # all CPU (search, sentence ranking): admitted and run like a search, on the search threads,
-                async with st.searches.slot():  # so /health and static files never queue behind it
-                    answer = await run_until_disconnected(request, work, on_disconnect=stop,
-                                                          limiter=st.searches.limiter)
+            else:  # all CPU (search, sentence ranking): admitted and run like a search, on the search
+                # threads, so /health and static files never queue behind it
+                answer = await run_until_disconnected(request, work, on_disconnect=stop, runner=st.searches.run)
         finally:
             gate.release()
         return answer.to_dict()

