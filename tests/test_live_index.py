@@ -90,15 +90,23 @@ def health(url: str) -> dict:
 
 
 def assert_new_article_served(url: str, doc_id: str, documents: int, *, every_process: bool = False) -> None:
-    """Within SEEN_WITHIN s the search finds the article; then /api/ask cites it and /health counts it."""
+    """Within SEEN_WITHIN s the search finds the article (with ``every_process``: 12 new connections in a
+    row, so each worker process, find it and count it); then /api/ask cites it."""
+    deadline = time.monotonic() + SEEN_WITHIN
     until(lambda: doc_id in search_docs(url, "bultruggen Wonsan"), f"{doc_id} in /api/search", SEEN_WITHIN)
     rounds = 12 if every_process else 1  # several connections: each worker process is asked
-    for _ in range(rounds):
+    seen = 0
+    while seen < rounds:
         with httpx.Client(timeout=30) as c:  # a new connection each round
-            assert doc_id in [h["doc_id"] for h in c.get(url + "/api/search", params={"q": "bultruggen Wonsan", "mode": "bm25"}).json()["results"]]
+            found = doc_id in [h["doc_id"] for h in c.get(url + "/api/search", params={"q": "bultruggen Wonsan", "mode": "bm25"}).json()["results"]]
             h = c.get(url + "/health").json()
-            assert h["documents"] == documents, h
-            assert h["index"]["loaded_at"] and h["index"]["reload_error"] is None
+        if not found or h["documents"] != documents:  # a process that has not loaded the new version yet
+            assert time.monotonic() < deadline, f"not every process serves {doc_id} within {SEEN_WITHIN} s: {h}"
+            seen = 0
+            time.sleep(0.1)
+            continue
+        assert h["index"]["loaded_at"] and h["index"]["reload_error"] is None
+        seen += 1
     r = httpx.post(url + "/api/ask", json={"question": QUESTION, "generator": "extractive"}, timeout=60)
     assert r.status_code == 200, r.text
     assert doc_id in {c["doc_id"] for c in r.json()["citations"]}, r.json()

@@ -202,7 +202,7 @@ def _converted(settings: Settings, requested: str, backend: str, fallback_reason
 
     return OnnxE5Embedder(folder, backend=backend, requested_model=requested,
                           fallback_reason=fallback_reason, batch_size=settings.embed_batch_size,
-                          num_threads=settings.embed_threads)
+                          num_threads=settings.embed_threads, call_threads=settings.embed_call_threads)
 
 
 def _is_packaged_model(name: str) -> bool:

