@@ -42,7 +42,7 @@ log = logging.getLogger(__name__)
 
 MODEL_ID = "intfloat/multilingual-e5-small"
 QUERY_PREFIX, PASSAGE_PREFIX = "query: ", "passage: "
-FORMAT = 2  # bump when the folder's layout or contents change: a new folder is built
+FORMAT = 3  # bump when the folder's layout or contents change: a new folder is built
 QK = 32
 
 
