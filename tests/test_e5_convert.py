@@ -234,3 +234,26 @@ def test_switching_engines_rebuilds_the_index_instead_of_mixing_vectors(tmp_path
     report = build_index(data, index, embedder, params)  # `rag index` with the other engine
     assert report.rebuilt_reason and "embedding model changed" in report.rebuilt_reason
     assert load_manifest(index)["embedding"]["backend"] == embedder.backend
+
+
+def test_q4_gathers_word_embeddings_from_their_4bit_blocks_bit_for_bit(converted):
+    """The default engine keeps the 250k x 384 word embeddings in q4_0 blocks (54 MB, not 384 MB of
+    fp32): the rows ONNX Runtime gathers from them are exactly the fp32 table's (the dequantized wheel)."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import helper, numpy_helper
+
+    from rag.embed.e5_export import ONNX_FP32, ONNX_Q4
+
+    q4 = onnx.load(str(converted / ONNX_Q4))
+    ops = {n.op_type for n in q4.graph.node}
+    assert "GatherBlockQuantized" in ops and "EmbedLayerNormalization" not in ops
+    assert not any(i.name.endswith("word_embeddings.weight") for i in q4.graph.initializer)
+    fp32 = onnx.load(str(converted / ONNX_FP32))
+    table = next(numpy_helper.to_array(i) for i in fp32.graph.initializer if i.name.endswith("word_embeddings.weight"))
+    q4.graph.output.append(helper.make_tensor_value_info("word_q4/words", onnx.TensorProto.FLOAT, None))
+    session = ort.InferenceSession(q4.SerializeToString(), providers=["CPUExecutionProvider"])
+    ids = np.array([[0, 5, 1234, 99_999, 250_036, 2]], dtype=np.int64)
+    words = session.run(["word_q4/words"], {"input_ids": ids, "attention_mask": np.ones_like(ids)})[0]
+    assert np.array_equal(words[0], table[ids[0]])
+    assert (converted / ONNX_Q4).stat().st_size < 100 * 2**20
