@@ -152,5 +152,6 @@ class SearchLimiter:
             self._release()
             raise
         # released on the event loop when the thread is done with it, or when it was cancelled unstarted
-        job.add_done_callback(lambda _: loop.call_soon_threadsafe(self._release))
+        # (a loop already closed, at shutdown, has nobody left to count for)
+        job.add_done_callback(lambda _: loop.is_closed() or loop.call_soon_threadsafe(self._release))
         return await asyncio.wrap_future(job)
