@@ -10,8 +10,7 @@ import concurrent.futures
 import contextvars
 import os
 import threading
-from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Callable, TypeVar
+from typing import Any, Callable, TypeVar
 
 import anyio
 

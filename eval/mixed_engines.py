@@ -12,6 +12,7 @@ with the passage engine but its manifest names the query engine (this is a measu
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -44,8 +45,6 @@ def main() -> None:
         self.embed_passages = other.embed_passages
 
     onnx.OnnxE5Embedder.__init__ = init
-    import os
-
     os.environ["RAG_EMBED_BACKEND"] = args.queries
     from rag.cli.main import app
 

@@ -130,10 +130,8 @@ class OnnxE5Embedder:
             bar = tqdm(total=len(texts), desc="Embedding", unit="chunk")
         pool = ThreadPoolExecutor(min(self.threads, len(parts)), "embed") if len(parts) > 1 else None
         try:
-            if pool is None:
-                vectors = map(self._run, [[ids[i] for i in part] for part in parts])
-            else:  # ONNX Runtime runs concurrent calls of one session side by side (the GIL is released)
-                vectors = pool.map(self._run, [[ids[i] for i in part] for part in parts])
+            # ONNX Runtime runs concurrent calls of one session side by side (the GIL is released)
+            vectors = (pool.map if pool else map)(self._run, [[ids[i] for i in part] for part in parts])
             for part, vecs in zip(parts, vectors):
                 out[part] = vecs
                 if bar is not None:
