@@ -1,5 +1,7 @@
 """/api/search with and without micro-batched query embeddings (docs/throughput.md, issue 21): one
-``rag serve`` per configuration on the shipped articles, 1, 8 and 32 clients of unique questions.
+``rag serve`` per configuration on the shipped articles, 1, 8 and 32 clients of unique questions, and the
+p99 of /health under 32. Any server setting can be swept the same way, e.g. the search threads:
+``python -m bench.micro_batching RAG_SEARCH_THREADS=4,RAG_SEARCH_NICENESS=0 RAG_SEARCH_THREADS=3``.
 
     HF_HUB_OFFLINE=1 .venv/bin/python -m bench.micro_batching [--seconds 6] [CONFIG ...]
 
@@ -50,14 +52,16 @@ def main() -> None:
                 server = start_server(index, data, work, Settings(data_dir=data, index_dir=index))
                 try:
                     asyncio.run(_load(server.base, "/api/search", 1, 1.0, 50, questions))  # warm-up
-                    rates = [asyncio.run(_load(server.base, "/api/search", c, args.seconds, 5000, questions))["rps"]
-                             for c in (1, 8, 32)]
+                    runs = [asyncio.run(_load(server.base, "/api/search", c, args.seconds, 5000, questions))
+                            for c in (1, 8, 32)]
+                    rates = [r["rps"] for r in runs]
                 finally:
                     server.stop()
             finally:
                 for k, v in saved.items():
                     os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
-            print(f"{config or 'defaults'}: 1 client {rates[0]} req/s, 8 clients {rates[1]} req/s, 32 clients {rates[2]} req/s", flush=True)
+            print(f"{config or 'defaults'}: 1 client {rates[0]} req/s, 8 clients {rates[1]} req/s, 32 clients {rates[2]} req/s, "
+                  f"/health p99 at 32 clients {runs[2]['health_ms']['p99']} ms", flush=True)
 
 
 if __name__ == "__main__":
