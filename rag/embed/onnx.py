@@ -74,8 +74,8 @@ class OnnxE5Embedder:
         opts.inter_op_num_threads = 1
         # By default one thread per engine call: the cores are used by calls side by side instead
         # (concurrent searches each run their own call; a build's passage batches run ``threads`` at a
-        # time). Splitting one short query over 2 cores saved 1-2 ms of a lone query but cost 20-35 % more
-        # CPU per query (12.8-14.7 against 10.6-10.8 ms), which a loaded server pays in throughput
+        # time). Splitting one short query over 2 cores saved ~2 ms of a lone query but cost ~20 % more
+        # CPU per query (12.2-12.7 against 9.9-10.3 ms, bench/engine_cpu.py), which a loaded server pays in throughput
         # (docs/throughput.md, "One thread per engine call").
         self.call_threads = max(1, int(call_threads))
         opts.intra_op_num_threads = self.call_threads
