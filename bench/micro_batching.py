@@ -27,7 +27,8 @@ ROWS = ["RAG_EMBED_MICRO_BATCH=on", "RAG_EMBED_MICRO_BATCH=on,RAG_EMBED_BATCH_WI
 
 
 def main() -> None:
-    from bench.bench import _load, start_server
+    from bench.load import client_load as _load
+    from bench.server import start_server
     from bench.measure import _build
     from rag.config import Settings
     from rag.embed.embedders import load_embedder
