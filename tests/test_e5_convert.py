@@ -18,7 +18,8 @@ import pytest
 
 from rag.config import Settings
 from rag.embed.e5_convert import (MODEL_ID, PASSAGE_PREFIX, QUERY_PREFIX, build, converted_dir, packaged_file,
-                            precompiled_charsmap, read_packaged)
+                                    read_packaged)
+from rag.embed.e5_tokenizer import precompiled_charsmap
 from rag.embed.onnx import OnnxE5Embedder
 from rag.errors import EmbeddingModelMismatch
 
