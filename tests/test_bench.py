@@ -18,8 +18,9 @@ from bench.bench import (
 from bench.measure import percentiles
 from rag.ingest.chunking import chunk_document, sentence_spans
 from rag.ingest.documents import load_documents
+from tests.conftest import ARTICLES, REPO
 
-DATA = Path(__file__).resolve().parent.parent / "data" / "articles"
+DATA = ARTICLES  # the suite's copy of the shipped articles
 
 
 def words(text: str) -> int:  # an additive stand-in for the model's tokenizer
@@ -190,7 +191,7 @@ def small_bench(tmp_path_factory):
         shutil.copyfile(DATA / name, data / name)
     stems = {Path(n).stem for n in names}
     qa = root / "qa.jsonl"
-    lines = [ln for ln in (DATA.parent.parent / "eval" / "qa.jsonl").read_text(encoding="utf-8").splitlines()
+    lines = [ln for ln in (REPO / "eval" / "qa.jsonl").read_text(encoding="utf-8").splitlines()
              if ln.strip() and set(json.loads(ln).get("doc_ids") or []) & stems][:8]
     qa.write_text("\n".join(lines) + "\n", encoding="utf-8")
     plan = BenchPlan.make(True, ["backends"])
