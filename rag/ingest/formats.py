@@ -74,15 +74,20 @@ def _check_blocks(blocks: list[str], limits: ParseLimits, file_size: int) -> Non
 
 # ============================================================================ PDF
 
+HEADING_WIDTH = 0.6  # a line shorter than this share of the page's longest, not ending a sentence: a line of its own
+
+
 def reflow(page_text: str) -> str:
     """One PDF page's extracted lines as paragraphs: words hyphenated across a line break are
     joined, lines inside a paragraph become one line, and a short line that ends a sentence (or a
-    blank line) ends the paragraph. Paragraphs are separated by a blank line."""
+    blank line) ends the paragraph. A short line that does not end a sentence, followed by a line
+    that does not go on in lower case, is a paragraph of its own: a heading, a dateline ("Gepubliceerd:
+    3 mei 2025") or a byline is not glued to the first sentence. Paragraphs are separated by a blank line."""
     lines = [ln.strip() for ln in page_text.replace("\r", "\n").split("\n")]
     width = max((len(ln) for ln in lines), default=0)
     paragraphs: list[str] = []
     current = ""
-    for ln in lines:
+    for i, ln in enumerate(lines):
         if not ln:
             if current:
                 paragraphs.append(current)
@@ -92,7 +97,9 @@ def reflow(page_text: str) -> str:
             current = current[:-1] + ln
         else:
             current = f"{current} {ln}" if current else ln
-        if ln[-1:] in ".!?:”\"'" and len(ln) < 0.8 * width:
+        following = next((x for x in lines[i + 1:] if x), "")
+        own_line = (len(ln) < HEADING_WIDTH * width and ln[-1:] not in "-,;" and not following[:1].islower())
+        if (ln[-1:] in ".!?:”\"'" and len(ln) < 0.8 * width) or own_line:
             paragraphs.append(current)
             current = ""
     if current:
