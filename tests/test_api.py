@@ -28,7 +28,8 @@ PARK_DOC = "01-jihyun-park-verkiezingskandidaat"
 CITED_REPLY = ("Jihyun Park is een Noord-Koreaanse vluchteling, mensenrechtenactivist en aspirant-politicus "
                "die kandidaat is bij de regionale verkiezingen in het Verenigd Koninkrijk [1].")
 ANSWER_KEYS = set(Answer(question="q", answer="a", abstained=False, generator="extractive").to_dict())
-HIT_KEYS = {"rank", "score", "doc_id", "title", "text", "start", "end", "chunk_id", "bm25_score", "dense_score", "date"}
+HIT_KEYS = {"rank", "score", "doc_id", "title", "text", "start", "end", "chunk_id", "bm25_score", "dense_score", "date",
+            "date_source"}
 
 
 # ============================================================================ fixtures

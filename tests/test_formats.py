@@ -39,7 +39,7 @@ def test_pdf_docx_and_web_page_are_extracted(folder):
 
     pdf = docs["ziekenhuis.pdf"]
     assert pdf.title == "Ziekenhuis en kolenmijn" and pdf.metadata["author"] == "Lee"
-    assert pdf.metadata["date"] == "2024-03-05" and pdf.metadata["page_count"] == 2
+    assert pdf.metadata["file_date"] == "2024-03-05" and pdf.metadata["page_count"] == 2
     p2_start = pdf.metadata["pages"][1][0]
     assert pdf.metadata["pages"] == [[0, 1], [p2_start, 2]]
     assert pdf.text[p2_start:].startswith("Op de tweede pagina: de kolenmijn bij Hamhung produceerde vorig jaar vierhonderdduizend")
@@ -51,7 +51,7 @@ def test_pdf_docx_and_web_page_are_extracted(folder):
 
     h = docs["resort.html"]
     assert h.title == "Nieuw badresort in Wonsan"
-    assert h.metadata == {"author": "Jan de Vries", "date": "2024-03-05", "url": "https://nieuws.example/artikel"}
+    assert h.metadata == {"author": "Jan de Vries", "file_date": "2024-03-05", "url": "https://nieuws.example/artikel"}
     assert ARTICLE[0] in h.text and ARTICLE[1] in h.text
     for boilerplate in ("cookies", "Binnenland", "Lees ook", "Raket landt", "Privacy"):
         assert boilerplate not in h.text, boilerplate
