@@ -677,6 +677,12 @@ def test_stream_arrives_piece_by_piece_and_a_dropped_client_frees_its_slot(live_
 def test_unknown_host_is_refused(client):
     r = client.get("/api/documents", headers={"Host": "attacker.example"})
     assert r.status_code == 400
+    # JSON like every other error (Starlette's own check answers in plain text)
+    assert r.headers["content-type"] == "application/json"
+    assert r.json()["error"] == "InvalidHost" and "attacker.example" in r.json()["detail"]
+    v1 = client.post("/v1/chat/completions", headers={"Host": "attacker.example"}, json={"model": "rag", "messages": []})
+    assert v1.status_code == 400 and v1.json()["error"]["code"] == "invalid_host"  # OpenAI's shape on /v1
+    assert client.get("/api/documents", headers={"Host": "a.localhost.example"}).status_code == 400
     assert client.get("/api/documents", headers={"Host": "localhost:8000"}).status_code == 200
     assert client.get("/api/documents", headers={"Host": "127.0.0.1"}).status_code == 200
 
