@@ -5,6 +5,8 @@
 #   ./run.sh test       set up, then run the test suite (what CI runs)
 #   ./run.sh setup      only set up
 #   ./run.sh bench ...  set up with the benchmark extras (LangChain, ONNX Runtime), then `rag bench ...`
+#   ./run.sh docs       set up with the docs extras (MkDocs Material), build the site into site/ (--strict)
+#   ./run.sh docs serve the same site on http://127.0.0.1:8001 while you edit docs/
 # Any other arguments are passed to the `rag` command: ./run.sh ask "Wie is Jihyun Park?"
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -52,7 +54,7 @@ setup() {
   fi
 }
 
-# an extra of pyproject.toml ("bench"), installed once per pyproject.toml version
+# an extra of pyproject.toml ("bench", "docs"), installed once per pyproject.toml version
 extra() {
   local stamp="$VENV/.$1-$(sha256sum pyproject.toml | cut -c1-16)"
   if [ ! -f "$stamp" ]; then
@@ -81,6 +83,17 @@ case "${1:-serve}" in
     setup
     extra bench
     exec "$VENV/bin/rag" bench "$@" ;;
+  docs)
+    shift
+    setup
+    extra docs
+    export NO_MKDOCS_2_WARNING=1  # MkDocs' banner about its next major version
+    if [ "${1:-build}" = serve ]; then
+      shift
+      exec "$VENV/bin/mkdocs" serve -a "${RAG_DOCS_ADDR:-127.0.0.1:8001}" "$@"
+    fi
+    [ "${1:-}" = build ] && shift
+    exec "$VENV/bin/mkdocs" build --strict "$@" ;;
   serve)
     [ $# -gt 0 ] && shift
     setup

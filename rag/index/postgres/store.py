@@ -12,7 +12,7 @@ Lexical half: PostgreSQL full-text search over ``to_tsvector(<config>, fold(text
 follows ``RAG_BM25_LANGUAGE``; text is folded like the local BM25 analyzer: lower case, no
 diacritics). Chunks matching any word of the query (GIN index) are ranked with BM25 computed in
 SQL (term frequencies from the tsvector, chunk frequencies in ``rag_terms``); ``ts_rank_cd`` is
-the alternative (``lexical="ts_rank_cd"``), measured worse on eval/qa.jsonl (README).
+the alternative (``lexical="ts_rank_cd"``), measured worse on eval/qa.jsonl (docs/postgres.md).
 """
 
 from __future__ import annotations
