@@ -23,6 +23,7 @@ pip_install() {
   "$VENV/bin/pip" install --progress-bar off "$@" 2>&1 | tee -a "$log" | while IFS= read -r line; do
     case "$line" in
       Collecting*|Processing*|Downloading*|"Building wheel"*|"Building editable"*|"Installing collected"*|Successfully*|ERROR*)
+        [ ${#line} -gt 150 ] && [ "${line#ERROR}" = "$line" ] && line="${line:0:147}..."  # one line each (errors whole)
         printf '   %s\n' "$line" ;;
     esac
   done
