@@ -154,7 +154,8 @@ class CheckResult:
 def citation_for(n: int, hit: Hit, attached: bool = False) -> Citation:
     c = hit.chunk
     return Citation(n=n, doc_id=c.doc_id, title=c.title, text=c.text, start=c.start, end=c.end,
-                    chunk_id=c.chunk_id, attached=attached, page=c.page, date=c.date)
+                    chunk_id=c.chunk_id, attached=attached, page=c.page, date=c.date,
+                    date_source=c.date_source)
 
 
 def _short(sentence: str, limit: int = 90) -> str:
