@@ -49,6 +49,10 @@ MIN_FOCUS = 0.2  # the question's content words (names left out) found around th
 MIN_QUESTION_SIMILARITY = 0.82  # ... or the e5 cosine of the question with the answer or its support
 CROSS_LINGUAL = 0.02  # ... lower by this for a question not in Dutch (the articles' language)
 MIN_CONTENT_TOKENS = 1
+TYPED = ("number", "date", "place", "person", "name")
+KIND_WORDS = ("oud lang vaak groot hoog ver duur snel zwaar laat jaar maand dag datum stad plaats gemeente land "
+              "regio provincie naam old long often big large high far fast heavy late year month day date town "
+              "city country place region name").split()
 
 Vector = Callable[[str], np.ndarray]
 
@@ -244,14 +248,23 @@ class Verifier:
 
     # ------------------------------------------------------------------ the question
     def _focus_tokens(self, question: str, q_names: Sequence[str]) -> set[str]:
+        """The question's content words, without its names and the words that only say what kind of
+        answer it wants ("oud" in "hoe oud", "stad" in "in welke stad")."""
         toks = set(self.scorer.tokens([question])[0])
         name_toks = set(self.scorer.tokens([" ".join(q_names)])[0]) if q_names else set()
-        return toks - name_toks
+        return toks - name_toks - self._kind_words()
+
+    def _kind_words(self) -> set[str]:
+        if not hasattr(self, "_kind_tokens"):
+            self._kind_tokens = set(self.scorer.tokens([" ".join(KIND_WORDS)])[0])
+        return self._kind_tokens
 
     def _answers(self, q, q_tokens: set[str], q_vec, clean: str, verdict: Verdict, passages: Sequence[Hit]) -> bool:
         f = self.address_features(q, q_tokens, q_vec, clean, verdict, passages)
-        if not (f["kind"] and f["names"]):
-            return False
+        if not (f["kind"] and f["names"]) or f["counted"] is False:
+            return False  # "hoeveel kinderen": the sentence must speak of kinderen, not of any number
+        if q.kind in TYPED and f["focus"] == 0.0 and detect_language(q.question) == "nl":
+            return False  # a number, date or name near none of the question's words answers something else
         if f["focus"] is not None and f["focus"] >= self.min_focus:
             return True
         if f["question_similarity"] is not None:
