@@ -38,7 +38,7 @@ import numpy as np
 
 from rag.answer.check import CITE, SupportScorer, find_citations, sentence_units
 from rag.answer.degenerate import Flag, degenerate
-from rag.answer.facts import months, name_in, name_part_in, names, numbers, quoted, vague_amounts
+from rag.answer.facts import SAME_NAME, months, name_in, name_part_in, names, numbers, quoted, vague_amounts
 from rag.answer.question import asked, holds_kind, unit_of
 from rag.ingest.chunking import sentence_spans
 from rag.schema import Hit
@@ -431,10 +431,22 @@ def _missing_facts(clean: str, near: str, cited_text: str) -> str | None:
     return None
 
 
+_LOCATIVE = re.compile(r"\b(?:in|naar|uit|vanuit|te|bij|op|door|over|to|from|at|into|across|near)\s+(?:het\s+|de\s+|the\s+)?$", re.I)
+
+
+def _place(name: str, text: str) -> bool:
+    """A place rather than someone: a known country or city, or a name right after "in", "naar", "uit" ..."""
+    if name in SAME_NAME:
+        return True
+    folded = fold(text)
+    at = folded.find(name)
+    return at >= 0 and bool(_LOCATIVE.search(folded[max(0, at - 20):at]))
+
+
 def _someone_else(clean: str, support: str) -> str | None:
     """The people the supporting sentence speaks of, when it names others than the answer does."""
     own = names(clean)
-    theirs = [n for n in names(support) if " " in n or n[:1].isalpha()]
+    theirs = [n for n in names(support) if not _place(n, support)]
     if not own or not theirs:
         return None
     if any(name_in(n, support) for n in own) or any(name_in(t, clean) for t in theirs):
