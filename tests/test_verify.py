@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from rag.answer.degenerate import LoopGuard, copied_passage, dedupe_sentences, degenerate
+from rag.answer.degenerate import (LONGEST_SENTENCE, TAIL_WINDOW, LoopGuard, copied_passage, dedupe_sentences,
+                                   degenerate)
 from rag.answer.facts import months, name_in, name_part_in, names, numbers
 from rag.answer.pipeline import Pipeline
 from rag.answer.question import asked, holds_kind
@@ -78,6 +79,17 @@ def test_the_loop_guard_stops_a_model_that_repeats_itself():
     assert any(stopped) and stopped.index(True) < 6
     assert dedupe_sentences("Park woont in Bury [1]. Park woont in Bury [1]. Ze is 56 [1].") == \
         "Park woont in Bury [1]. Ze is 56 [1]."
+
+
+def test_the_loop_guard_holds_little_of_a_flood():
+    """A server that floods megabytes without a sentence end: the guard keeps a bounded part of it, so
+    each piece costs the same (before, every piece re-read the whole text: minutes for 25 MB)."""
+    guard = LoopGuard()
+    for _ in range(100):
+        assert not guard.add("Jihyun Park " + "x" * 50_000)
+    assert guard.length == 100 * 50_012
+    assert len(guard._recent) <= TAIL_WINDOW and len(guard._pending) <= LONGEST_SENTENCE + 50_012
+    assert guard.add(". " + "En nog een zin. " * 2)  # ... and still finds a repeat after it
 
 
 # ----------------------------------------------------------------------------- on the real index

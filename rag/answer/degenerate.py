@@ -35,6 +35,9 @@ COPY_MIN_WORDS = 100
 COPY_SHARE = 0.9  # ... of which this share are runs of at least COPY_RUN words of one passage
 COPY_RUN = 8
 LANGUAGE_MIN_WORDS = 6
+TAIL_WINDOW = 1000  # characters of the end of a text that LOOP_TAIL reads
+LONGEST_SENTENCE = 2000  # characters; a longer "sentence" is not counted by LoopGuard (its tail still is)
+SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
 @dataclass(frozen=True)
@@ -57,8 +60,11 @@ def citation_only(text: str) -> Flag | None:
 
 
 def _sentences(text: str) -> list[str]:
-    parts = re.split(r"(?<=[.!?])\s+|\n+", CITE.sub(" ", text))
-    return [" ".join(fold(p).split()).strip(" .!?") for p in parts if p.strip()]
+    return [k for k in map(_sentence_key, SENTENCE_END.split(CITE.sub(" ", text))) if k]
+
+
+def _sentence_key(sentence: str) -> str:
+    return " ".join(fold(CITE.sub(" ", sentence)).split()).strip(" .!?")
 
 
 def repetition(text: str) -> Flag | None:
@@ -67,7 +73,13 @@ def repetition(text: str) -> Flag | None:
         sentence, n = counts.most_common(1)[0]
         if n >= REPEATS:
             return Flag("repetition", f"the same sentence {n} times: \"{sentence[:80]}\"")
-    tail = LOOP_TAIL.search(" ".join(fold(CITE.sub(" ", text)).split()))
+    return looping_tail(text)
+
+
+def looping_tail(text: str) -> Flag | None:
+    """A phrase said four times in a row at the end of the text (only its last ``TAIL_WINDOW`` characters
+    are read: the pattern backtracks, and a loop worth naming is far shorter)."""
+    tail = LOOP_TAIL.search(" ".join(fold(CITE.sub(" ", text[-TAIL_WINDOW:])).split()))
     if tail and len(tail.group(0).split()) >= 6:
         return Flag("repetition", f"a phrase looping: \"{tail.group(1).strip()[:60]}\"")
     return None
@@ -148,18 +160,48 @@ def degenerate(text: str, passages: Sequence[str], lang: str) -> list[Flag]:
 
 
 class LoopGuard:
-    """Fed the pieces of a stream; ``looping`` turns true once the text repeats itself (see ``repetition``),
-    so the caller can stop the stream instead of waiting for the token limit."""
+    """Fed the pieces of a stream; ``add`` turns true once the text repeats itself (the two tests of
+    ``repetition``), so the caller can stop the stream instead of waiting for the token limit.
+
+    The work per piece is bounded whatever the stream: each finished sentence is counted once, and the
+    looping-phrase test reads only the end of the text (a server that floods megabytes costs linear time)."""
 
     def __init__(self, check_every: int = 40) -> None:
-        self.text = ""
         self.check_every = check_every
-        self._next = check_every
+        self.length = 0
         self.flag: Flag | None = None
+        self._next = check_every
+        self._pending = ""  # the sentence being written
+        self._overlong = False  # ... is already longer than LONGEST_SENTENCE: it is not counted
+        self._recent = ""  # the last TAIL_WINDOW characters
+        self._counts: Counter[str] = Counter()
 
     def add(self, piece: str) -> bool:
-        self.text += piece
-        if len(self.text) >= self._next:
-            self._next = len(self.text) + self.check_every
-            self.flag = repetition(self.text)
+        if self.flag is not None:
+            return True
+        self.length += len(piece)
+        self._recent = (self._recent + piece)[-TAIL_WINDOW:]
+        self._count_sentences(piece)
+        if self.flag is None and self.length >= self._next:
+            self._next = self.length + self.check_every
+            self.flag = looping_tail(self._recent)
         return self.flag is not None
+
+    def _count_sentences(self, piece: str) -> None:
+        start = max(0, len(self._pending) - 1)  # (a boundary may begin with the last character before)
+        self._pending += piece
+        if SENTENCE_END.search(self._pending, start) is None:
+            if len(self._pending) > LONGEST_SENTENCE:
+                self._pending, self._overlong = self._pending[-1:], True
+            return
+        *done, self._pending = SENTENCE_END.split(self._pending)
+        for n, sentence in enumerate(done):
+            if n == 0 and self._overlong:
+                continue
+            key = _sentence_key(sentence)
+            if len(key.split()) >= REPEAT_MIN_WORDS:
+                self._counts[key] += 1
+                if self._counts[key] >= REPEATS:
+                    self.flag = Flag("repetition", f"the same sentence {self._counts[key]} times: \"{key[:80]}\"")
+                    return
+        self._overlong = False
