@@ -284,10 +284,11 @@ def test_the_upload_box_is_an_overlay_and_words_errors_in_dutch(open_page, key_s
                                            "van Sinpo telt dit jaar driehonderd boten, meldt KCNA.\n".encode())
         page.locator(".upload-ok").wait_for(timeout=120_000)
         assert page.locator(".upload-error").count() == 0
-        assert page.locator(".upload-ok").inner_text().startswith("Toegevoegd: Kort bericht <img src=x")  # as text
+        ok = page.locator(".upload-ok").inner_text()
+        assert ok.startswith("Toegevoegd: Kort bericht") and "<img" not in ok  # ingest took the markup out
         page.click("#upload-close")
         found = ask(page, "Hoeveel boten telt de visserijvloot van Sinpo?")
-        assert "Kort bericht <img" in found.locator(".cited-list").inner_text()
+        assert "Kort bericht" in found.locator(".cited-list").inner_text()
         assert page.locator("img").count() == 0 and page.evaluate("window.__xss") is None  # never parsed as HTML
         page.click("#upload-toggle")
     page.screenshot(path=f"/tmp/rag-page-upload-{viewport['width']}.png")

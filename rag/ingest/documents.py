@@ -5,7 +5,8 @@ Every entry that is not loaded is listed in ``LoadResult.skipped`` with its
 reason: hidden, a symlink (loop, dangling, outside or inside the data folder),
 not a regular file (FIFO, socket, device), unknown type, too large, empty,
 binary, not decodable, bad front matter. Text is UTF-8 (with or without BOM),
-or UTF-16/UTF-32 with a BOM.
+or UTF-16/UTF-32 with a BOM. HTML markup inside Markdown and text files is taken
+out as they are read (``rag.ingest.markup``).
 
 File names are bytes on Linux and need not be valid UTF-8. Such a name is read
 through Python's ``surrogateescape`` path (the bytes round-trip), and shown as
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from rag.ingest.limits import SkipFile
+from rag.ingest.markup import strip_markup
 from rag.ingest.safe_parse import SafeParser, extract
 from rag.schema import Document
 
@@ -262,6 +264,8 @@ def load_file(path: Path, rel: str, max_bytes: int, limits: "ParseLimits | None"
                         metadata={k: v for k, v in meta.items() if v}, sha256=file_hash(data))
     raw = decode_text(data).replace("\r\n", "\n").replace("\r", "\n")
     meta, text = split_front_matter(raw)
+    text = strip_markup(text)  # inline HTML copied from web pages is not the article's text (rag.ingest.markup)
+    meta = {k: (v if k == "url" else _plain_value(v)) for k, v in meta.items()}
     title = meta.get("title") or first_heading(text) or first_line(text)
     if not text.strip():
         raise SkipFile("no text after removing markup and front matter")
@@ -270,6 +274,12 @@ def load_file(path: Path, rel: str, max_bytes: int, limits: "ParseLimits | None"
         doc_id=doc_id_for(rel), path=rel, title=_clean(title), text=_clean(text),
         metadata={_clean(k): _clean(v) for k, v in meta.items() if v}, sha256=file_hash(data),
     )
+
+
+def _plain_value(value: str) -> str:
+    """A front-matter value without HTML markup (on one line when there was some)."""
+    plain = strip_markup(value)
+    return value if plain == value else " ".join(plain.split())
 
 
 _FRONT_MATTER = re.compile(r"\A---\n(.*?)\n(?:---|\.\.\.)\n", re.S)
