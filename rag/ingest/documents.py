@@ -34,6 +34,7 @@ from rag.ingest.safe_parse import SafeParser, extract
 from rag.schema import Document
 
 if TYPE_CHECKING:
+    from rag.ingest.failures import ParseFailures
     from rag.ingest.limits import ParseLimits
 
 SUPPORTED_SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".html": "html", ".htm": "html",
@@ -165,29 +166,37 @@ def iter_article_files(data_dir: Path) -> list[Path]:
     return [path for path, _ in walk(data_dir).files]
 
 
-def load_documents(data_dir: Path, max_bytes: int = 5_000_000, limits: "ParseLimits | None" = None) -> LoadResult:
+def load_documents(data_dir: Path, max_bytes: int = 5_000_000, limits: "ParseLimits | None" = None, *,
+                   failures: "ParseFailures | None" = None, extra: dict[str, Path] | None = None) -> LoadResult:
     """Every article below ``data_dir``; PDF, Word and HTML files are parsed in one limited child
-    process (``rag.ingest.safe_parse``), started at the first such file and stopped at the end."""
+    process (``rag.ingest.safe_parse``), started at the first such file and stopped at the end.
+    ``failures``: files that failed before are skipped unread, new failures are recorded
+    (``rag.ingest.failures``). ``extra``: files read as if they were in the data folder under the
+    given relative names (``rag add`` indexes a file before it appears there)."""
     with SafeParser(limits) as parser:
-        return _load_documents(Path(data_dir), max_bytes, parser)
+        return _load_documents(Path(data_dir), max_bytes, parser, failures, extra or {})
 
 
-def _load_documents(data_dir: Path, max_bytes: int, parser) -> LoadResult:
+def _load_documents(data_dir: Path, max_bytes: int, parser, failures=None, extra: dict[str, Path] | None = None) -> LoadResult:
     result = LoadResult()
     if not data_dir.is_dir():
         result.skipped.append(Skipped(display_path(data_dir), "data folder does not exist"))
         return result
     found = walk(data_dir)
-    skipped = list(found.skipped)
+    skipped, files = list(found.skipped), found.files
+    if extra:  # `rag add`'s own staged files are read under their names, not listed as hidden
+        staged = {display_path(Path(p).name) for p in extra.values() if Path(p).parent.resolve() == data_dir.resolve()}
+        skipped = [s for s in skipped if s.path not in staged]
+        files = sorted([*files, *((Path(p), rel) for rel, p in extra.items())], key=lambda f: f[1].split("/"))
     seen_ids: dict[str, str] = {}
     seen_paths: set[str] = set()
-    for path, rel in found.files:
+    for path, rel in files:
         if rel in seen_paths:  # a literal "\xe9" in one name and an undecodable byte in another
             skipped.append(Skipped(rel, "the same name as another file once undecodable bytes are written as \\xNN"))
             continue
         seen_paths.add(rel)
         try:
-            doc = load_file(path, rel, max_bytes, parser=parser)
+            doc = load_file(path, rel, max_bytes, parser=parser, failures=failures)
         except SkipFile as e:
             skipped.append(Skipped(rel, str(e)))
             continue
@@ -247,9 +256,11 @@ def decode_text(data: bytes) -> str:
     return text
 
 
-def load_file(path: Path, rel: str, max_bytes: int, limits: "ParseLimits | None" = None, parser=None) -> Document:
+def load_file(path: Path, rel: str, max_bytes: int, limits: "ParseLimits | None" = None, parser=None,
+              failures: "ParseFailures | None" = None) -> Document:
     """One article file as a Document, or ``SkipFile`` with the reason. PDF, Word and HTML are parsed
-    by ``parser`` (a ``rag.ingest.safe_parse.SafeParser``), or by a child process started for this file."""
+    by ``parser`` (a ``rag.ingest.safe_parse.SafeParser``), or by a child process started for this file;
+    with ``failures``, bytes that failed before are not parsed again (``rag.ingest.failures``)."""
     kind = SUPPORTED_SUFFIXES.get(Path(rel).suffix.lower())
     if kind is None:
         raise SkipFile(f"unsupported file type '{Path(rel).suffix or '(none)'}' (use .md, .txt, .html, .pdf or .docx)")
@@ -257,9 +268,18 @@ def load_file(path: Path, rel: str, max_bytes: int, limits: "ParseLimits | None"
     if not data.strip():
         raise SkipFile("empty file")
     if kind in FORMAT_KINDS:
-        title, text, meta = extract(kind, data, limits, parser=parser)
-        if not text.strip():
-            raise SkipFile("no text")
+        sha = file_hash(data)
+        remembered = failures.recall(sha, rel) if failures is not None else None
+        if remembered is not None:
+            raise SkipFile(remembered)
+        try:
+            title, text, meta = extract(kind, data, limits, parser=parser)
+            if not text.strip():
+                raise SkipFile("no text")
+        except SkipFile as e:
+            if failures is None:
+                raise
+            raise type(e)(failures.record(sha, rel, str(e))) from None
         return Document(doc_id=doc_id_for(rel), path=rel, title=(title or Path(rel).stem).strip(), text=text,
                         metadata={k: v for k, v in meta.items() if v}, sha256=file_hash(data))
     raw = decode_text(data).replace("\r\n", "\n").replace("\r", "\n")

@@ -23,12 +23,14 @@ import numpy as np
 
 from rag.ingest.chunking import chunk_document
 from rag.ingest.documents import LoadResult, Skipped, load_documents
+from rag.ingest.failures import ParseFailures
 from rag.embed.base import Embedder
 from rag.errors import BuildCancelled, ConfigError, IndexBusy
 from rag.ingest.pubdate import document_date
 from rag.ingest.limits import ParseLimits
 from rag.schema import Chunk, Document
-from rag.index.local.store import CURRENT, FORMAT_VERSION, IndexStore, active_version, embedder_backend, model_difference
+from rag.index.local.store import (CURRENT, FORMAT_VERSION, IndexStore, active_version, embedder_backend, load_manifest,
+                                   model_difference)
 from rag.text import BM25Analyzer, bm25s_module
 
 log = logging.getLogger(__name__)
@@ -180,6 +182,7 @@ def build_index(
     on_stage: Callable[[str], None] | None = None,
     lock_timeout: float | None = None,
     cancel: Callable[[], bool] | None = None,
+    retry_failed: bool = False,
 ) -> BuildReport:
     """Build or update the index in ``index_dir`` from the articles in ``data_dir``.
 
@@ -187,6 +190,8 @@ def build_index(
     index is written beside the old one and swapped in atomically. ``lock_timeout``: how long to
     wait for another build of the same folder (``IndexBusy`` after). ``cancel()`` is asked between
     embedding batches; when it says True the build stops with ``BuildCancelled``, nothing written.
+    Files that failed to parse before are skipped unread until they change (``rag.ingest.failures``);
+    ``retry_failed`` reads them again.
     """
     t0 = time.perf_counter()
     stage = on_stage or (lambda msg: log.info(msg))
@@ -212,7 +217,9 @@ def build_index(
         if not Path(data_dir).is_dir():
             raise ConfigError(f"the data folder '{data_dir}' does not exist (set --data or RAG_DATA_DIR); "
                               "the index was left as it was")
-        loaded: LoadResult = load_documents(data_dir, params.max_file_bytes, params.parse_limits)
+        failures = ParseFailures.from_manifest(old.manifest if old is not None else _manifest_or_none(index_dir),
+                                               params.parse_limits, retry=retry_failed)
+        loaded: LoadResult = load_documents(data_dir, params.max_file_bytes, params.parse_limits, failures=failures)
         report.skipped = loaded.skipped
         if not loaded.documents:
             why = "; ".join(f"{s.path}: {s.reason}" for s in loaded.skipped[:5])
@@ -250,7 +257,8 @@ def build_index(
         report.removed = sorted(p for p in old_files if p not in new_paths)
 
         if old is not None and reuse and not rebuild and not report.added and not report.changed and not report.removed \
-                and old.manifest.get("skipped", []) == [s.__dict__ for s in loaded.skipped]:
+                and old.manifest.get("skipped", []) == [s.__dict__ for s in loaded.skipped] \
+                and old.manifest.get("failed", {}) == failures.to_manifest():
             report.documents, report.chunks = len(documents), len(chunks)
             report.seconds = time.perf_counter() - t0
             stage("Index is up to date")
@@ -294,11 +302,20 @@ def build_index(
             "files": files,
             "counts": {"documents": len(documents), "chunks": len(chunks), "skipped": len(loaded.skipped)},
             "skipped": [s.__dict__ for s in loaded.skipped],
+            "failed": failures.to_manifest(),  # parse failures by content hash (rag.ingest.failures)
         }
         _write_version(index_dir, manifest, chunks, documents, vectors, params, embedder.dimension)
         report.documents, report.chunks, report.wrote = len(documents), len(chunks), True
         report.seconds = time.perf_counter() - t0
         return report
+
+
+def _manifest_or_none(index_dir: Path) -> dict | None:
+    """The active version's manifest when it can be read (for what it remembers), else None."""
+    try:
+        return load_manifest(index_dir)
+    except Exception:  # no index, or one this program cannot read: nothing remembered
+        return None
 
 
 def _embed(embedder: Embedder, texts: list[str], show_progress: bool, cancel: Callable[[], bool] | None) -> np.ndarray:

@@ -20,6 +20,7 @@ from typing import Callable
 from rag.ingest.chunking import chunk_document
 from rag.index.postgres.db import BUILD_LOCK, Database, ensure_embedding_column, ts_config_for
 from rag.ingest.documents import load_documents
+from rag.ingest.failures import ParseFailures
 from rag.errors import ConfigError, IndexBusy
 from rag.index.postgres.store import BM25_B, BM25_K1, FORMAT, fold, vector_text
 
@@ -61,8 +62,10 @@ def reusable(manifest: dict | None, embedder, params: IndexParams, ts_config: st
 
 def build_postgres(db: Database, data_dir: Path, embedder, params: IndexParams, *, rebuild: bool = False,
                    wait: bool = True, show_progress: bool = False,
-                   on_stage: Callable[[str], None] | None = None) -> BuildReport:
-    """Build or update the index in the database from the articles in ``data_dir``."""
+                   on_stage: Callable[[str], None] | None = None, retry_failed: bool = False) -> BuildReport:
+    """Build or update the index in the database from the articles in ``data_dir``. Files that failed
+    to parse before are skipped unread until they change (``rag.ingest.failures``; ``retry_failed``
+    reads them again)."""
     from psycopg.types.json import Jsonb
 
     t0 = time.perf_counter()
@@ -100,7 +103,8 @@ def build_postgres(db: Database, data_dir: Path, embedder, params: IndexParams, 
             conn.execute("DELETE FROM rag_documents")  # chunks go with them (ON DELETE CASCADE)
 
         stage(f"Loading articles from {data_dir}")
-        loaded = load_documents(Path(data_dir), params.max_file_bytes, params.parse_limits)
+        failures = ParseFailures.from_manifest(old_manifest, params.parse_limits, retry=retry_failed)
+        loaded = load_documents(Path(data_dir), params.max_file_bytes, params.parse_limits, failures=failures)
         report.skipped = loaded.skipped
         if not loaded.documents:
             why_not = "; ".join(f"{s.path}: {s.reason}" for s in loaded.skipped[:5])
@@ -119,7 +123,8 @@ def build_postgres(db: Database, data_dir: Path, embedder, params: IndexParams, 
             (report.changed if prev else report.added).append(doc.path)
             todo.append(doc)
         skipped_now = [s.__dict__ for s in loaded.skipped]
-        if reuse and not rebuild and not todo and not report.removed and old_manifest.get("skipped", []) == skipped_now:
+        if reuse and not rebuild and not todo and not report.removed and old_manifest.get("skipped", []) == skipped_now \
+                and old_manifest.get("failed", {}) == failures.to_manifest():
             report.documents = len(loaded.documents)
             report.chunks = old_manifest["counts"]["chunks"]
             report.seconds = time.perf_counter() - t0
@@ -156,6 +161,7 @@ def build_postgres(db: Database, data_dir: Path, embedder, params: IndexParams, 
         avgdl = conn.execute("SELECT coalesce(avg(tlen), 0) FROM rag_chunks").fetchone()[0]
         n_docs, n_chunks = conn.execute("SELECT (SELECT count(*) FROM rag_documents), (SELECT count(*) FROM rag_chunks)").fetchone()
         manifest = make_manifest(embedder, params, cfg, n_docs, n_chunks, skipped_now)
+        manifest["failed"] = failures.to_manifest()  # parse failures by content hash
         manifest["fulltext"]["avg_tokens"] = float(avgdl)
         conn.execute("INSERT INTO rag_meta (id, manifest, index_version) VALUES (1, %s, 1) "
                      "ON CONFLICT (id) DO UPDATE SET manifest = EXCLUDED.manifest, "
