@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from rag.index.local.store import CURRENT
+from rag.index.local.store import pointed_version, resolve_version
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +31,9 @@ LOAD_RETRIES = 3  # a version removed while it was being loaded (a newer one cam
 
 
 def read_pointer(index_dir: Path) -> str | None:
-    """The name of the active version (the content of ``CURRENT``), or None when there is none."""
-    try:
-        return (Path(index_dir) / CURRENT).read_text("utf-8").strip() or None
-    except OSError:
-        return None
+    """The name of the active version (what ``CURRENT`` stands for: ``resolve_version``), or None."""
+    name = pointed_version(Path(index_dir))
+    return resolve_version(Path(index_dir), name) if name else None
 
 
 def utc_now() -> str:

@@ -25,7 +25,7 @@ from rag.errors import ConfigError, IndexBusy
 from rag.index.postgres.store import BM25_B, BM25_K1, FORMAT, fold, vector_text
 
 try:  # h10 moves the build into rag/index/local/indexer.py
-    from rag.index.local.indexer import BuildReport, IndexParams
+    from rag.index.local.indexer import BuildReport, IndexParams, check_staged
 except ImportError:  # pragma: no cover
     from rag.index.local.store import BuildReport, IndexParams
 
@@ -62,10 +62,13 @@ def reusable(manifest: dict | None, embedder, params: IndexParams, ts_config: st
 
 def build_postgres(db: Database, data_dir: Path, embedder, params: IndexParams, *, rebuild: bool = False,
                    wait: bool = True, show_progress: bool = False,
-                   on_stage: Callable[[str], None] | None = None, retry_failed: bool = False) -> BuildReport:
+                   on_stage: Callable[[str], None] | None = None, retry_failed: bool = False,
+                   extra: dict[str, Path] | None = None, publish: Callable[[], None] | None = None) -> BuildReport:
     """Build or update the index in the database from the articles in ``data_dir``. Files that failed
     to parse before are skipped unread until they change (``rag.ingest.failures``; ``retry_failed``
-    reads them again)."""
+    reads them again). ``extra`` / ``publish`` as for the local build (``rag add``): staged files are
+    indexed under their names and ``publish()`` puts them into the data folder just before the
+    commit (a kill between the two leaves the article in the folder, indexed by the next build)."""
     from psycopg.types.json import Jsonb
 
     t0 = time.perf_counter()
@@ -104,8 +107,10 @@ def build_postgres(db: Database, data_dir: Path, embedder, params: IndexParams, 
 
         stage(f"Loading articles from {data_dir}")
         failures = ParseFailures.from_manifest(old_manifest, params.parse_limits, retry=retry_failed)
-        loaded = load_documents(Path(data_dir), params.max_file_bytes, params.parse_limits, failures=failures)
+        loaded = load_documents(Path(data_dir), params.max_file_bytes, params.parse_limits, failures=failures,
+                                extra=extra)
         report.skipped = loaded.skipped
+        check_staged(loaded, extra)
         if not loaded.documents:
             why_not = "; ".join(f"{s.path}: {s.reason}" for s in loaded.skipped[:5])
             raise ConfigError(f"no usable articles in '{data_dir}'" + (f" ({why_not})" if why_not else "")
@@ -166,6 +171,8 @@ def build_postgres(db: Database, data_dir: Path, embedder, params: IndexParams, 
         conn.execute("INSERT INTO rag_meta (id, manifest, index_version) VALUES (1, %s, 1) "
                      "ON CONFLICT (id) DO UPDATE SET manifest = EXCLUDED.manifest, "
                      "index_version = rag_meta.index_version + 1, updated_at = now()", (Jsonb(manifest),))
+        if publish is not None:
+            publish()  # the staged files into the data folder, then the commit
     report.documents, report.chunks, report.wrote = n_docs, n_chunks, True
     report.seconds = time.perf_counter() - t0
     return report
