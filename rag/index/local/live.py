@@ -11,10 +11,17 @@ names another version, the new version is loaded beside the old one and the refe
 under a lock. The old version is freed when the last request holding it ends. A version that fails
 to load leaves the old one served; the reason is kept in ``reload_error`` (and the same version is
 not tried again until the pointer changes). Every server process (``--workers``) follows by itself.
+
+Memory (issue 36 point 7, docs/memory.md): after a swap the old version is collected at once
+(``gc.collect``: its maps and arrays hold cycles), and the heap it freed is handed back to the
+system (glibc's ``malloc_trim``) -- without that, each reload's freed chunks, documents and BM25
+arrays stay in the process's malloc arenas and the RSS creeps up reload by reload.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
 import logging
 import threading
@@ -34,6 +41,28 @@ def read_pointer(index_dir: Path) -> str | None:
     """The name of the active version (what ``CURRENT`` stands for: ``resolve_version``), or None."""
     name = pointed_version(Path(index_dir))
     return resolve_version(Path(index_dir), name) if name else None
+
+
+def release_memory() -> None:
+    """Collect what is unreachable now and give the free heap back to the system (glibc only; a no-op
+    elsewhere). Called after a version swap, not per request: it walks the heap (a few ms)."""
+    gc.collect()
+    if _TRIM is not None:
+        try:
+            _TRIM(0)
+        except Exception:  # noqa: BLE001 -- only an optimisation
+            pass
+
+
+def _malloc_trim():
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc.malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
+        return None
+
+
+_TRIM = _malloc_trim()
 
 
 def utc_now() -> str:
@@ -71,6 +100,7 @@ class LiveIndex:
         self._failed: str | None = None  # the pointer value whose load failed (not retried until it changes)
         self.reload_error: str | None = None
         self._snap = self._snapshot(runtime)
+        release_memory()  # what building the first version left free (embedding batches, parsed files)
 
     # ---- reading
     def current(self) -> Snapshot:
@@ -96,7 +126,7 @@ class LiveIndex:
             if self._on_swap is not None:
                 self._on_swap(snap)
         log.info("serving index version %s", snap.version)
-        gc.collect()  # the old version's maps and arrays go now, not at some later collection (cycles)
+        release_memory()  # the old version's maps and arrays go now (cycles), and the heap they held
         return snap
 
     def refresh(self, *, raise_errors: bool = False) -> Snapshot:
