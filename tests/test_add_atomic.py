@@ -50,13 +50,21 @@ def indexed_paths(index: Path) -> set[str]:
 # ============================================================================ every state, in process
 
 
-def test_the_article_is_indexed_before_it_is_linked_and_counts_only_once_linked(tmp_path, embedder, offline_settings):
+@pytest.fixture
+def local(tmp_path, embedder, offline_settings):
+    """(data folder, settings) of a small local index, built; and the version it serves."""
     from rag.index.stores import build_store
 
     data = small_data(tmp_path / "data")
     settings = offline_settings.model_copy(update={"data_dir": data, "index_dir": tmp_path / "index"})
     build_store(settings, embedder)
-    before = active_version(settings.index_dir).name
+    return data, settings, active_version(settings.index_dir).name
+
+
+def test_the_article_is_indexed_before_it_is_linked_and_counts_only_once_linked(tmp_path, embedder, local):
+    from rag.index.stores import build_store
+
+    data, settings, before = local
 
     staged = stage_bytes(data, "bericht.md", article(1).encode(), MAX)
     assert staged.tmp.name.startswith(f".adding-{os.getpid()}-") and not (data / "bericht.md").exists()
@@ -93,13 +101,10 @@ def test_the_article_is_indexed_before_it_is_linked_and_counts_only_once_linked(
     assert sorted(p.name for p in settings.index_dir.iterdir() if p.name.startswith("v-")) == [now.name]
 
 
-def test_a_link_that_fails_leaves_the_old_version_and_no_file(tmp_path, embedder, offline_settings):
+def test_a_link_that_fails_leaves_the_old_version_and_no_file(embedder, local):
     from rag.index.stores import build_store
 
-    data = small_data(tmp_path / "data")
-    settings = offline_settings.model_copy(update={"data_dir": data, "index_dir": tmp_path / "index"})
-    build_store(settings, embedder)
-    before = active_version(settings.index_dir).name
+    data, settings, before = local
     staged = stage_bytes(data, "bericht.md", article(2).encode(), MAX)
     (data / "bericht.md").write_text("# Iemand anders\n\nschreef intussen een bestand met die naam.\n", "utf-8")
     with pytest.raises(AddRefused, match="already in the data folder"):
