@@ -5,13 +5,13 @@ the ``openai`` Python package ...) can use the archive as a "model".
     POST /v1/chat/completions    the answer to the last user message, streaming (SSE chunks,
                                  ``data: [DONE]``) or not
 
-The reply's content is the cited answer with its sources listed under it
-(``[1] title — „quote”``), escaped for clients that render Markdown or HTML (``rag.answer.sources``);
-a ``citations`` field (on the completion, and on the last chunk when streaming) carries the same
-structured citations as ``/api/ask``. Earlier ``user`` and ``assistant`` messages are the conversation history for follow-up questions; ``system``
-messages are ignored (the archive has its own instructions). Extensions: ``k`` (passages,
-1..50) and ``mode`` (bm25 | dense | hybrid). No API key is needed (like ``/api/ask``); clients
-that insist on one may send anything.
+The reply's content is the cited answer with its sources listed under it (``[1] title — „quote”``),
+escaped for clients that render Markdown or HTML (``rag.answer.sources``); a ``citations`` field (on
+the completion, and on the last chunk when streaming) carries the same structured citations as
+``/api/ask``. Earlier ``user`` and ``assistant`` messages are the conversation history for follow-up
+questions; ``system`` messages are ignored (the archive has its own instructions). Extensions: ``k``
+(passages, 1..50) and ``mode`` (bm25 | dense | hybrid). No API key is needed (like ``/api/ask``);
+clients that insist on one may send anything.
 
 Errors have OpenAI's shape: ``{"error": {"message", "type", "param", "code"}}``.
 """
