@@ -78,9 +78,11 @@ def test_an_english_question_ends_at_the_llm_timeout(serve, backend, route):  # 
     r, took = ask(name)
     assert r.status_code == 504, r.text
     assert took < LIMIT + 1, took
-    r, took = ask("auto")
+    r, took_auto = ask("auto")
     assert r.status_code == 200, r.text
-    assert took < LIMIT + 1, took
+    assert took_auto < LIMIT + 1, took_auto
+    print(f"{name} {route}, RAG_LLM_TIMEOUT={LIMIT:g}, dripping server: 504 after {took:.2f} s; "
+          f"auto: extractive answer after {took_auto:.2f} s")
     if route == "/api/ask":
         answer = r.json()
         assert answer["generator"] == "extractive" and answer["citations"]
