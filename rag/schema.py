@@ -98,6 +98,9 @@ class Answer:
     relevance: float | None = None  # abstention signal: best sentence's lexical overlap with the question (0..1)
     abstain_reason: str | None = None  # "retrieval" (nothing relevant enough) | "model" (the LLM said it can't answer)
     support: str = ""  # "answered" | "uncertain" | "abstained" (rag/answer/decide.py); "" = derived from ``abstained``
+    # --- added with the sentence check (rag/answer/verify.py, rag/answer/degenerate.py)
+    verdicts: list[dict] = field(default_factory=list)  # one per sentence: supported | unsupported | off_question
+    flags: list[dict] = field(default_factory=list)  # degenerate output found in the model's answer: {reason, detail}
 
     def __post_init__(self) -> None:
         if not self.support:
@@ -119,4 +122,6 @@ class Answer:
             "relevance": None if self.relevance is None else round(float(self.relevance), 4),
             "abstain_reason": self.abstain_reason,
             "support": self.support,
+            "verdicts": [dict(v) for v in self.verdicts],
+            "flags": [dict(f) for f in self.flags],
         }
