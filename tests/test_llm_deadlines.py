@@ -21,7 +21,7 @@ from tests.test_llm_http_streams import backend, serve  # noqa: F401 -- fixtures
 
 LIMIT = 2.0
 MESSAGES = [{"role": "user", "content": "Wat is de hoofdstad van Nederland?"}]
-ENGLISH = "Who is Jihyun Park?"  # an English question: the LLM rewrites it (a non-streamed call) first
+ENGLISH = "Who is Jihyun Park?"
 
 
 def _adapter(name: str, fake, timeout: float):
@@ -55,38 +55,51 @@ def test_a_dripping_stream_ends_at_the_deadline_too(backend):  # noqa: F811
     assert time.monotonic() - t < LIMIT + 1
 
 
+HISTORY = [{"role": "user", "content": "Wie is Jihyun Park?"},
+           {"role": "assistant", "content": "Jihyun Park is een Noord-Koreaanse vluchteling [1]."}]
+FOLLOW_UP = "How old is she?"  # leans on the conversation: the LLM rewrites it (a non-streamed call) first
+
+
+@pytest.mark.parametrize("kind", ["english", "follow-up"])
 @pytest.mark.parametrize("route", ["/api/ask", "/v1/chat/completions"])
-def test_an_english_question_ends_at_the_llm_timeout(serve, backend, route):  # noqa: F811
-    """The English question is rewritten by a non-streamed call first; with the server dripping, the
-    request ends at RAG_LLM_TIMEOUT (+1 s): 504 when the LLM was asked for, else the extractive answer."""
+def test_a_question_ends_at_the_llm_timeout(serve, backend, route, kind):  # noqa: F811
+    """The issue's probe: an English question, or a follow-up (rewritten by a non-streamed call first),
+    with the server dripping: the request ends at RAG_LLM_TIMEOUT (+1 s) -- 504 when the LLM was asked
+    for, else the extractive answer. "+1 s" is on top of what the same question costs extractively
+    (retrieval, on a machine that may be busy)."""
     name, fake, _ = backend
     url = serve(llm_timeout=LIMIT)
     assert httpx.get(url + "/health").json()["generator"] == name  # the status is cached while the fake is quick
-    fake.mode, fake.drip_seconds = "drip", 0.2
-    fake.reply = '{"standalone": "Who is Jihyun Park?", "dutch": "Wie is Jihyun Park?"}'
+    question, history = (ENGLISH, []) if kind == "english" else (FOLLOW_UP, HISTORY)
 
     def ask(generator: str) -> tuple[httpx.Response, float]:
         if route == "/api/ask":
-            body = {"question": ENGLISH, "generator": generator}
+            body = {"question": question, "generator": generator, "history": history}
         else:
-            body = {"model": "rag" if generator == "auto" else f"rag-{name}",
-                    "messages": [{"role": "user", "content": ENGLISH}]}
+            model = {"auto": "rag", "extractive": "rag-extractive"}.get(generator, f"rag-{name}")
+            body = {"model": model, "messages": [*history, {"role": "user", "content": question}]}
         t = time.monotonic()
         r = httpx.post(url + route, json=body, timeout=60)
         return r, time.monotonic() - t
 
+    r, base = ask("extractive")
+    assert r.status_code == 200, r.text
+    fake.mode, fake.drip_seconds = "drip", 0.2
+    fake.reply = '{"standalone": "How old is Jihyun Park?", "dutch": "Hoe oud is Jihyun Park?"}'
     r, took = ask(name)
     assert r.status_code == 504, r.text
-    assert took < LIMIT + 1, took
+    assert took < LIMIT + 1 + base, (took, base)
     r, took_auto = ask("auto")
     assert r.status_code == 200, r.text
-    assert took_auto < LIMIT + 1, took_auto
-    print(f"{name} {route}, RAG_LLM_TIMEOUT={LIMIT:g}, dripping server: 504 after {took:.2f} s; "
-          f"auto: extractive answer after {took_auto:.2f} s")
+    assert took_auto < LIMIT + 1 + base, (took_auto, base)
     if route == "/api/ask":
         answer = r.json()
         assert answer["generator"] == "extractive" and answer["citations"]
         assert any(f"within {LIMIT:g} s" in w for w in answer["warnings"])
     else:
         assert r.json()["rag"]["generator"] == "extractive"
-    assert len(fake.chat_requests) == 2  # one rewrite call each; the answer was not asked for after the timeout
+    assert len(fake.chat_requests) == 2  # one LLM call each (the rewrite or the answer), cut at the deadline
+    if kind == "follow-up":
+        assert all(c.get("stream") is False for c in fake.chat_requests)  # the non-streamed rewrite
+    print(f"{name} {route} {kind}, RAG_LLM_TIMEOUT={LIMIT:g}, dripping server: 504 after {took:.2f} s; auto: "
+          f"extractive answer after {took_auto:.2f} s (the extractive answer alone: {base:.2f} s)")
