@@ -20,6 +20,9 @@ class HitOut(BaseModel):
     end: int
     chunk_id: str
     date: str | None = Field(None, description="the article's publication date (YYYY-MM-DD), when known")
+    date_source: Literal["front_matter", "text", "byline", "file_property"] | None = Field(
+        None, description="where the date was found: the article's front matter, a publication line in its text, "
+                          "a byline, or the file's own date property (PDF, Word, web page)")
     bm25_score: float | None = None
     dense_score: float | None = None
 
@@ -46,6 +49,8 @@ class CitationOut(BaseModel):
     quotes: list[Span] = Field(default_factory=list, description="the quoted sentences inside the passage (document "
                                "offsets): an extractive answer's exact evidence")
     date: str | None = Field(None, description="the article's publication date (YYYY-MM-DD), when known")
+    date_source: Literal["front_matter", "text", "byline", "file_property"] | None = Field(
+        None, description="where the date was found (as in the hits)")
 
 
 class SupportOut(BaseModel):

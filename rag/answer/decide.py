@@ -40,7 +40,7 @@ LEXICAL_THRESHOLD = 0.15  # bm25 mode only: best sentence's IDF-weighted overlap
 UNCERTAIN_GAP = 0.03
 # ... or the question asks for a number or a date and the best sentence holding one scores, without the
 # answer-type bonus, more than this below the best sentence (the bonus, not the content, carried it)
-UNCERTAIN_TYPED_MARGIN = 0.05
+UNCERTAIN_TYPED_MARGIN = 0.15
 
 Support = Literal["answered", "uncertain", "abstained"]
 

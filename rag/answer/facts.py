@@ -235,11 +235,15 @@ def name_in(name: str, text: str) -> bool:
 
 def name_part_in(name: str, text: str) -> bool:
     """Like :func:`name_in`, but for a name of several words one of them is enough ("Kim" for "Kim
-    Jong-un", "Park" for "Jihyun Park"): a text refers to a person by one of their names."""
+    Jong-un", "Park" for "Jihyun Park"): a text refers to a person by one of their names -- unless the text
+    names someone else with that word ("Kim Jong-il" is not the "Kim" of "Kim Yo-jong")."""
     if name_in(name, text):
         return True
     words = [w for w in name.split() if len(w) > 2]
-    return len(words) > 1 and any(name_in(w, text) for w in words)
+    if len(words) < 2:
+        return False
+    others = [n for n in names(text) if " " in n and not name_in(name, n)]
+    return any(name_in(w, text) and not any(w in o.split() for o in others) for w in words)
 
 
 def _word_in(word: str, tokens: tuple[str, ...], folded: str) -> bool:

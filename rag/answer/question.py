@@ -35,7 +35,8 @@ _KINDS = [
     ("number", re.compile(_OPEN + r"(?:hoeveel|hoe\s+(?:oud|lang|vaak|groot|hoog|ver|duur|snel|zwaar|veel)|"
                           r"how\s+(?:many|much|old|long|often|big|large|high|far|fast|heavy))\b", re.I)),
     ("place", re.compile(_OPEN + r"(?:waar(?:heen|vandaan|naartoe)?|in\s+welke\s+(?:stad|plaats|gemeente|land|"
-                         r"regio|provincie|wijk|streek)|welke\s+(?:stad|plaats|gemeente|land|regio)|"
+                         r"regio|provincie|wijk|streek|steden|plaatsen|gemeenten|gemeentes|landen|regio's)|"
+                         r"welke\s+(?:stad|plaats|gemeente|land|regio|steden|plaatsen|landen)|"
                          r"where|(?:in|to|from)\s+(?:what|which)\s+(?:town|city|country|place|region|area)|"
                          r"(?:what|which)\s+(?:town|city|country|place|region))\b", re.I)),
     ("name", re.compile(_OPEN + r"(?:hoe\s+(?:heet|heette|heten|noemt|noemde)|onder\s+welke\s+naam|welke\s+naam|"
@@ -50,8 +51,30 @@ _KINDS = [
                          r"would|should)\b", re.I)),
 ]
 # "Wie is Remco Breuker?" / "Who is Jihyun Park?": asks what someone is, not for a person
-_WHO_IS = re.compile(r"^\W*(?:wie\s+(?:is|was|zijn|waren)|who\s+(?:is|was|are|were))\s+(?:de\s+|het\s+|the\s+)?"
+_WHO_IS = re.compile(r"^\W*(?i:wie\s+(?:is|was|zijn|waren)|who\s+(?:is|was|are|were))\s+(?i:de\s+|het\s+|the\s+)?"
                      r"[A-ZÀ-Ö][\w\-]*(?:\s+[A-ZÀ-Ö][\w\-]*)*\s*\??\s*$")
+
+
+# what a number must come with to answer "hoe oud", "hoe lang", "hoeveel procent" ...: its unit, close by
+_UNITS = [
+    (re.compile(r"\b(?:hoe\s+oud|how\s+old|op\s+welke\s+leeftijd|at\s+what\s+age)\b", re.I),
+     r"jaar|jarig|oud|leeftijd|years?|old|aged|age|\(\s*\d{1,3}\s*\)|inmiddels|now"),
+    (re.compile(r"\b(?:hoe\s+lang|how\s+long)\b", re.I),
+     r"seconden?|minuut|minuten|uur|uren|dagen?|weken?|maanden?|jaar|jaren|eeuwen?|decennia|decennium|"
+     r"meter|kilometer|km|mijl|seconds?|minutes?|hours?|days?|weeks?|months?|years?|decades?|miles?|metres?|meters?"),
+    (re.compile(r"\b(?:hoe\s+vaak|how\s+often|how\s+many\s+times|hoeveel\s+keer|hoeveel\s+maal)\b", re.I),
+     r"keer|maal|times|twice|once|eenmaal|tweemaal|driemaal|dagelijks|wekelijks|jaarlijks"),
+    (re.compile(r"\b(?:hoeveel\s+procent|welk\s+percentage|what\s+percentage|how\s+many\s+percent)\b", re.I),
+     r"procent|percent|%"),
+    (re.compile(r"\b(?:hoeveel\s+(?:geld|kost|kostte|verdien\w*|dollar|euro)|how\s+much\s+(?:money|did|does|do|is|was)|"
+                r"wat\s+kost\w*)\b", re.I),
+     r"dollar|euro|won|yuan|yen|roebel|pond|\$|€|£|miljoen|miljard|million|billion|mln|mld"),
+]
+
+
+def unit_of(question: str) -> str | None:
+    """The pattern of the unit a number must come with to answer the question, or None."""
+    return next((units for rx, units in _UNITS if rx.search(question)), None)
 
 
 @dataclass(frozen=True)
@@ -79,7 +102,7 @@ def _counted(question: str) -> str | None:
     m = _COUNTED.search(question)
     if not m:
         return None
-    stop = set(stopword_list("dutch"))
+    stop = set(stopword_list("dutch")) | _PRICE_VERBS
     words = []
     for w in m.group(1).split():
         if w.lower() in stop:
@@ -87,6 +110,11 @@ def _counted(question: str) -> str | None:
         if w[:1].islower():
             words.append(w)
     return " ".join(words) or None
+
+
+# "hoeveel kost ...?", "hoeveel verdient ...?": an amount of money, not a count of things named
+_PRICE_VERBS = frozenset("kost kostte kosten kostten verdient verdiende verdienen bedraagt bedroeg weegt woog "
+                         "telt telde brengt bracht levert leverde".split())
 
 
 def asked(question: str) -> Asked:
@@ -111,17 +139,34 @@ _RELATIVE_TIME = re.compile(r"\b(?:vorig|afgelopen|komend|volgend|gisteren|vanda
                             r"weeks?|days?)\s+(?:geleden|later|ago|earlier))\b", re.I)
 
 
+def _number_with_unit(text: str, units: str) -> bool:
+    """A number (digits or a number word) within three words of one of ``units``."""
+    words = re.findall(r"\(\s*\d+\s*\)|[\w$€£%]+", text)
+    unit = re.compile(r"^(?:" + units + r")$", re.I)
+    for i, w in enumerate(words):
+        if re.fullmatch(r"\(\s*\d{1,3}\s*\)", w) and unit.search(w):
+            return True
+        if numbers(w) and not _YEAR.fullmatch(w):
+            if any(unit.search(x) for x in words[max(0, i - 3):i + 4] if x is not w):
+                return True
+    return False
+
+
 def holds_kind(text: str, kind: str, question_names: tuple[str, ...] = (), question: str = "") -> bool:
     """Does ``text`` (an answer sentence, citations removed) hold the kind of answer asked for? A number or
     year the question itself states ("... in 2021?") does not count as the answer."""
     echoed = numbers(question) if question else set()
     if kind == "number":  # a count, an age, a length: a year ("in 2022") is none of these
         years = {float(y) for y in _YEAR.findall(text)}
-        return bool(numbers(text) - echoed - years)
+        if not numbers(text) - echoed - years:
+            return False
+        units = unit_of(question) if question else None
+        return units is None or _number_with_unit(text, units)
     if kind == "date":
         years = {float(y) for y in _YEAR.findall(text)} - echoed
         return bool(years or months(text) - months(question) or _RELATIVE_TIME.search(text))
-    if kind in ("person", "place", "name"):
-        own = [n for n in names(text) if not any(n in q or q in n for q in question_names)]
+    if kind in ("person", "place", "name"):  # a name of its own: not the question's, not an adjective
+        own = [n for n in names(text) if not any(n in q or q in n for q in question_names)
+               and not _ADJECTIVE.search(n)]
         return bool(own)
     return True

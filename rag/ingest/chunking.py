@@ -12,7 +12,7 @@ import re
 from typing import Callable, Iterable
 
 from rag.ingest.formats import page_at, page_parts
-from rag.ingest.pubdate import document_date
+from rag.ingest.pubdate import document_dating
 from rag.schema import Chunk, Document
 
 CountTokens = Callable[[str], int]
@@ -216,9 +216,9 @@ def chunk_document(
 ) -> list[Chunk]:
     spans = [(off + s, off + e) for off, part in page_parts(doc)  # a PDF is chunked page by page (issue 14)
              for s, e in chunk_spans(part, count_tokens, max_tokens, target_tokens, overlap_tokens)]
-    published = document_date(doc)
+    dated = document_dating(doc)
     return [
         Chunk(chunk_id=f"{doc.doc_id}#{n}", doc_id=doc.doc_id, title=doc.title, text=doc.text[s:e], start=s, end=e, ordinal=n,
-              page=page_at(doc.metadata, s), date=published)
+              page=page_at(doc.metadata, s), date=dated.date, date_source=dated.source)
         for n, (s, e) in enumerate(spans)
     ]

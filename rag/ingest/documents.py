@@ -30,6 +30,7 @@ import yaml
 
 from rag.ingest.limits import SkipFile
 from rag.ingest.markup import strip_markup
+from rag.ingest.pubdate import vet_file_properties
 from rag.ingest.safe_parse import SafeParser, extract
 from rag.schema import Document
 
@@ -280,6 +281,7 @@ def load_file(path: Path, rel: str, max_bytes: int, limits: "ParseLimits | None"
             if failures is None:
                 raise
             raise type(e)(failures.record(sha, rel, str(e))) from None
+        meta = vet_file_properties(meta, kind, written=path.stat().st_mtime)  # no conversion time as a date
         return Document(doc_id=doc_id_for(rel), path=rel, title=(title or Path(rel).stem).strip(), text=text,
                         metadata={k: v for k, v in meta.items() if v}, sha256=file_hash(data))
     raw = decode_text(data).replace("\r\n", "\n").replace("\r", "\n")
