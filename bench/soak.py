@@ -1,4 +1,4 @@
-"""Does the server's memory level off? (issue 36 point 7)
+"""Does the server's memory level off? (docs/memory.md)
 
 Runs ``--minutes`` of ordinary use against a real ``rag serve`` started from this checkout, on a copy
 of data/articles:
@@ -283,11 +283,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--work-dir", type=Path, default=None, help="kept when given (else a temporary folder)")
     ap.add_argument("--json", type=Path, default=None, help="write the samples here")
     ap.add_argument("--no-llm", action="store_true", help="no LLM server: every answer is extractive")
+    ap.add_argument("--articles", type=Path, default=ARTICLES, help="the articles to serve (copied; default data/articles)")
     args = ap.parse_args(argv)
 
     work = args.work_dir or Path(tempfile.mkdtemp(prefix="rag-soak-"))
     work.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(ARTICLES, work / "data", dirs_exist_ok=True)
+    shutil.copytree(args.articles, work / "data", dirs_exist_ok=True)
     port = args.port or _free_port()
     url = f"http://127.0.0.1:{port}"
     llm = None if args.no_llm else fake_llm()

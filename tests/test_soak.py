@@ -10,14 +10,15 @@ import sys
 
 import pytest
 
-from tests.conftest import REPO
+from tests.conftest import ARTICLES, REPO
 
 
 @pytest.mark.slow
 def test_the_soak_reports_rss_and_does_all_its_kinds_of_work(tmp_path):
     out = tmp_path / "soak.json"
     done = subprocess.run([sys.executable, "-m", "bench.soak", "--minutes", "1", "--report-every", "20",
-                           "--upload-every", "4", "--reindex-every", "15", "--compare-at", "0.3", "--json", str(out)],
+                           "--upload-every", "4", "--reindex-every", "15", "--compare-at", "0.3", "--json", str(out),
+                           "--articles", str(ARTICLES)],
                           cwd=REPO, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     report = json.loads(out.read_text())
