@@ -9,9 +9,10 @@ them), two prompts are built from the same retrieval:
   ``rag.answer.prompt``, fixed part first).
 
 Without a model, only their prompt tokens are counted (the project's estimate). With ``--llm-url`` (an
-OpenAI-compatible server: llama-server), each prompt is sent, streamed, in two passes in one run --
-first every ``chunks`` prompt, then every ``context`` prompt, as one user asking one question after the
-other would -- and per question it records the prompt tokens (the server's ``usage``), the tokens the
+OpenAI-compatible server: llama-server started with ``-np 2``), each question's two prompts are sent,
+streamed, one after the other, each style on a slot of its own (``id_slot``) so that each keeps its own
+prompt cache, as one user asking one question after the other would, while a change in the machine's load
+hits both styles alike -- and per question it records the prompt tokens (the server's ``usage``), the tokens the
 server actually read (llama-server's ``timings.prompt_n``: what its prompt cache did not already hold),
 seconds to the first token, seconds to the whole answer, and the share of the answer's sentences the
 check verifies (``rag.answer.verify``, the same check the pipeline applies). The model's tokenizer counts
@@ -118,9 +119,11 @@ class Server:
         except Exception:
             return None
 
-    def ask(self, messages: list[dict], max_tokens: int) -> dict[str, Any]:
+    def ask(self, messages: list[dict], max_tokens: int, slot: int | None = None) -> dict[str, Any]:
         body = {"model": self.model, "messages": messages, "stream": True, "max_tokens": max_tokens,
                 "temperature": 0.1, "stream_options": {"include_usage": True}, "cache_prompt": True}
+        if slot is not None:  # llama-server: each prompt style keeps its own slot, and so its own prompt cache
+            body["id_slot"] = slot
         t0 = time.perf_counter()
         first, text, usage, timings = None, [], {}, {}
         with self.client.stream("POST", f"{self.base}/v1/chat/completions", json=body) as r:
@@ -156,17 +159,19 @@ def verified_share(pipeline: Pipeline, case: Case, style: str, text: str) -> tup
 
 
 def run(pipeline: Pipeline, items: Sequence, *, llm_url: str | None = None, llm_model: str = "",
-        step: int = 1, limit: int | None = 12, max_answer_tokens: int = 200) -> dict[str, Any]:
+        step: int = 1, limit: int | None = 12, max_answer_tokens: int = 200, slots: int = 2) -> dict[str, Any]:
+    """``slots``: the server's slots (llama-server ``-np``); with two, each style has its own (and its own
+    prompt cache) and the questions go side by side: chunks, context, next question."""
     cs = cases(pipeline, items, step=step, limit=limit, num_ctx=pipeline.settings.num_ctx,
                max_answer_tokens=max_answer_tokens)
     server = Server(llm_url, llm_model) if llm_url else None
-    for style in ("chunks", "context"):
-        for c in cs:
+    for c in cs:  # side by side: each question in both styles, before the next question
+        for slot, style in enumerate(("chunks", "context")):
             msgs = c.prompts[style]
             res: dict[str, Any] = {"estimated_tokens": count_message_tokens(msgs)}
             if server is not None:
                 res["model_tokens"] = server.tokens(msgs)
-                res.update(server.ask(msgs, max_answer_tokens))
+                res.update(server.ask(msgs, max_answer_tokens, slot=slot if slots > 1 else None))
                 res["supported"], res["sentences"], res["abstained"] = verified_share(pipeline, c, style, res["text"])
             c.results[style] = res
     return summary(cs, llm_url, llm_model)
@@ -266,13 +271,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     ap.add_argument("--step", type=int, default=7, help="every step-th question of the set")
     ap.add_argument("--limit", type=int, default=12, help="at most this many questions")
     ap.add_argument("--max-answer-tokens", type=int, default=200)
+    ap.add_argument("--slots", type=int, default=2, help="the server's slots (llama-server -np); 2: one per style")
     ap.add_argument("--out", default=None, help="write the JSON report here")
     a = ap.parse_args(argv)
     settings = Settings(data_dir=repo / "data" / "articles", index_dir=Path(tempfile.mkdtemp(prefix="rag-bench-llm-")))
     rt = open_runtime(settings, build_if_missing=True)
     pipeline = Pipeline(rt.retriever, None, settings)
     report = run(pipeline, load_qa(Path(a.qa)), llm_url=a.llm_url, llm_model=a.llm_model, step=a.step,
-                 limit=a.limit, max_answer_tokens=a.max_answer_tokens)
+                 limit=a.limit, max_answer_tokens=a.max_answer_tokens, slots=a.slots)
     print_table(report, Console())
     if a.out:
         Path(a.out).write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")

@@ -67,7 +67,7 @@ def test_degenerate_output_is_named():
 
 
 def test_a_copied_passage_is_not_an_answer():
-    passage = " ".join(f"woord{i}" for i in range(80)) + "."
+    passage = " ".join(f"woord{i}" for i in range(120)) + "."
     assert copied_passage(passage + " [1]", [passage]) is not None
     assert copied_passage("Kort antwoord met een paar woorden [1].", [passage]) is None
 
@@ -87,7 +87,7 @@ def pipeline(runtime, offline_settings):
 
 
 def check(pipeline, question, answer, lang="nl"):
-    passages = pipeline.passages_for(question, budget=None)
+    passages = pipeline.passages_for(question, k=10, budget=None)
     return pipeline.verifier.check(question, answer, passages, lang=lang), passages
 
 
@@ -97,7 +97,7 @@ def cite(passages, phrase: str) -> int:
 
 def test_a_correct_sentence_is_supported_and_names_its_sentence(pipeline):
     q = "Hoe oud is Jihyun Park?"
-    n = cite(pipeline.passages_for(q, budget=None), "(56)")
+    n = cite(pipeline.passages_for(q, k=10, budget=None), "(56)")
     v, passages = check(pipeline, q, f"Jihyun Park is 56 jaar oud [{n}].")
     assert v.support == "answered" and v.verdicts[0].verdict == "supported"
     assert "(56)" in v.verdicts[0].support["text"]
@@ -105,7 +105,7 @@ def test_a_correct_sentence_is_supported_and_names_its_sentence(pipeline):
 
 def test_said_of_someone_else_is_unsupported(pipeline):
     q = "In which year was Park's son Chol born?"
-    n = cite(pipeline.passages_for(q, budget=None), "In 1999 werd haar zoontje Chol geboren")
+    n = cite(pipeline.passages_for(q, k=10, budget=None), "In 1999 werd haar zoontje Chol geboren")
     v, _ = check(pipeline, q, f"Park was born in 1999 [{n}].", lang="en")
     assert v.verdicts[0].verdict == "unsupported" and "chol" in v.verdicts[0].reason.lower()
     assert v.support == "uncertain"
@@ -113,7 +113,7 @@ def test_said_of_someone_else_is_unsupported(pipeline):
 
 def test_a_wrong_number_is_unsupported(pipeline):
     q = "Hoeveel kinderen heeft Jihyun Park?"
-    passages = pipeline.passages_for(q, budget=None)
+    passages = pipeline.passages_for(q, k=10, budget=None)
     n = cite(passages, "drie kinderen")
     assert check(pipeline, q, f"Jihyun Park heeft drie kinderen [{n}].")[0].support == "answered"
     v, _ = check(pipeline, q, f"Jihyun Park heeft twee kinderen [{n}].")
@@ -122,7 +122,7 @@ def test_a_wrong_number_is_unsupported(pipeline):
 
 def test_true_but_no_answer_is_off_the_question(pipeline):
     q = "Hoe lang had het VN-panel bestaan?"
-    passages = pipeline.passages_for(q, budget=None)
+    passages = pipeline.passages_for(q, k=10, budget=None)
     n = cite(passages, "strafmaatregelen")
     v, _ = check(pipeline, q, f"De bestaande strafmaatregelen blijven van kracht [{n}].")
     assert v.verdicts[0].verdict == "off_question" and v.support == "uncertain"
@@ -130,7 +130,7 @@ def test_true_but_no_answer_is_off_the_question(pipeline):
 
 def test_a_bare_name_from_a_passage_about_someone_else_does_not_answer(pipeline):
     q = "Who is the president of South Korea?"
-    passages = pipeline.passages_for(q, budget=None)
+    passages = pipeline.passages_for(q, k=10, budget=None)
     if not passages:  # the decide step abstains: nothing reaches the model at all
         return
     n = cite(passages, "Donald Trump")

@@ -159,9 +159,10 @@
     }
     if (res.status === 401) { storeKey(""); refreshKeyRow(); }
     if (!res.ok) {
+      const words = await refusal(res, file.name); // worded first: a row is never an error with the busy text
       row.className = "upload-error";
       row.dataset.status = String(res.status);
-      row.textContent = await refusal(res, file.name);
+      row.textContent = words;
       return;
     }
     const data = await res.json();
@@ -180,9 +181,10 @@
     const key = storedKey();
     const res = await fetch("/api/documents/" + encodeURIComponent(doc.doc_id),
                             { method: "DELETE", headers: { Authorization: "Bearer " + key } });
+    const words = res.ok ? t("upload.removed", { title: I18N.plainText(doc.title) }) : await refusal(res, doc.title);
     row.className = res.ok ? "upload-removed" : "upload-error";
+    row.textContent = words;
     if (res.ok) document.dispatchEvent(new CustomEvent("rag:changed"));
-    row.textContent = res.ok ? t("upload.removed", { title: I18N.plainText(doc.title) }) : await refusal(res, doc.title);
   }
 
   async function sendAll(files) {

@@ -335,7 +335,8 @@ def only_citations(text: str, numbers: set[int]) -> str:
     def keep(m: re.Match) -> str:
         nums = parse_group(m.group(1))
         if nums and all(n in numbers for n in nums):
-            return m.group(0)
+            return format_group(nums)  # "[bron 2]", "[1, 2]" -> "[2]", "[1][2]": one form
         return "(" + m.group(0)[1:-1].strip() + ")"
 
-    return _CITE.sub(keep, text)
+    # look-alikes the check does not read as citations ("［2］") are no citations either
+    return re.sub(r"［\s*([^［］]{1,40}?)\s*］", r"(\1)", _CITE.sub(keep, text))

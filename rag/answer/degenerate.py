@@ -31,7 +31,7 @@ from rag.text import DUTCH_MARKERS, ENGLISH_MARKERS, fold
 REPEATS = 2  # a sentence of REPEAT_MIN_WORDS words or more said this many times is a loop
 REPEAT_MIN_WORDS = 3
 LOOP_TAIL = re.compile(r"(.{3,80}?)(?:\s*\1){3,}\s*$", re.S)  # a phrase said four times in a row at the end
-COPY_MIN_WORDS = 40
+COPY_MIN_WORDS = 100
 COPY_SHARE = 0.9  # ... of which this share are runs of at least COPY_RUN words of one passage
 COPY_RUN = 8
 LANGUAGE_MIN_WORDS = 6

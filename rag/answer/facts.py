@@ -240,7 +240,7 @@ def name_part_in(name: str, text: str) -> bool:
     if name_in(name, text):
         return True
     words = [w for w in name.split() if len(w) > 2]
-    if len(words) < 2:
+    if len(words) < 2 or name in SAME_NAME:  # "South Korea" is not "Korea"
         return False
     others = [n for n in names(text) if " " in n and not name_in(name, n)]
     return any(name_in(w, text) and not any(w in o.split() for o in others) for w in words)

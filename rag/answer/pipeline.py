@@ -289,7 +289,8 @@ class Pipeline(LLMGeneration):
         given = [Hit(chunk=Chunk(chunk_id=c.chunk_id, doc_id=c.doc_id, title=c.title, text=c.text, start=c.start,
                                  end=c.end, page=c.page, date=c.date), score=1.0, rank=c.n) for c in citations]
         verification = self.verifier.check(self._question(turn), text, given, lang=turn.lang,
-                                           extractive=extractive, flags=False)
+                                           extractive=extractive, flags=False,
+                                           ranked=None if extractive else turn.ranked)
         if not extractive:
             verification.flags = degenerate(raw if raw is not None else text,
                                             [h.chunk.text for h in (prompt_passages or given)], turn.lang)

@@ -30,6 +30,7 @@ answers of eval/qa.jsonl (``eval/calibrate_verify.py``; eval/README.md has the t
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
@@ -37,7 +38,7 @@ import numpy as np
 
 from rag.answer.check import CITE, SupportScorer, find_citations, sentence_units
 from rag.answer.degenerate import Flag, degenerate
-from rag.answer.facts import months, name_in, name_part_in, names, numbers, quoted, vague_amounts
+from rag.answer.facts import SAME_NAME, months, name_in, name_part_in, names, numbers, quoted, vague_amounts
 from rag.answer.question import asked, holds_kind, unit_of
 from rag.ingest.chunking import sentence_spans
 from rag.schema import Hit
@@ -49,6 +50,17 @@ MIN_FOCUS = 0.2  # the question's content words (names left out) found around th
 MIN_QUESTION_SIMILARITY = 0.82  # ... or the e5 cosine of the question with the answer or its support
 CROSS_LINGUAL = 0.02  # ... lower by this for a question not in Dutch (the articles' language)
 MIN_CONTENT_TOKENS = 1
+# a model's answer must rest on a passage sentence that the question's ranking scores at least this share of
+# the best one (calibrated on the labelled real-model answers: eval/calibrate_verify.py)
+MIN_RANK_SHARE = 0.78
+NEIGHBOUR_SHARE = 0.9
+# a sentence that only points at the sources ("Dit staat in passage 1.", "This is stated in the first passage.")
+META = re.compile(r"^(?:\W*(?:this|that|it|dit|dat|het|deze|die)\s+(?:is|are|was|wordt|worden|werd|staat|staan|stond|"
+                  r"can be|kan)\s+(?:\w+\s+){0,2}(?:stated|mentioned|given|described|found|written|gegeven|genoemd|"
+                  r"vermeld|beschreven|gevonden|geschreven|gezegd|te\s+vinden|te\s+lezen)\b|.*\b(?:are|is|worden|wordt)\s+"
+                  r"(?:mentioned|described|given|genoemd|beschreven|vermeld)\s+in\s*(?:passage|bron|artikel|\[|$)|"
+                  r"^\W*(?:this|that|it|dit|dat|het|zie|see)\s+(?:\w+\s+)?(?:staat|staan|is|are|stond)?\s*(?:in|op)\s+"
+                  r"(?:de\s+|het\s+|the\s+)?(?:\w+\s+)?(?:passage|bron|artikel|tekst|article|source|text)s?\b)", re.I)
 KIND_WORDS = ("oud lang vaak groot hoog ver duur snel zwaar laat jaar maand dag datum stad plaats gemeente land "
               "regio provincie naam old long often big large high far fast heavy late year month day date town "
               "city country place region name").split()
@@ -141,10 +153,13 @@ class Verifier:
 
     # ------------------------------------------------------------------ the whole answer
     def check(self, question: str, text: str, passages: Sequence[Hit], *, lang: str = "nl",
-              extractive: bool = False, flags: bool | None = None) -> Verification:
+              extractive: bool = False, flags: bool | None = None, ranked: Sequence | None = None) -> Verification:
         """Verdicts for every sentence of ``text`` (``[n]`` is ``passages[n-1]``; an extractive answer's units
-        are its excerpts) and, for a model's answer (``flags``, default: not extractive), its flags."""
+        are its excerpts) and, for a model's answer (``flags``, default: not extractive), its flags. ``ranked``:
+        the question's sentence ranking (``ExtractiveAnswerer.rank``); given, an answer must rest on a sentence
+        that ranks near the best (``MIN_RANK_SHARE``)."""
         result = Verification()
+        self._ranked = list(ranked) if ranked else None
         if (not extractive) if flags is None else flags:
             result.flags = degenerate(text, [h.chunk.text for h in passages], lang)
         q = asked(question)
@@ -155,14 +170,16 @@ class Verifier:
             unit = text[s:e]
             clean = " ".join(CITE.sub(" ", unit).split()).lstrip("> ").strip()
             if (len(self.scorer.tokens([clean])[0]) < MIN_CONTENT_TOKENS and not names(clean)) or \
-                    (clean.endswith(":") and not find_citations(unit)):
-                continue  # "Ja.", or a lead-in ("Volgens de artikelen:"): nothing to check
+                    (clean.endswith(":") and not find_citations(unit)) or META.search(clean):
+                continue  # "Ja.", a lead-in ("Volgens de artikelen:"), "Dit staat in passage 1": nothing to check
             cited = [n for _, _, ns in find_citations(unit) for n in ns if 1 <= n <= len(passages)]
             verdict = self._sentence(unit, clean, s, e, list(dict.fromkeys(cited)), passages)
             result.verdicts.append(verdict)
             if verdict.verdict == "supported" and self._answers(q, q_tokens, q_vec, clean, verdict, passages):
                 answering.append(verdict)
         result.answers_question = bool(answering)
+        if not result.verdicts and not extractive and (flags is None or flags) and text.strip():
+            result.flags.append(Flag("not_an_answer", "the reply only refers to the passages, it says nothing itself"))
         if not answering:
             why = self._why_off(q, result.supported)
             for v in result.supported:
@@ -180,7 +197,18 @@ class Verifier:
             groups = list(CITE.finditer(unit))
             cited = [n for _, _, ns in find_citations(unit) for n in ns if 1 <= n <= len(passages)]
             clean = " ".join(CITE.sub(" ", unit).split())
-            if not groups or not cited or not self.scorer.tokens([clean])[0]:
+            if not self.scorer.tokens([clean])[0] or META.search(clean):
+                continue
+            if not groups:  # uncited: the passage that says it, if one does (also across languages)
+                n = next((m for m in range(1, len(passages) + 1)
+                          if self._sentence(unit, clean, s, e, [m], passages).verdict == "supported"), None)
+                if n is not None:
+                    stripped = unit.rstrip()
+                    cut = len(stripped.rstrip(".!?…:;\"'”’»)"))
+                    changes.append((s, e, stripped[:cut].rstrip() + f" [{n}]" + stripped[cut:] + unit[len(stripped):]))
+                    notes.append(f"cited [{n}] for \"{_short(unit, 50)}\", the passage that says it")
+                continue
+            if not cited:
                 continue
             if self._sentence(unit, clean, s, e, list(dict.fromkeys(cited)), passages).verdict == "supported":
                 continue
@@ -276,12 +304,28 @@ class Verifier:
             return False  # "hoeveel kinderen": the sentence must speak of kinderen, not of any number
         if self._needs_focus(q) and f["focus"] == 0.0 and detect_language(q.question) == "nl":
             return False  # a number, date or name near none of the question's words answers something else
+        if f["rank_share"] is not None and f["rank_share"] < MIN_RANK_SHARE:
+            return False  # it rests on a sentence the ranking finds far less about the question than the best
         if f["focus"] is not None and f["focus"] >= self.min_focus:
             return True
         if f["question_similarity"] is not None:
             lower = CROSS_LINGUAL if detect_language(q.question) != "nl" else 0.0
             return f["question_similarity"] >= self.min_question_similarity - lower
         return f["focus"] is None
+
+    def _rank_share(self, verdict: Verdict) -> float | None:
+        """The ranking score of the supporting sentence, as a share of the best sentence's (None without a
+        ranking); a sentence the ranking left out (a heading, a fragment) counts as its best neighbour, less."""
+        ranked = getattr(self, "_ranked", None)
+        if not ranked or verdict.support is None or ranked[0].score <= 0:
+            return None
+        sup = verdict.support
+        own = [r.score for r in ranked if r.hit.chunk.doc_id == sup["doc_id"] and r.start < sup["end"] and sup["start"] < r.end]
+        if own:
+            return max(own) / ranked[0].score
+        near = [r.score for r in ranked if r.hit.chunk.doc_id == sup["doc_id"]
+                and (abs(r.start - sup["end"]) < 3 or abs(sup["start"] - r.end) < 3)]
+        return NEIGHBOUR_SHARE * max(near) / ranked[0].score if near else 0.0
 
     @staticmethod
     def _needs_focus(q) -> bool:
@@ -311,7 +355,7 @@ class Verifier:
         if q.counted:
             counted_tokens = set(self.scorer.tokens([q.counted])[0])
             counted = bool(counted_tokens & set(self.scorer.tokens([window])[0])) if counted_tokens else None
-        return {"kind": holds_kind(clean, q.kind, q.names, q.question),
+        return {"kind": holds_kind(clean, q.kind, q.names, q.question), "rank_share": self._rank_share(verdict),
                 "names": _names_found(q.core_names, context), "counted": counted,
                 "focus": focus, "question_similarity": qsim}
 
@@ -377,9 +421,9 @@ def _missing_facts(clean: str, near: str, cited_text: str) -> str | None:
     for word in vague_amounts(clean):
         if word not in near_folded:
             return f"\"{word}\""
-    cited_folded = " ".join(fold(cited_text).split())
-    for q in quoted(clean):
-        if q not in cited_folded:
+    cited_words = " " + " ".join(re.findall(r"\w+", fold(cited_text))) + " "
+    for q in quoted(clean):  # compared word by word: punctuation and quotation marks may differ
+        if " " + " ".join(re.findall(r"\w+", q)) + " " not in cited_words:
             return f"the quoted words \"{q[:40]}\""
     for name in names(clean):
         if not name_in(name, cited_text):
@@ -387,10 +431,22 @@ def _missing_facts(clean: str, near: str, cited_text: str) -> str | None:
     return None
 
 
+_LOCATIVE = re.compile(r"\b(?:in|naar|uit|vanuit|te|bij|op|door|over|to|from|at|into|across|near)\s+(?:het\s+|de\s+|the\s+)?$", re.I)
+
+
+def _place(name: str, text: str) -> bool:
+    """A place rather than someone: a known country or city, or a name right after "in", "naar", "uit" ..."""
+    if name in SAME_NAME:
+        return True
+    folded = fold(text)
+    at = folded.find(name)
+    return at >= 0 and bool(_LOCATIVE.search(folded[max(0, at - 20):at]))
+
+
 def _someone_else(clean: str, support: str) -> str | None:
     """The people the supporting sentence speaks of, when it names others than the answer does."""
     own = names(clean)
-    theirs = [n for n in names(support) if " " in n or n[:1].isalpha()]
+    theirs = [n for n in names(support) if not _place(n, support)]
     if not own or not theirs:
         return None
     if any(name_in(n, support) for n in own) or any(name_in(t, clean) for t in theirs):

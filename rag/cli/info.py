@@ -83,7 +83,8 @@ def values_in_force(settings: Settings) -> dict:
     return {
         "answers": {"top_k": s.top_k, "k_range": [MIN_K, MAX_K], "candidates": s.candidates, "mode": s.mode,
                     "generator": s.generator, "llm_model": s.llm_model, "num_ctx": s.num_ctx,
-                    "max_answer_tokens": s.max_answer_tokens, "think": s.think, "temperature": s.temperature},
+                    "max_answer_tokens": s.max_answer_tokens, "context_tokens": s.context_tokens, "think": s.think,
+                    "temperature": s.temperature},
         "thresholds": {"abstain_dutch": dutch, "abstain_other": round(dutch - (THRESHOLD_DUTCH - THRESHOLD_OTHER), 4),
                        "abstain_calibrated": s.abstain_threshold is None, "abstain_bm25_overlap": LEXICAL_THRESHOLD,
                        "uncertain_gap": UNCERTAIN_GAP, "uncertain_typed_margin": UNCERTAIN_TYPED_MARGIN,

@@ -14,6 +14,8 @@ TARGETS = {
     "abstention.support.answerable.answered": 0.85,
     "abstention.support.answerable.abstained": 0.03,
     "abstention.support.near-topic.uncertain_or_abstained": 0.60,
+    "abstention.support.near-topic.nl.uncertain_or_abstained": 0.60,  # in each language separately
+    "abstention.support.near-topic.en.uncertain_or_abstained": 0.60,
     "abstention.support.off-topic.abstained": 0.95,
 }
 
@@ -41,7 +43,8 @@ def floor_paths(report: dict) -> list[str]:
     for lang in report.get("modes", {}).get(main, {}).get("per_lang", {}):
         paths += [f"modes.{main}.per_lang.{lang}.retrieval.hit@{k}", f"modes.{main}.per_lang.{lang}.retrieval.mrr@{CURVE_DEPTH}"]
     paths += ["answer.token_f1", "answer.cited_evidence", "answer.first_sentence_evidence",
-              "answer.unrelated_extra_citation", "abstention.correct_abstain", "abstention.false_abstain", *TARGETS]
+              "answer.unrelated_extra_citation", "abstention.correct_abstain", "abstention.false_abstain",
+              "context.budget.recall", *TARGETS]
     paths += [f"abstention.by_kind.{kind}.correct_abstain" for kind in report.get("abstention", {}).get("by_kind", {})]
     return [p for p in paths if _at(report, p) is not None]
 

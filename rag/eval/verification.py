@@ -88,10 +88,10 @@ def score_replay(records: Sequence[dict], answers: dict[str, Any]) -> dict[str, 
     rows = []
     for r in records:
         a = answers.get(r["id"])
-        if a is None or not r.get("label"):
+        if a is None or not (r.get("label") or r.get("kind") == "off-topic"):
             continue
         replaced = a.generator == "extractive" and r.get("raw") is not None
-        rows.append({"id": r["id"], "label": r["label"], "kind": r.get("kind"), "answerable": r.get("answerable"),
+        rows.append({"id": r["id"], "label": r.get("label") or "not_asked", "kind": r.get("kind"), "answerable": r.get("answerable"),
                      "support": a.support, "replaced": replaced, "flags": [f["reason"] for f in a.flags],
                      "sentences": _sentence_pairs(r.get("sentences") or [], a, replaced)})
     bad = [x for x in rows if x["label"] in BAD]
