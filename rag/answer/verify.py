@@ -54,6 +54,7 @@ MIN_CONTENT_TOKENS = 1
 # the best one (calibrated on the labelled real-model answers: eval/calibrate_verify.py)
 MIN_RANK_SHARE = 0.78
 NEIGHBOUR_SHARE = 0.9
+RANK_TIEBREAK = 0.0  # weight of the ranking when choosing a supporting sentence (0.15 let wrong answers through)
 # a sentence that only points at the sources ("Dit staat in passage 1.", "This is stated in the first passage.")
 META = re.compile(r"^(?:\W*(?:this|that|it|dit|dat|het|deze|die)\s+(?:is|are|was|wordt|worden|werd|staat|staan|stond|"
                   r"can be|kan)\s+(?:\w+\s+){0,2}(?:stated|mentioned|given|described|found|written|gegeven|genoemd|"
@@ -241,7 +242,9 @@ class Verifier:
         sims = self._similarities(clean, cands)
         tokens = self.scorer.tokens([clean] + [c.window for c in cands])
         overlaps = [self.scorer.overlap(tokens[0], t) for t in tokens[1:]]
-        order = sorted(range(len(cands)), key=lambda i: -(sims[i] + 0.3 * overlaps[i]))
+        # of sentences that say it about as well, the one the question's ranking finds most about the question
+        relevance = [self._candidate_share(c) for c in cands]
+        order = sorted(range(len(cands)), key=lambda i: -(sims[i] + 0.3 * overlaps[i] + RANK_TIEBREAK * relevance[i]))
         best = cands[order[0]]
         verdict.similarity = sims[order[0]]
         verdict.support = {"n": best.n, "doc_id": best.hit.chunk.doc_id, "start": best.start, "end": best.end,
@@ -312,6 +315,13 @@ class Verifier:
             lower = CROSS_LINGUAL if detect_language(q.question) != "nl" else 0.0
             return f["question_similarity"] >= self.min_question_similarity - lower
         return f["focus"] is None
+
+    def _candidate_share(self, c: "_Candidate") -> float:
+        ranked = getattr(self, "_ranked", None)
+        if not ranked or ranked[0].score <= 0:
+            return 0.0
+        own = [r.score for r in ranked if r.hit.chunk.doc_id == c.hit.chunk.doc_id and r.start < c.end and c.start < r.end]
+        return max(own) / ranked[0].score if own else 0.0
 
     def _rank_share(self, verdict: Verdict) -> float | None:
         """The ranking score of the supporting sentence, as a share of the best sentence's (None without a
@@ -445,10 +455,15 @@ def _place(name: str, text: str) -> bool:
 
 def _someone_else(clean: str, support: str) -> str | None:
     """The people the supporting sentence speaks of, when it names others than the answer does."""
-    own = names(clean)
-    theirs = [n for n in names(support) if not _place(n, support)]
-    if not own or not theirs:
-        return None
-    if any(name_in(n, support) for n in own) or any(name_in(t, clean) for t in theirs):
-        return None
-    return ", ".join(theirs[:2])
+    for kind_is_place in (False, True):  # the people it names, then the places
+        own = [n for n in names(clean) if _place(n, clean) == kind_is_place]
+        theirs = [n for n in names(support) if _place(n, support) == kind_is_place]
+        if not own or not theirs:
+            continue
+        if any(name_in(n, support) for n in own) or any(name_in(t, clean) for t in theirs):
+            continue
+        words = {w for n in own for w in n.split() if len(w) > 2}
+        if any(w in words for t in theirs for w in t.split()):  # "Kim Jong-un's daughter" and "Kim Ju-ae": one family
+            continue
+        return ", ".join(theirs[:2])
+    return None
