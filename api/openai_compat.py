@@ -5,13 +5,13 @@ the ``openai`` Python package ...) can use the archive as a "model".
     POST /v1/chat/completions    the answer to the last user message, streaming (SSE chunks,
                                  ``data: [DONE]``) or not
 
-The reply's content is the cited answer with its sources listed under it
-(``[1] title — „quote”``); a ``citations`` field (on the completion, and on the last chunk
-when streaming) carries the same structured citations as ``/api/ask``. Earlier ``user`` and
-``assistant`` messages are the conversation history for follow-up questions; ``system``
-messages are ignored (the archive has its own instructions). Extensions: ``k`` (passages,
-1..50) and ``mode`` (bm25 | dense | hybrid). No API key is needed (like ``/api/ask``); clients
-that insist on one may send anything.
+The reply's content is the cited answer with its sources listed under it (``[1] title — „quote”``),
+escaped for clients that render Markdown or HTML (``rag.answer.sources``); a ``citations`` field (on
+the completion, and on the last chunk when streaming) carries the same structured citations as
+``/api/ask``. Earlier ``user`` and ``assistant`` messages are the conversation history for follow-up
+questions; ``system`` messages are ignored (the archive has its own instructions). Extensions: ``k``
+(passages, 1..50) and ``mode`` (bm25 | dense | hybrid). No API key is needed (like ``/api/ask``);
+clients that insist on one may send anything.
 
 Errors have OpenAI's shape: ``{"error": {"message", "type", "param", "code"}}``.
 """
@@ -30,7 +30,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rag.answer.choice import choose_generator
-from rag.answer.sources import answer_with_sources, mark_unverified, sources_block
+from rag.answer.sources import MarkupEscaper, answer_with_sources, mark_unverified, sources_block
 from rag.contract import MAX_HISTORY_TURNS, MAX_K, AskRequest, check_length, parse
 from rag.errors import RagError
 from rag.text import detect_language
@@ -208,18 +208,21 @@ async def stream_completion(gen, first, gate, model: str, question: str, cancel=
     async def events() -> AsyncIterator[str]:
         yield chunk(cid, model, created, {"role": "assistant", "content": ""})
         streamed: list[str] = []
+        escape = MarkupEscaper()  # the client renders Markdown, maybe HTML: no tag or handler reaches it
         ev = first
         try:
             while ev is not _DONE:
                 if ev.kind == "token" and ev.data:
                     streamed.append(ev.data)
-                    yield chunk(cid, model, created, {"content": ev.data})
+                    piece = escape.feed(ev.data)
+                    if piece:
+                        yield chunk(cid, model, created, {"content": piece})
                 elif ev.kind == "done":
                     answer = ev.data.to_dict()
                     shown = mark_unverified(answer["answer"], answer.get("verdicts") or (), detect_language(question))
                     tail = _tail("".join(streamed), shown)
                     block = sources_block(answer["citations"], detect_language(question))
-                    extra = tail + (f"\n\n{block}" if block else "")
+                    extra = escape.feed(tail + (f"\n\n{block}" if block else ""), final=True)
                     if extra:
                         yield chunk(cid, model, created, {"content": extra})
                     yield chunk(cid, model, created, {}, "stop", citations=answer["citations"], rag=rag_fields(answer))

@@ -25,11 +25,12 @@ class Runtime:
 
 
 def build(settings: Settings, embedder: Embedder, *, rebuild: bool = False, show_progress: bool = False,
-          on_stage: Callable[[str], None] | None = None, cancel: Callable[[], bool] | None = None) -> BuildReport:
+          on_stage: Callable[[str], None] | None = None, cancel: Callable[[], bool] | None = None,
+          retry_failed: bool = False) -> BuildReport:
     from rag.index.stores import build_store  # local files or PostgreSQL (RAG_STORE)
 
     return build_store(settings, embedder, rebuild=rebuild, show_progress=show_progress, on_stage=on_stage,
-                       cancel=cancel)
+                       cancel=cancel, retry_failed=retry_failed)
 
 
 def live_runtime(settings: Settings, runtime: Runtime, make_pipeline: Callable, on_swap: Callable | None = None):

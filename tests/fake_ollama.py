@@ -39,7 +39,9 @@ Scripting (all plain attributes, restored by :meth:`FakeOllama.reset`):
     non-JSON bytes (non-streaming: a 200 with a non-JSON body);
   - ``"stall"``: chat sends ``break_after`` pieces, then sends nothing for
     ``slow_seconds`` before it drops the connection (a model stuck mid-answer;
-    non-streaming: nothing at all, like ``"slow"``).
+    non-streaming: nothing at all, like ``"slow"``);
+  - ``"drip"``: chat sends its answer one byte every ``drip_seconds`` (streamed or not), so no
+    single read ever waits long: only a deadline on the whole call ends it.
 
   ``"slow"`` and ``"stall"`` watch the connection while they wait: a client that
   leaves is noticed at once (see ``disconnects``).
@@ -89,7 +91,7 @@ DEFAULT_MODEL = "qwen2.5:7b-instruct"
 DEFAULT_REPLY = "Dit is een antwoord van de nep-Ollama."
 OLLAMA_VERSION = "0.5.7"
 MODES = ("model_missing", "slow", "break_stream", "http_500", "garbage", "stream_error", "broken", "stream_garbage",
-         "stall")
+         "stall", "drip")
 GARBAGE = b"<html><body>502 Bad Gateway \x00\xff not json"
 
 Reply = Union[str, list, Callable[[dict], Union[str, list]]]
@@ -182,6 +184,7 @@ class FakeOllama:
         self.break_after: int = 2
         self.error_message: str = "llama runner process has terminated: exit status 2"
         self.piece_delay: float = 0.0  # seconds between stream pieces
+        self.drip_seconds: float = 0.5  # "drip" mode: seconds between bytes
         self.thinking: str | list | None = None
         self.capabilities: list[str] = ["completion", "tools"]
         with self._lock:
@@ -342,8 +345,29 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(status, {"error": message})
 
     def _chunk(self, data: bytes) -> None:
+        if self.fake.mode == "drip":
+            for i in range(len(data)):
+                self._drip_byte(f"1\r\n".encode() + data[i:i + 1] + b"\r\n")
+            return
         self.wfile.write(f"{len(data):x}\r\n".encode() + data + b"\r\n")
         self.wfile.flush()
+
+    def _drip_byte(self, raw: bytes) -> None:
+        """One byte (in ``raw``) after ``drip_seconds``; a client that left ends the answer."""
+        if not self._wait(self.fake.drip_seconds):
+            raise ConnectionResetError("the client left")
+        self.wfile.write(raw)
+        self.wfile.flush()
+
+    def _drip(self, data: bytes, content_type: str = "application/json; charset=utf-8") -> None:
+        """A whole (non-streamed) answer, its body sent one byte every ``drip_seconds``."""
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.flush()
+        for i in range(len(data)):
+            self._drip_byte(data[i:i + 1])
 
     def _client_gone(self) -> bool:
         """Has the client closed (or reset) its side of the connection?"""
@@ -533,6 +557,8 @@ class _Handler(BaseHTTPRequestHandler):
             if trace:
                 msg["message"]["thinking"] = "".join(trace)
             data = json.dumps(msg).encode()
+            if mode == "drip":
+                return self._drip(data)
             if mode in ("break_stream", "stream_error"):
                 # headers promise the full body, then the connection drops half-way
                 self.send_response(200)

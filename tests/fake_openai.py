@@ -11,7 +11,7 @@ real HTTP on 127.0.0.1, driven like :class:`tests.fake_ollama.FakeOllama` (same 
 
 Scripting as for the fake Ollama: ``reply``, ``mode`` (``model_missing``, ``slow``, ``break_stream``,
 ``http_500``, ``garbage``, ``stream_error`` (an ``{"error": ...}`` event after ``break_after`` pieces),
-``broken``, ``stream_garbage``, ``stall``), ``piece_delay``, ``break_after``, ``slow_seconds``,
+``broken``, ``stream_garbage``, ``stall``, ``drip``), ``piece_delay``, ``break_after``, ``slow_seconds``,
 ``error_message``, ``models``. ``thinking`` is sent as ``delta.reasoning_content`` pieces before the
 answer (llama-server's ``--reasoning-format deepseek``), or, with ``thinking_in_content = True``, as a
 ``<think>...</think>`` block in the content. ``api_key``: when set, requests without
@@ -128,6 +128,8 @@ class _OpenAIHandler(_Handler):
             data = json.dumps({"id": cid, "object": "chat.completion", "created": CREATED, "model": model,
                                "choices": [{"index": 0, "message": message, "finish_reason": finish}],
                                "usage": usage}).encode()
+            if mode == "drip":
+                return self._drip(data)
             if mode in ("break_stream", "stream_error"):
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")

@@ -1,6 +1,7 @@
 """Hostile text stays text: an article with an <img onerror> and <script> in its title, metadata and
 body, and a model reply with <script>, render inertly in a real browser (Chromium + Playwright)
-against a real ``rag serve`` subprocess."""
+against a real ``rag serve`` subprocess. Ingest takes the article's markup out (issue 36 point 2,
+``rag.ingest.markup``); what is left -- a fenced code block, the model's own words -- is shown as text."""
 
 from __future__ import annotations
 
@@ -31,6 +32,10 @@ Jihyun Park is een Noord-Koreaanse vluchteling en mensenrechtenactivist {IMG} di
 Ze overleefde een strafkamp in Noord-Korea. {SCRIPT} Daarna vluchtte ze via China en Mongolië.
 
 Jihyun Park is kandidaat bij de regionale verkiezingen in het Verenigd Koninkrijk <b onmouseover=alert(2)>vet</b>.
+
+```
+{IMG} <b onmouseover=alert(2)>vet</b>
+```
 """
 OTHER_ARTICLE = """# Toeristen keren terug naar Noord-Korea
 
@@ -78,9 +83,12 @@ def element_counts(page) -> dict:
     })""")
 
 
-def test_the_index_keeps_the_markup_as_text(evil_server):
+def test_the_index_takes_the_markup_out(evil_server):
     doc = httpx.get(evil_server.url + "/api/documents/kwaadaardig").json()
-    assert IMG in doc["text"] and SCRIPT in doc["text"] and IMG in doc["title"]
+    prose, code = doc["text"].split("```", 1)
+    assert SCRIPT not in doc["text"] and IMG not in prose and IMG in code  # a code block keeps its text
+    assert doc["title"] == "Jihyun Park en de kampen" and "author" not in doc["metadata"]
+    assert "in Bury woont" in prose and "Verenigd Koninkrijk vet." in prose
 
 
 def test_model_output_and_article_text_render_as_inert_text(evil_page, fake_ollama):
@@ -95,9 +103,8 @@ def test_model_output_and_article_text_render_as_inert_text(evil_page, fake_olla
     assert SCRIPT in text and IMG in text  # shown literally
     assert element_counts(page) == {"img": 0, "script": 3, "b": 0, "jsLinks": 0, "handlers": 0}  # i18n.js, app.js, upload.js
 
-    # the source list shows the hostile title as text too
     answer.locator(".sources summary").click()
-    assert IMG in answer.locator(".sources").inner_text()
+    assert "Jihyun Park en de kampen" in answer.locator(".sources").inner_text()
 
     # open the article: title, metadata and body stay text, the passage is highlighted
     opener = answer.locator("button.cite")
@@ -105,11 +112,9 @@ def test_model_output_and_article_text_render_as_inert_text(evil_page, fake_olla
         opener = answer.locator(".source-link")
     opener.first.click()
     page.locator("mark.passage").wait_for()
-    assert IMG in page.locator("#panel-title").inner_text()
+    assert page.locator("#panel-title").inner_text().startswith("Jihyun Park en de kampen")
     body = page.locator("#panel-body").inner_text()
-    assert IMG in body and SCRIPT in body and "<b onmouseover=alert(2)>vet</b>" in body
-    meta = page.locator("#panel-meta").inner_text()
-    assert "<script>alert('auteur')</script>" in meta
+    assert SCRIPT not in body and "<b onmouseover=alert(2)>vet</b>" in body  # the code block, as text
     assert page.locator("#panel-meta a").count() == 0  # a javascript: url never becomes a link
     page.screenshot(path="/tmp/rag-browser-injection.png")
 

@@ -5,10 +5,17 @@ the cited answer with its sources listed under it.
 
     Bronnen:
     [1] Dochter van Kim Jong-un (2024-03-28): Kim Jong-un verscheen met zijn dochter …
+
+Such clients render Markdown, and some render HTML, so the text is escaped for them
+(``escape_markup``; ``MarkupEscaper`` for a streamed answer): a ``<`` that would open a tag becomes
+``&lt;`` and the ``=`` of an ``on…=`` handler ``&#61;`` -- a reader sees the same characters, a
+renderer never an element or an event handler. (Ingest already takes markup out of articles,
+``rag.ingest.markup``; this holds for whatever a model writes or a PDF quotes.)
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any, Iterable
 
 from rag.text import detect_language, plain_text
@@ -92,8 +99,50 @@ def mark_unverified(answer: str, verdicts: Iterable[Any], language: str = "nl") 
 def answer_with_sources(answer: str, citations: Iterable[Any], question: str = "",
                         verdicts: Iterable[Any] = ()) -> str:
     """The answer text (unverified sentences marked), then a blank line and its sources (nothing added when
-    it cites nothing)."""
+    it cites nothing), escaped for clients that render Markdown or HTML."""
     language = detect_language(question or answer)
     block = sources_block(citations, language)
     text = mark_unverified(answer, verdicts, language).rstrip()
-    return f"{text}\n\n{block}" if block else text
+    return escape_markup(f"{text}\n\n{block}" if block else text)
+
+
+# a '<' that opens a tag, comment or declaration; the '=' of an event handler attribute (onerror=)
+_UNSAFE = re.compile(r"<(?=[A-Za-z/!?])|\bon[a-z]+\s*(=)", re.I)
+_ESCAPES = {"<": "&lt;", "=": "&#61;"}
+
+
+def escape_markup(text: str, start: int = 0) -> str:
+    """``text[start:]`` with every tag opener and handler ``=`` escaped (``text[:start]`` is only read,
+    as what came before: it is not returned)."""
+    out, last = [], start
+    for m in _UNSAFE.finditer(text):
+        pos = m.start(1) if m.group(1) is not None else m.start()
+        if pos >= start:
+            out.append(text[last:pos])
+            out.append(_ESCAPES[text[pos]])
+            last = pos + 1
+    out.append(text[last:])
+    return "".join(out)
+
+
+class MarkupEscaper:
+    """``escape_markup`` for text that arrives in pieces: ``feed`` each piece, ``flush`` at the end;
+    the pieces out join to ``escape_markup`` of the pieces in. A trailing ``<`` waits for the next
+    character; the last characters passed are kept to see a handler's name before its ``=``."""
+
+    CONTEXT = 64
+
+    def __init__(self) -> None:
+        self._seen = ""
+        self._held = ""
+
+    def feed(self, text: str, *, final: bool = False) -> str:
+        raw, self._held = self._held + text, ""
+        if not final and raw.endswith("<"):
+            raw, self._held = raw[:-1], "<"
+        context = self._seen
+        self._seen = (context + raw)[-self.CONTEXT:]
+        return escape_markup(context + raw, len(context))
+
+    def flush(self) -> str:
+        return self.feed("", final=True)

@@ -48,6 +48,8 @@ def _root(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="more lo
 def index(
     data: DataOpt = None, index: IndexOpt = None, embed_model: ModelOpt = None,
     rebuild: Annotated[bool, typer.Option("--rebuild", help="re-embed everything")] = False,
+    retry_failed: Annotated[bool, typer.Option(
+        "--retry-failed", help="read the files that failed to parse before again (they are skipped until they change)")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Build or update the index (only new or changed files are embedded)."""
@@ -58,7 +60,7 @@ def index(
     with console.status("Loading the embedding model…"):
         embedder = load_embedder(settings)
     report = build(settings, embedder, rebuild=rebuild, show_progress=not json_out,
-                   on_stage=lambda m: console.print(f"[dim]{m}[/]"))
+                   on_stage=lambda m: console.print(f"[dim]{m}[/]"), retry_failed=retry_failed)
     if json_out:
         out.print_json(json.dumps(report.to_dict(), ensure_ascii=False))
         return

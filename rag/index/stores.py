@@ -67,8 +67,11 @@ def open_store(settings, embedder=None, *, db=None) -> Store:
 
 
 def build_store(settings, embedder, *, rebuild: bool = False, show_progress: bool = False, wait: bool = True,
-                on_stage: Callable[[str], None] | None = None, db=None, cancel: Callable[[], bool] | None = None):
-    """Build or update the configured store from ``settings.data_dir``; returns a ``BuildReport``."""
+                on_stage: Callable[[str], None] | None = None, db=None, cancel: Callable[[], bool] | None = None,
+                retry_failed: bool = False, extra: dict | None = None, publish: Callable[[], None] | None = None):
+    """Build or update the configured store from ``settings.data_dir``; returns a ``BuildReport``.
+    ``retry_failed``: read the files that failed to parse before again (``rag.ingest.failures``).
+    ``extra`` / ``publish``: ``rag add``'s staged files, and how they enter the data folder."""
     try:
         from rag.index.local.indexer import IndexParams, build_index
     except ImportError:  # before h10's split
@@ -81,13 +84,14 @@ def build_store(settings, embedder, *, rebuild: bool = False, show_progress: boo
         db = db or database(settings)
         try:
             return build_postgres(db, Path(settings.data_dir), embedder, params, rebuild=rebuild, wait=wait,
-                                  show_progress=show_progress, on_stage=on_stage)
+                                  show_progress=show_progress, on_stage=on_stage, retry_failed=retry_failed,
+                                  extra=extra, publish=publish)
         finally:
             if owned:
                 db.close()
     return build_index(Path(settings.data_dir), Path(settings.index_dir), embedder, params, rebuild=rebuild,
                        show_progress=show_progress, on_stage=on_stage, lock_timeout=settings.lock_timeout,
-                       cancel=cancel)
+                       cancel=cancel, retry_failed=retry_failed, extra=extra, publish=publish)
 
 
 def store_exists(settings, db=None) -> bool:

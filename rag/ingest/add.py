@@ -2,10 +2,15 @@
 pages (``rag add URL``, saved as Markdown with front matter).
 
 Nothing is half-added: a file is checked (type, size, name, duplicate, readable as an article)
-before it enters the data folder, and it arrives by writing a hidden temporary file that is then
-linked under its final name (which fails instead of overwriting when the name is taken). The
-index is updated afterwards by the caller (``rag add`` runs the same incremental build as
-``rag index``; the server swaps the new index in).
+before it enters the data folder, and it arrives by writing a hidden temporary file (``Staged``)
+that is then linked under its final name (which fails instead of overwriting when the name is
+taken). ``rag add`` indexes the staged file first and links it as the commit of the new index
+version, so a ``kill -9`` at any moment leaves the article in the data folder and the index, or in
+neither (``rag.index.local.versions``); uploads link at once and index afterwards, undoing the link
+when that fails (api/uploads.py).
+
+A web page has one deadline (``--timeout``) for all of it: connecting, redirects, every byte of the
+body (a server that drips its page is cut at the deadline), and reading it.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import os
 import re
 import tempfile
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlparse
@@ -25,9 +30,7 @@ from rag.errors import RagError
 if TYPE_CHECKING:
     from rag.ingest.limits import ParseLimits
 
-FETCH_TIMEOUT = 20.0  # seconds for one web page
-USER_AGENT = "nk-rag/0.1 (+local article archive)"
-HTML_TYPES = ("text/html", "application/xhtml+xml")
+FETCH_TIMEOUT = 20.0  # seconds for one web page: fetching and reading it
 
 
 class AddRefused(RagError):
@@ -127,9 +130,53 @@ def check_not_duplicate(data_dir: Path, name: str, data: bytes) -> None:
 
 # ============================================================================ storing
 
-def store_bytes(data_dir: Path, name: str, data: bytes, max_bytes: int, source: str | None = None,
-                limits: "ParseLimits | None" = None) -> Added:
-    """Check ``data`` as an article named ``name`` and put it in ``data_dir``, or raise ``AddRefused``
+STAGED_PREFIX = ".adding-"
+
+
+@dataclass
+class Staged:
+    """A checked article in a hidden file of the data folder (not read as an article), waiting to be
+    linked under its name (``commit``); ``discard`` removes the hidden file (the linked one stays)."""
+
+    tmp: Path
+    data_dir: Path
+    added: Added
+
+    @property
+    def name(self) -> str:
+        return self.added.path
+
+    def commit(self) -> None:
+        try:
+            os.link(self.tmp, self.data_dir / self.name)  # fails, rather than overwrites, when the name was taken
+        except FileExistsError:
+            raise AddRefused(f"'{self.name}' is already in the data folder", 409, "duplicate") from None
+
+    def discard(self) -> None:
+        self.tmp.unlink(missing_ok=True)
+
+
+def clean_staged(data_dir: Path) -> None:
+    """Remove staged files left by an add that was killed (their process is gone)."""
+    for p in Path(data_dir).glob(STAGED_PREFIX + "*") if Path(data_dir).is_dir() else []:
+        pid = p.name[len(STAGED_PREFIX):].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            p.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # someone else's process
+        return True
+    return True
+
+
+def stage_bytes(data_dir: Path, name: str, data: bytes, max_bytes: int, source: str | None = None,
+                limits: "ParseLimits | None" = None) -> Staged:
+    """Check ``data`` as an article named ``name`` and stage it in ``data_dir``, or raise ``AddRefused``
     with nothing written. PDF, Word and HTML are parsed under ``limits`` in a child process
     (``rag.ingest.safe_parse``): too big once expanded is 413, a broken or hostile file 422."""
     from rag.ingest.documents import load_file
@@ -144,7 +191,7 @@ def store_bytes(data_dir: Path, name: str, data: bytes, max_bytes: int, source: 
     data_dir = Path(data_dir)
     data_dir.mkdir(parents=True, exist_ok=True)
     check_not_duplicate(data_dir, name, data)
-    fd, tmp_name = tempfile.mkstemp(prefix=".adding-", suffix=Path(name).suffix, dir=data_dir)
+    fd, tmp_name = tempfile.mkstemp(prefix=f"{STAGED_PREFIX}{os.getpid()}-", suffix=Path(name).suffix, dir=data_dir)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as fh:
@@ -157,16 +204,19 @@ def store_bytes(data_dir: Path, name: str, data: bytes, max_bytes: int, source: 
             raise AddRefused(f"'{name}' cannot be used as an article: {e}", 413) from None
         except SkipFile as e:
             raise AddRefused(f"'{name}' cannot be used as an article: {e}", 422, skip_code(str(e))) from None
-        try:
-            os.link(tmp, data_dir / name)  # fails, rather than overwrites, when the name was taken meanwhile
-        except FileExistsError:
-            raise AddRefused(f"'{name}' is already in the data folder", 409, "duplicate") from None
-    finally:
+    except BaseException:
         tmp.unlink(missing_ok=True)
-    return Added(source=source or name, path=name, doc_id=doc.doc_id, title=doc.title)
+        raise
+    return Staged(tmp, data_dir, Added(source=source or name, path=name, doc_id=doc.doc_id, title=doc.title))
 
 
-def add_file(data_dir: Path, path: Path, max_bytes: int, limits: "ParseLimits | None" = None) -> Added:
+def store_bytes(data_dir: Path, name: str, data: bytes, max_bytes: int, source: str | None = None,
+                limits: "ParseLimits | None" = None) -> Added:
+    """``stage_bytes``, then the file into the data folder at once (the caller indexes it afterwards)."""
+    return _at_once(stage_bytes(data_dir, name, data, max_bytes, source, limits))
+
+
+def stage_file(data_dir: Path, path: Path, max_bytes: int, limits: "ParseLimits | None" = None) -> Staged:
     from rag.ingest.documents import display_path
 
     path = Path(path)
@@ -184,7 +234,20 @@ def add_file(data_dir: Path, path: Path, max_bytes: int, limits: "ParseLimits | 
         data = path.read_bytes()
     except OSError as e:
         raise AddRefused(f"cannot read '{path}': {e.strerror or e}") from None
-    return store_bytes(data_dir, path.name, data, max_bytes, source=str(path), limits=limits)
+    return stage_bytes(data_dir, path.name, data, max_bytes, source=str(path), limits=limits)
+
+
+def add_file(data_dir: Path, path: Path, max_bytes: int, limits: "ParseLimits | None" = None) -> Added:
+    """``stage_file``, then the file into the data folder at once (the caller indexes it)."""
+    return _at_once(stage_file(data_dir, path, max_bytes, limits))
+
+
+def _at_once(staged: Staged) -> Added:
+    try:
+        staged.commit()
+    finally:
+        staged.discard()
+    return staged.added
 
 
 # ============================================================================ web pages
@@ -193,31 +256,6 @@ def slug(text: str, limit: int = 80) -> str:
     s = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode().lower()
     s = re.sub(r"[^a-z0-9]+", "-", s).strip("-")
     return (s[:limit].rstrip("-") or "artikel")
-
-
-def fetch_page(url: str, max_bytes: int, timeout: float = FETCH_TIMEOUT) -> tuple[bytes, str]:
-    """(the page's bytes, the final URL after redirects), or ``AddRefused`` with a clear reason."""
-    import httpx
-
-    try:
-        with httpx.Client(timeout=timeout, follow_redirects=True, headers={"User-Agent": USER_AGENT}) as client:
-            with client.stream("GET", url) as r:
-                if r.status_code >= 400:
-                    raise AddRefused(f"{url}: the server answered {r.status_code} {r.reason_phrase}".rstrip(), 502)
-                ctype = r.headers.get("content-type", "").split(";")[0].strip().lower()
-                if ctype and ctype not in HTML_TYPES:
-                    raise AddRefused(f"{url} is not a web page (content type '{ctype}'); "
-                                     "download it and add the file instead", 415)
-                body = bytearray()
-                for part in r.iter_bytes():
-                    body += part
-                    if len(body) > max_bytes:
-                        raise AddRefused(f"{url}: the page is larger than {max_bytes:,} bytes", 413)
-                return bytes(body), str(r.url)
-    except httpx.TimeoutException:
-        raise AddRefused(f"{url}: no answer within {timeout:g} s", 504) from None
-    except httpx.HTTPError as e:
-        raise AddRefused(f"{url}: cannot fetch the page ({type(e).__name__}: {e})", 502) from None
 
 
 def _front_value(v: str) -> str:
@@ -234,26 +272,45 @@ def page_markdown(title: str, text: str, meta: dict) -> str:
     return "\n".join(lines) + "\n\n" + text.strip() + "\n"
 
 
-def add_url(data_dir: Path, url: str, max_bytes: int, timeout: float = FETCH_TIMEOUT,
-            limits: "ParseLimits | None" = None) -> Added:
-    from rag.ingest.limits import SkipFile, SkipTooLarge
+def stage_url(data_dir: Path, url: str, max_bytes: int, timeout: float = FETCH_TIMEOUT,
+              limits: "ParseLimits | None" = None) -> Staged:
+    """The web page at ``url`` as a staged Markdown article; fetching and reading it end at ``timeout``."""
+    from rag.ingest.fetch import Deadline, FetchError, fetch_page, late
+    from rag.ingest.limits import ParseLimits, SkipFile, SkipTooLarge
     from rag.ingest.safe_parse import extract
 
-    raw, final_url = fetch_page(url, max_bytes, timeout)
-    try:
-        title, text, meta = extract("html", raw, limits)  # in the limited child process, like a file
-    except SkipTooLarge as e:
-        raise AddRefused(f"{url}: {e}", 413) from None
-    except SkipFile as e:
-        raise AddRefused(f"{url}: {e}", 422) from None
+    with Deadline(timeout) as deadline:
+        try:
+            raw, final_url = fetch_page(url, max_bytes, timeout, deadline)
+        except FetchError as e:
+            raise AddRefused(str(e), e.status) from None
+        left = deadline.left()
+        if left <= 0:
+            raise AddRefused(str(late(url, timeout)), 504)
+        limits = limits or ParseLimits()
+        try:  # in the limited child process, like a file; within what is left of the deadline
+            title, text, meta = extract("html", raw, replace(limits, timeout=min(limits.timeout, left)))
+        except SkipTooLarge as e:
+            raise AddRefused(f"{url}: {e}", 413) from None
+        except SkipFile as e:
+            if left < limits.timeout and "RAG_PARSE_TIMEOUT" in str(e):  # the deadline's share ran out
+                raise AddRefused(str(late(url, timeout)), 504) from None
+            raise AddRefused(f"{url}: {e}", 422) from None
     meta = {**meta, "url": meta.get("url") or final_url}
     title = title or urlparse(final_url).path.rstrip("/").rsplit("/", 1)[-1] or "artikel"
     markdown = page_markdown(title, text, meta)
-    return store_bytes(data_dir, slug(title) + ".md", markdown.encode("utf-8"), max_bytes, source=url, limits=limits)
+    return stage_bytes(data_dir, slug(title) + ".md", markdown.encode("utf-8"), max_bytes, source=url, limits=limits)
 
 
-def add_source(data_dir: Path, source: str, max_bytes: int, timeout: float = FETCH_TIMEOUT,
-               limits: "ParseLimits | None" = None) -> Added:
+def add_url(data_dir: Path, url: str, max_bytes: int, timeout: float = FETCH_TIMEOUT,
+            limits: "ParseLimits | None" = None) -> Added:
+    """``stage_url``, then the file into the data folder at once (the caller indexes it)."""
+    return _at_once(stage_url(data_dir, url, max_bytes, timeout, limits))
+
+
+def stage_source(data_dir: Path, source: str, max_bytes: int, timeout: float = FETCH_TIMEOUT,
+                 limits: "ParseLimits | None" = None) -> Staged:
+    """A file or web page (``rag add``), checked and staged in the data folder (see ``Staged``)."""
     if is_url(source):
-        return add_url(data_dir, source, max_bytes, timeout, limits)
-    return add_file(data_dir, Path(source), max_bytes, limits)
+        return stage_url(data_dir, source, max_bytes, timeout, limits)
+    return stage_file(data_dir, Path(source), max_bytes, limits)

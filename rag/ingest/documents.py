@@ -5,7 +5,8 @@ Every entry that is not loaded is listed in ``LoadResult.skipped`` with its
 reason: hidden, a symlink (loop, dangling, outside or inside the data folder),
 not a regular file (FIFO, socket, device), unknown type, too large, empty,
 binary, not decodable, bad front matter. Text is UTF-8 (with or without BOM),
-or UTF-16/UTF-32 with a BOM.
+or UTF-16/UTF-32 with a BOM. HTML markup inside Markdown and text files is taken
+out as they are read (``rag.ingest.markup``).
 
 File names are bytes on Linux and need not be valid UTF-8. Such a name is read
 through Python's ``surrogateescape`` path (the bytes round-trip), and shown as
@@ -28,11 +29,13 @@ from typing import TYPE_CHECKING
 import yaml
 
 from rag.ingest.limits import SkipFile
+from rag.ingest.markup import strip_markup
 from rag.ingest.pubdate import vet_file_properties
 from rag.ingest.safe_parse import SafeParser, extract
 from rag.schema import Document
 
 if TYPE_CHECKING:
+    from rag.ingest.failures import ParseFailures
     from rag.ingest.limits import ParseLimits
 
 SUPPORTED_SUFFIXES = {".md": "markdown", ".markdown": "markdown", ".txt": "text", ".html": "html", ".htm": "html",
@@ -164,29 +167,37 @@ def iter_article_files(data_dir: Path) -> list[Path]:
     return [path for path, _ in walk(data_dir).files]
 
 
-def load_documents(data_dir: Path, max_bytes: int = 5_000_000, limits: "ParseLimits | None" = None) -> LoadResult:
+def load_documents(data_dir: Path, max_bytes: int = 5_000_000, limits: "ParseLimits | None" = None, *,
+                   failures: "ParseFailures | None" = None, extra: dict[str, Path] | None = None) -> LoadResult:
     """Every article below ``data_dir``; PDF, Word and HTML files are parsed in one limited child
-    process (``rag.ingest.safe_parse``), started at the first such file and stopped at the end."""
+    process (``rag.ingest.safe_parse``), started at the first such file and stopped at the end.
+    ``failures``: files that failed before are skipped unread, new failures are recorded
+    (``rag.ingest.failures``). ``extra``: files read as if they were in the data folder under the
+    given relative names (``rag add`` indexes a file before it appears there)."""
     with SafeParser(limits) as parser:
-        return _load_documents(Path(data_dir), max_bytes, parser)
+        return _load_documents(Path(data_dir), max_bytes, parser, failures, extra or {})
 
 
-def _load_documents(data_dir: Path, max_bytes: int, parser) -> LoadResult:
+def _load_documents(data_dir: Path, max_bytes: int, parser, failures=None, extra: dict[str, Path] | None = None) -> LoadResult:
     result = LoadResult()
     if not data_dir.is_dir():
         result.skipped.append(Skipped(display_path(data_dir), "data folder does not exist"))
         return result
     found = walk(data_dir)
-    skipped = list(found.skipped)
+    skipped, files = list(found.skipped), found.files
+    if extra:  # `rag add`'s own staged files are read under their names, not listed as hidden
+        staged = {display_path(Path(p).name) for p in extra.values() if Path(p).parent.resolve() == data_dir.resolve()}
+        skipped = [s for s in skipped if s.path not in staged]
+        files = sorted([*files, *((Path(p), rel) for rel, p in extra.items())], key=lambda f: f[1].split("/"))
     seen_ids: dict[str, str] = {}
     seen_paths: set[str] = set()
-    for path, rel in found.files:
+    for path, rel in files:
         if rel in seen_paths:  # a literal "\xe9" in one name and an undecodable byte in another
             skipped.append(Skipped(rel, "the same name as another file once undecodable bytes are written as \\xNN"))
             continue
         seen_paths.add(rel)
         try:
-            doc = load_file(path, rel, max_bytes, parser=parser)
+            doc = load_file(path, rel, max_bytes, parser=parser, failures=failures)
         except SkipFile as e:
             skipped.append(Skipped(rel, str(e)))
             continue
@@ -246,9 +257,11 @@ def decode_text(data: bytes) -> str:
     return text
 
 
-def load_file(path: Path, rel: str, max_bytes: int, limits: "ParseLimits | None" = None, parser=None) -> Document:
+def load_file(path: Path, rel: str, max_bytes: int, limits: "ParseLimits | None" = None, parser=None,
+              failures: "ParseFailures | None" = None) -> Document:
     """One article file as a Document, or ``SkipFile`` with the reason. PDF, Word and HTML are parsed
-    by ``parser`` (a ``rag.ingest.safe_parse.SafeParser``), or by a child process started for this file."""
+    by ``parser`` (a ``rag.ingest.safe_parse.SafeParser``), or by a child process started for this file;
+    with ``failures``, bytes that failed before are not parsed again (``rag.ingest.failures``)."""
     kind = SUPPORTED_SUFFIXES.get(Path(rel).suffix.lower())
     if kind is None:
         raise SkipFile(f"unsupported file type '{Path(rel).suffix or '(none)'}' (use .md, .txt, .html, .pdf or .docx)")
@@ -256,14 +269,25 @@ def load_file(path: Path, rel: str, max_bytes: int, limits: "ParseLimits | None"
     if not data.strip():
         raise SkipFile("empty file")
     if kind in FORMAT_KINDS:
-        title, text, meta = extract(kind, data, limits, parser=parser)
-        if not text.strip():
-            raise SkipFile("no text")
+        sha = file_hash(data)
+        remembered = failures.recall(sha, rel) if failures is not None else None
+        if remembered is not None:
+            raise SkipFile(remembered)
+        try:
+            title, text, meta = extract(kind, data, limits, parser=parser)
+            if not text.strip():
+                raise SkipFile("no text")
+        except SkipFile as e:
+            if failures is None:
+                raise
+            raise type(e)(failures.record(sha, rel, str(e))) from None
         meta = vet_file_properties(meta, kind, written=path.stat().st_mtime)  # no conversion time as a date
         return Document(doc_id=doc_id_for(rel), path=rel, title=(title or Path(rel).stem).strip(), text=text,
                         metadata={k: v for k, v in meta.items() if v}, sha256=file_hash(data))
     raw = decode_text(data).replace("\r\n", "\n").replace("\r", "\n")
     meta, text = split_front_matter(raw)
+    text = strip_markup(text)  # inline HTML copied from web pages is not the article's text (rag.ingest.markup)
+    meta = {k: (v if k == "url" else _plain_value(v)) for k, v in meta.items()}
     title = meta.get("title") or first_heading(text) or first_line(text)
     if not text.strip():
         raise SkipFile("no text after removing markup and front matter")
@@ -272,6 +296,12 @@ def load_file(path: Path, rel: str, max_bytes: int, limits: "ParseLimits | None"
         doc_id=doc_id_for(rel), path=rel, title=_clean(title), text=_clean(text),
         metadata={_clean(k): _clean(v) for k, v in meta.items() if v}, sha256=file_hash(data),
     )
+
+
+def _plain_value(value: str) -> str:
+    """A front-matter value without HTML markup (on one line when there was some)."""
+    plain = strip_markup(value)
+    return value if plain == value else " ".join(plain.split())
 
 
 _FRONT_MATTER = re.compile(r"\A---\n(.*?)\n(?:---|\.\.\.)\n", re.S)

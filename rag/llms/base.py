@@ -3,9 +3,9 @@
 ``LLM`` is what the rest of the code depends on. ``ServerLLM`` holds the parts that do not depend
 on the server's API: the checked settings (timeouts, context, temperature, answer length, thinking),
 the cached ``status()``, error translation that forgets the cached status when the server or model
-is gone, streamed answers as a cancellable ``ChatStream`` with a real deadline, and the hook that
-hands a streamed answer's socket over so it can be cut. An adapter (``ollama``, ``openai``) adds its
-client, ``_probe``, ``_request``, ``_stream`` and ``_classify``.
+is gone, every call -- streamed or not -- as a cancellable ``ChatStream`` with a real deadline, and the
+hook that hands a call's socket over so it can be cut. An adapter (``ollama``, ``openai``) adds its
+client, ``_probe``, ``_request``, ``_stream``, ``_once`` and ``_classify``.
 """
 
 from __future__ import annotations
@@ -124,6 +124,21 @@ class ServerLLM:
         raise NotImplementedError
 
     # ---------------------------------------------------------------- chat
+    def chat(self, messages: list[dict], *, num_ctx: int | None = None, max_tokens: int | None = None) -> str:
+        """The whole answer at once (the rewrite, the judge). Like ``stream_chat`` the whole call ends at
+        ``timeout``: a server that drips its response body a byte at a time, each byte inside the read
+        timeout, is cut at the deadline and ``LLMTimeout`` raised (``rag.llms.stream.ChatStream``)."""
+        request = self._request(messages, num_ctx, max_tokens)
+        progress = Progress()
+        call = ChatStream(lambda on_connect: self._once(request, on_connect), progress, deadline=self.timeout,
+                          on_timeout=lambda p: deadline_error(self.server, self.model, self.timeout, p))
+        with call:
+            return "".join(call)
+
+    def _once(self, request: dict, on_connect: Callable[[Any], None]) -> Iterator[str]:
+        """One non-streamed request on a client of its own (so its socket can be cut): yields the answer once."""
+        raise NotImplementedError
+
     def _limits(self, num_ctx: int | None, max_tokens: int | None) -> tuple[int, int]:
         """The request's context and answer length (the configured ones unless given), checked."""
         return (_positive("num_ctx", self.num_ctx if num_ctx is None else num_ctx, int, ValueError),

@@ -17,8 +17,8 @@ A stall or break message says what had arrived ("stopped after 3 pieces (13 char
 
 Time limits: ``timeout`` bounds every wait for the server (connecting, and each
 read -- so a server that does not send its first byte in time fails after
-``timeout`` seconds), and the whole streamed request is a real deadline: a timer
-cuts the connection at ``timeout`` whether or not a piece arrives (``ChatStream``).
+``timeout`` seconds), and the whole request, streamed or not, is a real deadline: a
+timer cuts the connection at ``timeout`` whether or not a byte arrives (``ChatStream``).
 ``status()`` uses a separate client with the short ``probe_timeout``.
 
 Thinking (``rag.llms.thinking``): ``think`` (``RAG_THINK``, default False) is sent as
@@ -186,25 +186,27 @@ class OllamaLLM(ServerLLM):
             "keep_alive": self.keep_alive,
         }
 
-    def chat(self, messages: list[dict], *, num_ctx: int | None = None, max_tokens: int | None = None) -> str:
-        """The whole answer at once (``"stream": false``)."""
-        request = self._request(messages, num_ctx, max_tokens)
+    def _once(self, request: dict, on_connect: Callable[[Any], None]) -> Iterator[str]:
+        """The whole answer at once (``"stream": false``), on a client of its own so the deadline can cut it."""
+        client = self._call_client(on_connect)
         try:
-            response = self._client.chat(stream=False, **self._with_think(request))
+            response = client.chat(stream=False, **self._with_think(request))
         except Exception as exc:
             raise self._translate(exc, timeout=self.timeout) from exc
+        finally:
+            client.close()
         if response.done is not True:
             raise LLMStreamBroken(f"The answer from Ollama at {self.host} is incomplete (no done flag).")
         self._log_done(response)
-        return strip_thinking(response.message.content or "")
+        yield strip_thinking(response.message.content or "")
 
-    def _stream_client(self, on_connect: Callable[[Any], None]) -> ollama.Client:
-        """A client of its own for one answer, so its socket can be cut."""
+    def _call_client(self, on_connect: Callable[[Any], None]) -> ollama.Client:
+        """A client of its own for one call, so its socket can be cut."""
         return ollama.Client(host=self.host, timeout=self._timeout, verify=self._ssl_context,
                              event_hooks=self._connect_hooks(on_connect))
 
     def _stream(self, request: dict, progress: Progress, on_connect: Callable[[Any], None]) -> Iterator[str]:
-        client = self._stream_client(on_connect)
+        client = self._call_client(on_connect)
         parts = None
         done = False
         strip = ThinkStripper()

@@ -17,8 +17,8 @@ Status comes from ``GET /v1/models``. OpenAI servers do not report the model's c
 so the prompt budget is the ``num_ctx`` setting (``RAG_NUM_CTX``). Streams ask for usage
 (``stream_options.include_usage``), which is logged with the finish reason.
 
-Time limits as for Ollama: ``timeout`` bounds connecting and each read, and the whole streamed
-request is a real deadline (``ChatStream`` cuts the connection at ``timeout``). The client's own
+Time limits as for Ollama: ``timeout`` bounds connecting and each read, and the whole request,
+streamed or not, is a real deadline (``ChatStream`` cuts the connection at ``timeout``). The client's own
 retries are off: a retry would silently double the wait.
 
 Thinking (``rag.llms.thinking``): ``think`` is sent as ``chat_template_kwargs.enable_thinking`` (read by
@@ -155,26 +155,28 @@ class OpenAILLM(ServerLLM):
             request["reasoning_effort"] = self.think
         return request
 
-    def chat(self, messages: list[dict], *, num_ctx: int | None = None, max_tokens: int | None = None) -> str:
-        """The whole answer at once."""
-        request = self._request(messages, num_ctx, max_tokens)
+    def _once(self, request: dict, on_connect: Callable[[Any], None]) -> Iterator[str]:
+        """The whole answer at once (``stream: false``), on a client of its own so the deadline can cut it."""
+        client = self._call_client(on_connect)
         try:
-            response = self._client.chat.completions.create(stream=False, **request)
+            response = client.chat.completions.create(stream=False, **request)
             choice = response.choices[0]
         except Exception as exc:
             raise self._translate(exc, timeout=self.timeout) from exc
+        finally:
+            client.close()
         if choice.finish_reason is None:
             raise LLMStreamBroken(f"The answer from {self.base_url} is incomplete (no finish_reason).")
         self._log_done(choice.finish_reason, response.usage)
-        return strip_thinking(choice.message.content or "")
+        yield strip_thinking(choice.message.content or "")
 
-    def _stream_client(self, on_connect: Callable[[Any], None]) -> openai.OpenAI:
-        """A client of its own for one answer, so its socket can be cut."""
+    def _call_client(self, on_connect: Callable[[Any], None]) -> openai.OpenAI:
+        """A client of its own for one call, so its socket can be cut."""
         http = httpx2.Client(timeout=self._timeout, verify=self._ssl_context, event_hooks=self._connect_hooks(on_connect))
         return self._make_client(self._timeout, http)
 
     def _stream(self, request: dict, progress: Progress, on_connect: Callable[[Any], None]) -> Iterator[str]:
-        client = self._stream_client(on_connect)
+        client = self._call_client(on_connect)
         chunks = None
         finish = usage = None
         strip = ThinkStripper()

@@ -13,7 +13,6 @@ import logging
 import os
 import shutil
 import time
-import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,12 +22,16 @@ import numpy as np
 
 from rag.ingest.chunking import chunk_document
 from rag.ingest.documents import LoadResult, Skipped, load_documents
+from rag.ingest.failures import ParseFailures
 from rag.embed.base import Embedder
 from rag.errors import BuildCancelled, ConfigError, IndexBusy
 from rag.ingest.pubdate import document_dating
 from rag.ingest.limits import ParseLimits
 from rag.schema import Chunk, Document
-from rag.index.local.store import CURRENT, FORMAT_VERSION, IndexStore, active_version, embedder_backend, model_difference
+from rag.index.local.store import (FORMAT_VERSION, IndexStore, active_version, embedder_backend, load_manifest,
+                                   model_difference)
+from rag.index.local.versions import (clean_stale_versions, new_version_name, publish_version, requirements, revert,
+                                      settle, write_file)
 from rag.text import BM25Analyzer, bm25s_module
 
 log = logging.getLogger(__name__)
@@ -117,25 +120,6 @@ def _build_lock(index_dir: Path, timeout: float | None = None, stage: Callable[[
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
-
-
-def _write_file(path: Path, data: str | bytes) -> None:
-    mode = "wb" if isinstance(data, bytes) else "w"
-    with open(path, mode, **({} if isinstance(data, bytes) else {"encoding": "utf-8"})) as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
 def make_faiss_index(vectors: np.ndarray, dimension: int, params: IndexParams):
     import faiss
 
@@ -180,6 +164,9 @@ def build_index(
     on_stage: Callable[[str], None] | None = None,
     lock_timeout: float | None = None,
     cancel: Callable[[], bool] | None = None,
+    retry_failed: bool = False,
+    extra: dict[str, Path] | None = None,
+    publish: Callable[[], None] | None = None,
 ) -> BuildReport:
     """Build or update the index in ``index_dir`` from the articles in ``data_dir``.
 
@@ -187,6 +174,12 @@ def build_index(
     index is written beside the old one and swapped in atomically. ``lock_timeout``: how long to
     wait for another build of the same folder (``IndexBusy`` after). ``cancel()`` is asked between
     embedding batches; when it says True the build stops with ``BuildCancelled``, nothing written.
+    Files that failed to parse before are skipped unread until they change (``rag.ingest.failures``);
+    ``retry_failed`` reads them again.
+
+    ``rag add`` (all or nothing): ``extra`` are staged files indexed under their names in the data
+    folder (relative name -> staged path); the new version stands only once they are there, and
+    ``publish()`` -- still under the lock -- puts them there (``rag.index.local.versions``).
     """
     t0 = time.perf_counter()
     stage = on_stage or (lambda msg: log.info(msg))
@@ -195,7 +188,7 @@ def build_index(
                          source=getattr(embedder, "source", None))
 
     with _build_lock(index_dir, lock_timeout, stage):
-        _clean_stale_versions(index_dir)
+        clean_stale_versions(index_dir)
         old = None
         if not rebuild and active_version(index_dir) is not None:
             try:
@@ -212,8 +205,12 @@ def build_index(
         if not Path(data_dir).is_dir():
             raise ConfigError(f"the data folder '{data_dir}' does not exist (set --data or RAG_DATA_DIR); "
                               "the index was left as it was")
-        loaded: LoadResult = load_documents(data_dir, params.max_file_bytes, params.parse_limits)
+        failures = ParseFailures.from_manifest(old.manifest if old is not None else _manifest_or_none(index_dir),
+                                               params.parse_limits, retry=retry_failed)
+        loaded: LoadResult = load_documents(data_dir, params.max_file_bytes, params.parse_limits, failures=failures,
+                                            extra=extra)
         report.skipped = loaded.skipped
+        check_staged(loaded, extra)
         if not loaded.documents:
             why = "; ".join(f"{s.path}: {s.reason}" for s in loaded.skipped[:5])
             raise ConfigError(f"no usable articles in '{data_dir}'" + (f" ({why})" if why else "")
@@ -253,7 +250,8 @@ def build_index(
         report.removed = sorted(p for p in old_files if p not in new_paths)
 
         if old is not None and reuse and not rebuild and not report.added and not report.changed and not report.removed \
-                and not redated and old.manifest.get("skipped", []) == [s.__dict__ for s in loaded.skipped]:
+                and not redated and old.manifest.get("skipped", []) == [s.__dict__ for s in loaded.skipped] \
+                and old.manifest.get("failed", {}) == failures.to_manifest():
             report.documents, report.chunks = len(documents), len(chunks)
             report.seconds = time.perf_counter() - t0
             stage("Index is up to date")
@@ -297,11 +295,37 @@ def build_index(
             "files": files,
             "counts": {"documents": len(documents), "chunks": len(chunks), "skipped": len(loaded.skipped)},
             "skipped": [s.__dict__ for s in loaded.skipped],
+            "failed": failures.to_manifest(),  # parse failures by content hash (rag.ingest.failures)
         }
-        _write_version(index_dir, manifest, chunks, documents, vectors, params, embedder.dimension)
+        version = _write_version(index_dir, manifest, chunks, documents, vectors, params, embedder.dimension,
+                                 requirements(data_dir, extra) if extra else None)
+        if publish is not None:
+            try:
+                publish()  # the staged files into the data folder: the commit
+            except BaseException:
+                revert(index_dir, version)
+                raise
+            settle(version)
         report.documents, report.chunks, report.wrote = len(documents), len(chunks), True
         report.seconds = time.perf_counter() - t0
         return report
+
+
+def check_staged(loaded: LoadResult, extra: dict[str, Path] | None) -> None:
+    """Every staged file (``rag add``) must become an article, or nothing is written."""
+    paths = {d.path for d in loaded.documents}
+    for rel in extra or {}:
+        if rel not in paths:
+            why = next((s.reason for s in loaded.skipped if s.path == rel), "skipped")
+            raise ConfigError(f"'{rel}' could not be indexed ({why}); nothing was added and the index was left as it was")
+
+
+def _manifest_or_none(index_dir: Path) -> dict | None:
+    """The active version's manifest when it can be read (for what it remembers), else None."""
+    try:
+        return load_manifest(index_dir)
+    except Exception:  # no index, or one this program cannot read: nothing remembered
+        return None
 
 
 def _embed(embedder: Embedder, texts: list[str], show_progress: bool, cancel: Callable[[], bool] | None) -> np.ndarray:
@@ -319,11 +343,11 @@ def _embed(embedder: Embedder, texts: list[str], show_progress: bool, cancel: Ca
 
 
 def _write_version(index_dir: Path, manifest: dict, chunks: list[Chunk], documents: list[Document],
-                   vectors: np.ndarray, params: IndexParams, dimension: int) -> Path:
+                   vectors: np.ndarray, params: IndexParams, dimension: int, requires: list[dict] | None = None) -> Path:
     import faiss
 
     bm25s = bm25s_module()
-    name = f"v-{time.strftime('%Y%m%dT%H%M%S', time.gmtime())}-{uuid.uuid4().hex[:8]}"
+    name = new_version_name()
     staging = index_dir / f".staging-{name}"
     staging.mkdir(parents=True)
     try:
@@ -340,26 +364,10 @@ def _write_version(index_dir: Path, manifest: dict, chunks: list[Chunk], documen
             bm25 = bm25s.BM25()
             bm25.index(analyzer.tokenize([c.text for c in chunks], return_ids=True), show_progress=False)
             bm25.save(str(staging / "bm25"), show_progress=False)
-        _write_file(staging / "chunks.jsonl", "".join(json.dumps(c.to_dict(), ensure_ascii=False) + "\n" for c in chunks))
-        _write_file(staging / "documents.json", json.dumps([d.__dict__ for d in documents], ensure_ascii=False))
-        _write_file(staging / "manifest.json", json.dumps(manifest, ensure_ascii=False, indent=2))
-        _fsync_dir(staging)
-        final = index_dir / name
-        os.rename(staging, final)
-        tmp_pointer = index_dir / f".{CURRENT}.tmp"
-        _write_file(tmp_pointer, name + "\n")
-        os.replace(tmp_pointer, index_dir / CURRENT)  # the atomic switch
-        _fsync_dir(index_dir)
+        write_file(staging / "chunks.jsonl", "".join(json.dumps(c.to_dict(), ensure_ascii=False) + "\n" for c in chunks))
+        write_file(staging / "documents.json", json.dumps([d.__dict__ for d in documents], ensure_ascii=False))
+        write_file(staging / "manifest.json", json.dumps(manifest, ensure_ascii=False, indent=2))
+        return publish_version(index_dir, staging, name, requires)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    _clean_stale_versions(index_dir)
-    return index_dir / name
-
-
-def _clean_stale_versions(index_dir: Path) -> None:
-    """Remove unfinished staging folders and versions that are no longer active (call under the build lock)."""
-    active = active_version(index_dir)
-    for p in index_dir.iterdir() if index_dir.is_dir() else []:
-        if p.is_dir() and (p.name.startswith(".staging-") or p.name.startswith("v-")) and p != active:
-            shutil.rmtree(p, ignore_errors=True)

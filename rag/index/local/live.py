@@ -11,19 +11,30 @@ names another version, the new version is loaded beside the old one and the refe
 under a lock. The old version is freed when the last request holding it ends. A version that fails
 to load leaves the old one served; the reason is kept in ``reload_error`` (and the same version is
 not tried again until the pointer changes). Every server process (``--workers``) follows by itself.
+
+Memory (docs/memory.md): the old version must go once the last request on it has ended. The parts
+of a pipeline point at each other (reference cycles), so that moment frees nothing by itself: only a
+collection does. So after a swap the follower collects again, 0.5, 1, 2, 4 ... s later (at most every
+30 s), for as long as an old version's store is still alive (``Retired``) -- a request that held it
+for a minute delays it a minute, never for ever. Each collection hands the freed heap back to the
+system (glibc's ``malloc_trim``): without that, each reload's chunks, documents and BM25 arrays stay
+in the process's malloc arenas and the RSS creeps up reload by reload.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
 import logging
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from rag.index.local.store import CURRENT
+from rag.index.local.store import pointed_version, resolve_version
 
 log = logging.getLogger(__name__)
 
@@ -31,11 +42,65 @@ LOAD_RETRIES = 3  # a version removed while it was being loaded (a newer one cam
 
 
 def read_pointer(index_dir: Path) -> str | None:
-    """The name of the active version (the content of ``CURRENT``), or None when there is none."""
+    """The name of the active version (what ``CURRENT`` stands for: ``resolve_version``), or None."""
+    name = pointed_version(Path(index_dir))
+    return resolve_version(Path(index_dir), name) if name else None
+
+
+def release_memory() -> None:
+    """Collect what is unreachable now and give the free heap back to the system (glibc only; a no-op
+    elsewhere). Called after a version swap, not per request: it walks the heap (a few ms)."""
+    gc.collect()
+    if _TRIM is not None:
+        try:
+            _TRIM(0)
+        except Exception:  # noqa: BLE001 -- only an optimisation
+            pass
+
+
+def _malloc_trim():
     try:
-        return (Path(index_dir) / CURRENT).read_text("utf-8").strip() or None
-    except OSError:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc.malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim
         return None
+
+
+_TRIM = _malloc_trim()
+
+
+class Retired:
+    """The stores of versions swapped out, until they are gone (see the module doc)."""
+
+    FIRST, LONGEST = 0.5, 30.0  # seconds to the first collection after a swap; the longest wait between two
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._items: list[list] = []  # [weak reference, when to collect, the wait after that]
+
+    def add(self, store: Any) -> None:
+        try:
+            ref = weakref.ref(store)
+        except TypeError:  # a store that cannot be referenced weakly: nothing to watch
+            return
+        with self._lock:
+            self._items.append([ref, time.monotonic() + self.FIRST, self.FIRST])
+
+    def __len__(self) -> int:
+        with self._lock:
+            return sum(1 for ref, _, _ in self._items if ref() is not None)
+
+    def sweep(self) -> None:
+        """Collect when an old store still alive is due; forget the ones that are gone."""
+        now = time.monotonic()
+        with self._lock:
+            self._items = [item for item in self._items if item[0]() is not None]
+            due = [item for item in self._items if now >= item[1]]
+            for item in due:
+                item[2] = min(item[2] * 2, self.LONGEST)
+                item[1] = now + item[2]
+        if due:
+            release_memory()
 
 
 def utc_now() -> str:
@@ -72,7 +137,9 @@ class LiveIndex:
         self._thread: threading.Thread | None = None
         self._failed: str | None = None  # the pointer value whose load failed (not retried until it changes)
         self.reload_error: str | None = None
+        self.retired = Retired()
         self._snap = self._snapshot(runtime)
+        release_memory()  # what building the first version left free (embedding batches, parsed files)
 
     # ---- reading
     def current(self) -> Snapshot:
@@ -93,12 +160,14 @@ class LiveIndex:
         """Serve ``runtime`` from now on (requests already running keep theirs)."""
         snap = self._snapshot(runtime)
         with self._swap_lock:
-            self._snap = snap
+            old, self._snap = self._snap, snap
             self.reload_error, self._failed = None, None
             if self._on_swap is not None:
                 self._on_swap(snap)
         log.info("serving index version %s", snap.version)
-        gc.collect()  # the old version's maps and arrays go now, not at some later collection (cycles)
+        self.retired.add(old.runtime.store)
+        del old
+        release_memory()  # the old version goes now when no request holds it, and the heap it held
         return snap
 
     def refresh(self, *, raise_errors: bool = False) -> Snapshot:
@@ -128,7 +197,8 @@ class LiveIndex:
 
     # ---- the follower thread
     def start(self) -> None:
-        if self._pointer is None or self._thread is not None:
+        """Follow the index on disk (the local store), and see old versions out (both stores)."""
+        if self._thread is not None:
             return
         self._thread = threading.Thread(target=self._follow, name="index-follower", daemon=True)
         self._thread.start()
@@ -143,5 +213,6 @@ class LiveIndex:
         while not self._stop.wait(self.interval):
             try:
                 self.refresh()
+                self.retired.sweep()
             except Exception:  # never let the follower die
                 log.exception("following the index failed")

@@ -5,12 +5,14 @@ Layout of ``index_dir``::
 
     CURRENT             name of the active version folder (replaced atomically)
     v-<time>-<id>/      one complete index: manifest.json, chunks.jsonl, documents.json,
-                        vectors.npy, faiss.index, bm25/
+                        vectors.npy, faiss.index, bm25/ -- and, while ``rag add`` puts its
+                        article into the data folder, requires.json (``resolve_version``)
 """
 
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +24,7 @@ from rag.text import BM25Analyzer, bm25s_module
 
 FORMAT_VERSION = 1
 CURRENT = "CURRENT"
+REQUIRES = "requires.json"
 DEFAULT_BACKEND = "sentence-transformers"  # what an index without a recorded backend was built with
 
 
@@ -120,14 +123,44 @@ class IndexStore(ManifestFacts):
                    BM25Analyzer(manifest["bm25"]["language"]))
 
 
-def active_version(index_dir: Path) -> Path | None:
-    pointer = Path(index_dir) / CURRENT
+def pointed_version(index_dir: Path) -> str | None:
+    """The name ``CURRENT`` holds (before ``resolve_version``), or None."""
     try:
-        name = pointer.read_text("utf-8").strip()
+        return (Path(index_dir) / CURRENT).read_text("utf-8").strip() or None
     except OSError:
         return None
-    version = Path(index_dir) / name
-    return version if name and (version / "manifest.json").is_file() else None
+
+
+def resolve_version(index_dir: Path, name: str) -> str | None:
+    """The version a ``CURRENT`` naming ``name`` stands for.
+
+    ``rag add`` writes the version that holds its article before the article's file is in the data
+    folder: that version carries ``requires.json`` (the file's path and inode, and the version it
+    replaces). Linking the file into the data folder is the commit: until the file is there (that
+    very file: the same inode), the pointer stands for the version it replaced, so the article is in
+    both the data folder and the index, or in neither, whenever the process is killed. ``rag add``
+    removes ``requires.json`` once the file is there (``rag.index.local.versions``)."""
+    try:
+        pending = json.loads((Path(index_dir) / name / REQUIRES).read_text("utf-8"))
+    except FileNotFoundError:
+        return name
+    except (OSError, ValueError):  # unreadable: the add did not finish
+        return None
+    for f in pending.get("files", []):
+        try:
+            st = os.stat(f["path"])
+        except OSError:
+            return pending.get("replaces")
+        if (st.st_dev, st.st_ino) != (f["dev"], f["ino"]):
+            return pending.get("replaces")
+    return name
+
+
+def active_version(index_dir: Path) -> Path | None:
+    name = pointed_version(index_dir)
+    name = resolve_version(index_dir, name) if name else None
+    version = Path(index_dir) / name if name else None
+    return version if version is not None and (version / "manifest.json").is_file() else None
 
 
 def read_manifest(version: Path) -> dict:

@@ -20,12 +20,13 @@ from typing import Callable
 from rag.ingest.chunking import chunk_document
 from rag.index.postgres.db import BUILD_LOCK, Database, ensure_embedding_column, ts_config_for
 from rag.ingest.documents import load_documents
+from rag.ingest.failures import ParseFailures
 from rag.ingest.pubdate import document_dating
 from rag.errors import ConfigError, IndexBusy
 from rag.index.postgres.store import BM25_B, BM25_K1, FORMAT, fold, vector_text
 
 try:  # h10 moves the build into rag/index/local/indexer.py
-    from rag.index.local.indexer import BuildReport, IndexParams
+    from rag.index.local.indexer import BuildReport, IndexParams, check_staged
 except ImportError:  # pragma: no cover
     from rag.index.local.store import BuildReport, IndexParams
 
@@ -81,8 +82,13 @@ def _redate(conn, docs) -> int:
 
 def build_postgres(db: Database, data_dir: Path, embedder, params: IndexParams, *, rebuild: bool = False,
                    wait: bool = True, show_progress: bool = False,
-                   on_stage: Callable[[str], None] | None = None) -> BuildReport:
-    """Build or update the index in the database from the articles in ``data_dir``."""
+                   on_stage: Callable[[str], None] | None = None, retry_failed: bool = False,
+                   extra: dict[str, Path] | None = None, publish: Callable[[], None] | None = None) -> BuildReport:
+    """Build or update the index in the database from the articles in ``data_dir``. Files that failed
+    to parse before are skipped unread until they change (``rag.ingest.failures``; ``retry_failed``
+    reads them again). ``extra`` / ``publish`` as for the local build (``rag add``): staged files are
+    indexed under their names and ``publish()`` puts them into the data folder just before the
+    commit (a kill between the two leaves the article in the folder, indexed by the next build)."""
     from psycopg.types.json import Jsonb
 
     t0 = time.perf_counter()
@@ -120,8 +126,11 @@ def build_postgres(db: Database, data_dir: Path, embedder, params: IndexParams, 
             conn.execute("DELETE FROM rag_documents")  # chunks go with them (ON DELETE CASCADE)
 
         stage(f"Loading articles from {data_dir}")
-        loaded = load_documents(Path(data_dir), params.max_file_bytes, params.parse_limits)
+        failures = ParseFailures.from_manifest(old_manifest, params.parse_limits, retry=retry_failed)
+        loaded = load_documents(Path(data_dir), params.max_file_bytes, params.parse_limits, failures=failures,
+                                extra=extra)
         report.skipped = loaded.skipped
+        check_staged(loaded, extra)
         if not loaded.documents:
             why_not = "; ".join(f"{s.path}: {s.reason}" for s in loaded.skipped[:5])
             raise ConfigError(f"no usable articles in '{data_dir}'" + (f" ({why_not})" if why_not else "")
@@ -143,7 +152,7 @@ def build_postgres(db: Database, data_dir: Path, embedder, params: IndexParams, 
         unchanged = [d for d in loaded.documents if d.path not in todo_paths]
         redated = _redate(conn, unchanged) if reuse and not rebuild and not recreated else 0
         if reuse and not rebuild and not todo and not report.removed and not redated \
-                and old_manifest.get("skipped", []) == skipped_now:
+                and old_manifest.get("skipped", []) == skipped_now and old_manifest.get("failed", {}) == failures.to_manifest():
             report.documents = len(loaded.documents)
             report.chunks = old_manifest["counts"]["chunks"]
             report.seconds = time.perf_counter() - t0
@@ -182,10 +191,13 @@ def build_postgres(db: Database, data_dir: Path, embedder, params: IndexParams, 
         avgdl = conn.execute("SELECT coalesce(avg(tlen), 0) FROM rag_chunks").fetchone()[0]
         n_docs, n_chunks = conn.execute("SELECT (SELECT count(*) FROM rag_documents), (SELECT count(*) FROM rag_chunks)").fetchone()
         manifest = make_manifest(embedder, params, cfg, n_docs, n_chunks, skipped_now)
+        manifest["failed"] = failures.to_manifest()  # parse failures by content hash
         manifest["fulltext"]["avg_tokens"] = float(avgdl)
         conn.execute("INSERT INTO rag_meta (id, manifest, index_version) VALUES (1, %s, 1) "
                      "ON CONFLICT (id) DO UPDATE SET manifest = EXCLUDED.manifest, "
                      "index_version = rag_meta.index_version + 1, updated_at = now()", (Jsonb(manifest),))
+        if publish is not None:
+            publish()  # the staged files into the data folder, then the commit
     report.documents, report.chunks, report.wrote = n_docs, n_chunks, True
     report.seconds = time.perf_counter() - t0
     return report
