@@ -102,7 +102,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None, llm: Any = No
     # innermost: JSON bodies are JSON (415) and not nested deeper than RAG_MAX_JSON_DEPTH (422), before parsing
     app.add_middleware(JsonGuardMiddleware, max_depth=settings.max_json_depth, exempt=(uploads.UPLOAD_PATH,))
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout,
-                       larger={("POST", uploads.UPLOAD_PATH): upload_limit})
+                       larger={("POST", uploads.UPLOAD_PATH): upload_limit},
+                       settings={("POST", uploads.UPLOAD_PATH): "an article file of at most "
+                                                                f"{settings.max_file_bytes:,} bytes: RAG_MAX_FILE_BYTES"})
     app.add_middleware(SecurityHeadersMiddleware)
     # outermost: a request for another host name (DNS rebinding) gets 400 before anything else runs
     app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts())
