@@ -14,7 +14,7 @@ from fastapi import APIRouter, Header, Request
 from rag.answer.choice import choose_generator
 from rag.contract import AskRequest, check_length
 
-from ..answering import CancellableLLM, next_event, run_until_disconnected, stream_answer
+from ..answering import CancellableLLM, next_event, run_until_disconnected, stream_answer, stream_deadline
 from ..deps import PipelineDep, StateDep
 from ..gates import NO_GATE
 from ..models import AnswerOut
@@ -42,6 +42,7 @@ async def ask(body: AskRequest, request: Request, st: StateDep, pipeline: Pipeli
     choice = await anyio.to_thread.run_sync(choose_generator, pipeline.llm, req.generator)
     gate = st.gate if choice.use_llm else NO_GATE  # extractive answers are cheap: no slot
     await gate.acquire()
+    deadline = stream_deadline(st.settings.llm_timeout)  # a stream not read to its end is cut then
     pinned = pipeline.with_choice(choice)
     llm = pinned.llm = CancellableLLM(pipeline.llm) if pipeline.llm is not None else None
     stop = llm.cancel if llm else (lambda: None)
@@ -64,4 +65,4 @@ async def ask(body: AskRequest, request: Request, st: StateDep, pipeline: Pipeli
     except BaseException:
         gate.release()
         raise
-    return stream_answer(gen, first, gate.release, cancel=stop)
+    return stream_answer(gen, first, gate.release, cancel=stop, deadline=deadline)

@@ -1,0 +1,108 @@
+"""A client that asks for a streamed answer and then stops reading must not keep its LLM slot, nor the
+upstream LLM request, past RAG_LLM_TIMEOUT (issue 37 item 3). A real uvicorn server, the fake Ollama
+server flooding a long answer, one LLM slot and no waiting line (as the probe had it)."""
+
+from __future__ import annotations
+
+import socket
+import time
+from urllib.parse import urlparse
+
+import anyio
+import httpx
+import pytest
+
+from api.answering import GuardedStream, sse
+from api.app import create_app
+from api.server import timed_protocol
+from tests.api_fixtures import parse_sse
+from tests.live_server import live_server
+
+TIMEOUT = 3.0  # RAG_LLM_TIMEOUT for these tests
+FLOOD = ["Jihyun Park " + "x" * 20_000 for _ in range(500)]  # ~10 MB: more than any socket buffers
+
+
+def stalled_ask(url: str, path: str, body: bytes) -> socket.socket:
+    """Send a streamed ask, read the status line, then never read again (the socket stays open)."""
+    u = urlparse(url)
+    s = socket.create_connection((u.hostname, u.port))
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window: the server's writes back up soon
+    s.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+              f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
+    s.settimeout(30)
+    assert s.recv(12).startswith(b"HTTP/1.1 200")
+    return s
+
+
+@pytest.mark.parametrize("path, body", [
+    ("/api/ask", b'{"question": "Wie is Jihyun Park?", "generator": "ollama", "stream": true}'),
+    ("/v1/chat/completions", b'{"model": "rag-ollama", "stream": true, '
+                             b'"messages": [{"role": "user", "content": "Wie is Jihyun Park?"}]}'),
+])
+def test_a_stalled_reader_loses_its_slot_at_the_llm_timeout(runtime, fake_ollama, path, body):
+    settings = runtime.settings.model_copy(update={
+        "ollama_host": fake_ollama.url, "llm_probe_timeout": 1.0, "llm_timeout": TIMEOUT,
+        "max_concurrent_llm": 1, "max_queued": 0})
+    fake_ollama.reply = FLOOD
+    with live_server(create_app(settings, runtime=runtime), http=timed_protocol(10)) as url:
+        t0 = time.monotonic()
+        s = stalled_ask(url, path, body)
+        try:
+            busy = httpx.get(url + "/health", timeout=10).json()["busy"]
+            assert busy["running"] == 1  # it holds the one slot
+            refused = httpx.post(url + "/api/ask", json={"question": "Wie is Jihyun Park?", "generator": "ollama"},
+                                 timeout=30)
+            assert refused.status_code == 503  # ... so another ask is refused meanwhile
+            while httpx.get(url + "/health", timeout=10).json()["busy"]["running"]:
+                assert time.monotonic() - t0 < TIMEOUT + 10, "the slot was never freed"
+                time.sleep(0.05)
+            freed = time.monotonic() - t0
+            print(f"{path}: slot freed {freed:.2f} s after the ask (RAG_LLM_TIMEOUT {TIMEOUT:g} s)")
+            assert freed <= TIMEOUT + 2
+            assert fake_ollama.wait_for_disconnects(1, timeout=2), "the upstream LLM request was not cut"
+            fake_ollama.reply = "Jihyun Park is een Noord-Koreaanse vluchteling [1]."
+            r = httpx.post(url + "/api/ask", json={"question": "Wie is Jihyun Park?", "generator": "ollama"},
+                           timeout=60)
+            assert r.status_code == 200, r.text  # the slot is there for the next one
+        finally:
+            s.close()
+
+
+def test_the_timeout_event_is_sent_when_the_socket_takes_it():
+    """A stream still running at its deadline, to a client that reads: the slot is freed, the client
+    gets the error event, and the response ends."""
+    closed: list[float] = []
+
+    async def forever():
+        yield sse("sources", {"sources": []})
+        await anyio.sleep(3600)  # an answer that never comes
+        yield sse("done", {})
+
+    async def on_close():
+        closed.append(time.monotonic())
+
+    def app_factory():
+        async def app(scope, receive, send):
+            if scope["type"] == "lifespan":
+                while (await receive())["type"] != "lifespan.shutdown":
+                    await send({"type": "lifespan.startup.complete"})
+                return await send({"type": "lifespan.shutdown.complete"})
+            if scope["path"] == "/health":
+                from starlette.responses import PlainTextResponse
+
+                return await PlainTextResponse("ok")(scope, receive, send)
+            from api.answering import error_event
+
+            stream = GuardedStream(forever(), on_close, deadline=anyio.current_time() + 1.0, last_word=error_event,
+                                   media_type="text/event-stream")
+            await stream(scope, receive, send)
+        return app
+
+    with live_server(app_factory(), http=timed_protocol(10)) as url:
+        t0 = time.monotonic()
+        r = httpx.get(url + "/stream", timeout=30)
+        took = time.monotonic() - t0
+    events = parse_sse(r.text)
+    assert [name for name, _ in events] == ["sources", "error"], r.text
+    assert events[1][1]["status"] == 504 and "RAG_LLM_TIMEOUT" in events[1][1]["message"]
+    assert 0.9 <= took < 3 and closed and closed[0] - t0 < 2
