@@ -78,9 +78,11 @@ def create_app(settings: Settings, runtime: Runtime | None = None, llm: Any = No
             state.runtime = await anyio.to_thread.run_sync(lambda: open_runtime(settings, build_if_missing=True))
             state.runtime = batched_runtime(state.runtime, settings)  # concurrent queries share engine calls
         state.follow(state.runtime)  # a new index version on disk is served within RAG_RELOAD_INTERVAL
+        state.store_health.start(lambda: state.runtime.store if state.runtime else None)  # a database, for /health
         try:
             yield
         finally:
+            state.store_health.stop()
             if state.live is not None:
                 state.live.stop()
             state.searches.close()
