@@ -19,14 +19,13 @@ from tests.api_fixtures import parse_sse
 from tests.live_server import live_server
 
 TIMEOUT = 3.0  # RAG_LLM_TIMEOUT for these tests
-FLOOD = ["Jihyun Park " + "x" * 20_000 for _ in range(500)]  # ~10 MB: more than any socket buffers
+FLOOD = ["Jihyun Park " + "x" * 50_000 for _ in range(500)]  # ~25 MB: more than the sockets' buffers hold
 
 
 def stalled_ask(url: str, path: str, body: bytes) -> socket.socket:
     """Send a streamed ask, read the status line, then never read again (the socket stays open)."""
     u = urlparse(url)
     s = socket.create_connection((u.hostname, u.port))
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # a small window: the server's writes back up soon
     s.sendall(f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
               f"Content-Length: {len(body)}\r\n\r\n".encode() + body)
     s.settimeout(30)
@@ -60,6 +59,9 @@ def test_a_stalled_reader_loses_its_slot_at_the_llm_timeout(runtime, fake_ollama
             print(f"{path}: slot freed {freed:.2f} s after the ask (RAG_LLM_TIMEOUT {TIMEOUT:g} s)")
             assert freed <= TIMEOUT + 2
             assert fake_ollama.wait_for_disconnects(1, timeout=2), "the upstream LLM request was not cut"
+            s.settimeout(10)
+            rest = b"".join(iter(lambda: s.recv(1 << 20), b""))  # what the buffers held, then the server's close
+            assert rest, "nothing was sent at all"
             fake_ollama.reply = "Jihyun Park is een Noord-Koreaanse vluchteling [1]."
             r = httpx.post(url + "/api/ask", json={"question": "Wie is Jihyun Park?", "generator": "ollama"},
                            timeout=60)
