@@ -6,7 +6,8 @@
     gates.py        admission control: LLM slots with a short waiting line, a cap on searches
     answering.py    running one answer: JSON (cancelled when the client leaves) or Server-Sent Events
     errors.py       every error -> status code mapping
-    middleware.py   body size and read-time limit, security headers
+    middleware.py   body size and read-time limit, the JSON guard, security headers
+    store_health.py /health's view of the store (a database is checked in the background, never waited on)
     models.py       the response models (the schema /docs shows)
     routers/        health, search, ask, documents, admin, page
     server.py       the uvicorn server with header and keep-alive timeouts
