@@ -33,7 +33,6 @@ from typing import Any
 import anyio
 from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from rag.config import Settings
 from rag.retrieve.batching import batched_runtime
@@ -41,6 +40,7 @@ from rag.runtime import Runtime
 
 from .deps import AppState, StatusProbe
 from .errors import install_error_handlers
+from .hosts import JsonTrustedHostMiddleware
 from .gates import LLMGate, SearchLimiter
 from . import openai_compat, uploads
 from .middleware import CSP, BodyLimitMiddleware, JsonGuardMiddleware, SecurityHeadersMiddleware
@@ -110,7 +110,7 @@ def create_app(settings: Settings, runtime: Runtime | None = None, llm: Any = No
                                                                 f"{settings.max_file_bytes:,} bytes: RAG_MAX_FILE_BYTES"})
     app.add_middleware(SecurityHeadersMiddleware)
     # outermost: a request for another host name (DNS rebinding) gets 400 before anything else runs
-    app.add_middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts())
+    app.add_middleware(JsonTrustedHostMiddleware, allowed_hosts=settings.trusted_hosts())
 
     for module in (health, search, ask, documents, uploads, admin, openai_compat, page):
         app.include_router(module.router)

@@ -20,6 +20,9 @@ class HitOut(BaseModel):
     end: int
     chunk_id: str
     date: str | None = Field(None, description="the article's publication date (YYYY-MM-DD), when known")
+    date_source: Literal["front_matter", "text", "byline", "file_property"] | None = Field(
+        None, description="where the date was found: the article's front matter, a publication line in its text, "
+                          "a byline, or the file's own date property (PDF, Word, web page)")
     bm25_score: float | None = None
     dense_score: float | None = None
 
@@ -46,6 +49,36 @@ class CitationOut(BaseModel):
     quotes: list[Span] = Field(default_factory=list, description="the quoted sentences inside the passage (document "
                                "offsets): an extractive answer's exact evidence")
     date: str | None = Field(None, description="the article's publication date (YYYY-MM-DD), when known")
+    date_source: Literal["front_matter", "text", "byline", "file_property"] | None = Field(
+        None, description="where the date was found (as in the hits)")
+
+
+class SupportOut(BaseModel):
+    n: int = Field(description="the citation [n] whose passage holds it")
+    doc_id: str
+    start: int = Field(description="document offsets of the supporting sentence")
+    end: int
+    text: str = Field(description="the passage sentence that supports the answer sentence")
+
+
+class VerdictOut(BaseModel):
+    sentence: str = Field(description="the answer sentence, citations included")
+    start: int = Field(description="offsets of the sentence in the answer text")
+    end: int
+    verdict: Literal["supported", "unsupported", "off_question"] = Field(
+        description="supported: the cited passage says it; unsupported: it does not (a number, name or quotation "
+                    "missing, said of someone else, or nothing close in meaning); off_question: true to the passage "
+                    "but no sentence of the answer answers what was asked")
+    reason: str
+    citations: list[int]
+    support: SupportOut | None = None
+    similarity: float | None = Field(None, description="e5 cosine of the sentence with its supporting sentence")
+
+
+class FlagOut(BaseModel):
+    reason: Literal["citation_only", "repetition", "copied_passage", "wrong_language", "not_an_answer",
+                    "no_supported_sentence"]
+    detail: str
 
 
 class AnswerOut(BaseModel):
@@ -62,8 +95,13 @@ class AnswerOut(BaseModel):
     relevance: float | None = None
     abstain_reason: str | None = Field(None, description="retrieval | model, when abstained")
     support: Literal["answered", "uncertain", "abstained"] = Field(
-        "answered", description="answered: a passage answers; uncertain: only the closest passages, said so first; "
+        "answered", description="answered: a passage answers and every sentence is verified; uncertain: only the "
+                                "closest passages, said so first, or a sentence of the answer is not verified; "
                                 "abstained: the articles don't say")
+    verdicts: list[VerdictOut] = Field(default_factory=list, description="one per sentence of the answer "
+                                       "(rag/answer/verify.py)")
+    flags: list[FlagOut] = Field(default_factory=list, description="degenerate output found in the language "
+                                 "model's answer (rag/answer/degenerate.py)")
 
 
 class OllamaOut(BaseModel):

@@ -30,7 +30,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rag.answer.choice import choose_generator
-from rag.answer.sources import answer_with_sources, sources_block
+from rag.answer.sources import answer_with_sources, mark_unverified, sources_block
 from rag.contract import MAX_HISTORY_TURNS, MAX_K, AskRequest, check_length, parse
 from rag.errors import RagError
 from rag.text import detect_language
@@ -171,13 +171,23 @@ def chunk(cid: str, model: str, created: int, delta: dict, finish: str | None = 
 
 
 def completion(model: str, answer: dict[str, Any]) -> dict[str, Any]:
-    content = answer_with_sources(answer["answer"], answer["citations"], answer.get("question", ""))
+    content = answer_with_sources(answer["answer"], answer["citations"], answer.get("question", ""),
+                                  answer.get("verdicts") or ())
     return {
         "id": completion_id(), "object": "chat.completion", "created": int(time.time()), "model": model,
         "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
         "citations": answer["citations"],
-        "rag": {k: answer.get(k) for k in ("generator", "abstained", "abstain_reason", "standalone_question", "warnings")},
+        "rag": rag_fields(answer),
     }
+
+
+RAG_FIELDS = ("generator", "abstained", "abstain_reason", "standalone_question", "warnings", "support", "verdicts",
+              "flags")
+
+
+def rag_fields(answer: dict[str, Any]) -> dict[str, Any]:
+    """The extra fields beside OpenAI's: who answered, support, and the verdict on every sentence."""
+    return {k: answer.get(k) for k in RAG_FIELDS}
 
 
 def _tail(streamed: str, final: str) -> str:
@@ -208,12 +218,13 @@ async def stream_completion(gen, first, gate, model: str, question: str, cancel=
                     yield chunk(cid, model, created, {"content": ev.data})
                 elif ev.kind == "done":
                     answer = ev.data.to_dict()
-                    tail = _tail("".join(streamed), answer["answer"])
+                    shown = mark_unverified(answer["answer"], answer.get("verdicts") or (), detect_language(question))
+                    tail = _tail("".join(streamed), shown)
                     block = sources_block(answer["citations"], detect_language(question))
                     extra = tail + (f"\n\n{block}" if block else "")
                     if extra:
                         yield chunk(cid, model, created, {"content": extra})
-                    yield chunk(cid, model, created, {}, "stop", citations=answer["citations"])
+                    yield chunk(cid, model, created, {}, "stop", citations=answer["citations"], rag=rag_fields(answer))
                     break
                 ev = await next_in_thread(gen, _next)
             yield "data: [DONE]\n\n"

@@ -13,6 +13,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from bench.load import api_load
+from bench.measure import _build
+from bench.server import start_server
+
 # issue 21 point 4: with the default engine
 TARGETS = {"rps_8": 100.0, "ratio_8_to_1": 1.6, "health_p99_ms_32": 50.0, "errors": 0, "index_speedup": 5.0}
 
@@ -38,8 +42,6 @@ def _query_ms(embedder, questions: Sequence[str]) -> float:
 
 
 def _index_rate(embedder, data_dir: Path, index: Path, params) -> float:
-    from bench.measure import _build
-
     built = _build(data_dir, index, embedder, params)
     return round(built["chunks"] / built["seconds"], 1)
 
@@ -50,7 +52,6 @@ def compare_engines(plan, settings, data_dir: Path, work: Path, questions: Seque
     """The default engine's rows (its server runs are ``default_runs``; its indexing rate of the shipped
     articles ``default_index_rate``, measured when None) and ``other``'s, measured now, with the targets.
     Indexing rates are full builds of the shipped articles (chunking, embedding, writing)."""
-    from bench.bench import api_load, start_server
     from rag.embed.embedders import load_embedder
 
     on_stage(f"API engines: the default engine ({default_embedder.backend}), query embeddings")

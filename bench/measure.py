@@ -1,4 +1,4 @@
-"""Measurements shared by the benchmark's sections (bench.bench and bench.backends): latency
+"""Measurements shared by the benchmark's sections: latency
 percentiles, a timed index build, the model's raw encode rate and hit rates of our retriever."""
 
 from __future__ import annotations
@@ -75,3 +75,8 @@ def our_hits(retriever, items, k: int, mode: str, cache=None) -> tuple[float, di
         lat.append((time.perf_counter() - t) * 1000)
         texts.append([h.chunk.text for h in hits])
     return hit_rate(texts, items, k), percentiles(lat)
+
+
+def ms_cell(p: dict | None, key: str = "p50") -> str:
+    """A table cell: the ``key`` percentile of ``percentiles``' figures with one decimal, or "–"."""
+    return "–" if not p or p.get(key) is None else f"{p[key]:.1f}"

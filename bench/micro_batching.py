@@ -1,4 +1,4 @@
-"""/api/search with and without micro-batched query embeddings (docs/throughput.md, issue 21): one
+"""/api/search with and without micro-batched query embeddings (docs/throughput.md): one
 ``rag serve`` per configuration on the shipped articles, 1, 8 and 32 clients of unique questions, and the
 p99 of /health under 32. Any server setting can be swept the same way, e.g. the search threads:
 ``python -m bench.micro_batching RAG_SEARCH_THREADS=4,RAG_SEARCH_NICENESS=0 RAG_SEARCH_THREADS=3``.
@@ -27,7 +27,8 @@ ROWS = ["RAG_EMBED_MICRO_BATCH=on", "RAG_EMBED_MICRO_BATCH=on,RAG_EMBED_BATCH_WI
 
 
 def main() -> None:
-    from bench.bench import _load, start_server
+    from bench.load import client_load as _load
+    from bench.server import start_server
     from bench.measure import _build
     from rag.config import Settings
     from rag.embed.embedders import load_embedder

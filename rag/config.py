@@ -96,6 +96,10 @@ class Settings(BaseSettings):
     llm_probe_timeout: float = Field(2.0, description="seconds to wait when checking whether Ollama answers")
     num_ctx: int = Field(8192, description="the LLM's context window for the prompt budget (OpenAI servers do not report it)")
     max_answer_tokens: int = 512
+    context_tokens: int | Literal["chunks"] = Field(
+        300, description="what the LLM reads: about this many tokens of passage text, the best-ranked sentences "
+                         "with their neighbours (4 times as many, about the chunks whole, when no sentence stands out; rag/answer/context.py), "
+                         "or 'chunks' for the retrieved chunks whole")
     keep_alive: str = "10m"
     temperature: float = 0.1
     think: Literal["false", "true", "low", "medium", "high"] = Field(

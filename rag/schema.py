@@ -27,6 +27,7 @@ class Chunk:
     ordinal: int = 0
     page: int | None = None  # PDF page (from 1) where the chunk starts; None for other documents
     date: str | None = None  # the article's publication date, ISO (rag/ingest/pubdate.py); None when unknown
+    date_source: str | None = None  # where the date was found: front_matter | text | byline | file_property
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -34,7 +35,8 @@ class Chunk:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Chunk":
         return cls(**{k: d[k] for k in ("chunk_id", "doc_id", "title", "text", "start", "end", "ordinal")},
-                   page=d.get("page"), date=d.get("date"))  # indexes from before the date: None
+                   page=d.get("page"), date=d.get("date"),  # indexes from before the date: None
+                   date_source=d.get("date_source"))
 
 
 @dataclass
@@ -58,6 +60,7 @@ class Hit:
             "end": c.end,
             "chunk_id": c.chunk_id,
             "date": c.date,
+            "date_source": c.date_source,
             "bm25_score": None if self.bm25_score is None else round(float(self.bm25_score), 6),
             "dense_score": None if self.dense_score is None else round(float(self.dense_score), 6),
         }
@@ -77,6 +80,7 @@ class Citation:
     # the quoted sentences inside the passage, as document offsets ({"start", "end"}): what the page highlights
     quotes: list[dict[str, int]] = field(default_factory=list)
     date: str | None = None  # the article's publication date, ISO, when known
+    date_source: str | None = None  # where the date was found (rag/ingest/pubdate.py DATE_SOURCES)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -98,6 +102,9 @@ class Answer:
     relevance: float | None = None  # abstention signal: best sentence's lexical overlap with the question (0..1)
     abstain_reason: str | None = None  # "retrieval" (nothing relevant enough) | "model" (the LLM said it can't answer)
     support: str = ""  # "answered" | "uncertain" | "abstained" (rag/answer/decide.py); "" = derived from ``abstained``
+    # --- added with the sentence check (rag/answer/verify.py, rag/answer/degenerate.py)
+    verdicts: list[dict] = field(default_factory=list)  # one per sentence: supported | unsupported | off_question
+    flags: list[dict] = field(default_factory=list)  # degenerate output found in the model's answer: {reason, detail}
 
     def __post_init__(self) -> None:
         if not self.support:
@@ -119,4 +126,6 @@ class Answer:
             "relevance": None if self.relevance is None else round(float(self.relevance), 4),
             "abstain_reason": self.abstain_reason,
             "support": self.support,
+            "verdicts": [dict(v) for v in self.verdicts],
+            "flags": [dict(f) for f in self.flags],
         }

@@ -101,6 +101,7 @@ _EN = frozenset(
     about after many much old any some than then into be will""".split()
 )
 # "in", "is", "was", "of", "over" ... are words in both languages and count for neither.
+DUTCH_MARKERS, ENGLISH_MARKERS = _NL, _EN
 
 
 def _words(text: str) -> list[str]:

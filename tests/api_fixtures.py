@@ -18,13 +18,15 @@ from typing import Any
 
 import httpx
 
+from tests.conftest import ARTICLES
+
 REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
 DESKTOP = {"width": 1280, "height": 800}
 PHONE = {"width": 390, "height": 844}
-DATA_DIR = REPO / "data" / "articles"
+DATA_DIR = ARTICLES  # the suite's copy of the shipped articles (tests/conftest.py)
 RAG_BIN = Path(sys.executable).with_name("rag")
 
 

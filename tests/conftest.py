@@ -82,7 +82,41 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # no model hub here: never try to 
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPO = Path(__file__).resolve().parents[1]
-ARTICLES = REPO / "data" / "articles"
+
+
+def _shipped_articles() -> Path:
+    """The suite's own copy of the shipped articles, in a temporary folder: exactly the files listed in
+    tests/data/shipped_articles.sha256, with those contents. data/articles is the user's folder (`rag add`
+    and uploads write there), so the suite never reads it as it is; a shipped article changed or removed
+    there is taken from git (HEAD) instead, or the session stops with what to do."""
+    import atexit
+    import hashlib
+    import subprocess
+    import tempfile
+
+    source = REPO / "data" / "articles"
+    folder = Path(tempfile.mkdtemp(prefix="rag-test-articles-"))
+    atexit.register(shutil.rmtree, folder, True)
+    for line in (REPO / "tests" / "data" / "shipped_articles.sha256").read_text("utf-8").splitlines():
+        digest, name = line.split(maxsplit=1)
+        path = source / name
+        data = path.read_bytes() if path.is_file() else b""
+        if hashlib.sha256(data).hexdigest() != digest:
+            try:
+                data = subprocess.run(["git", "show", f"HEAD:data/articles/{name}"], cwd=REPO, capture_output=True,
+                                      check=True, timeout=30).stdout
+            except (OSError, subprocess.SubprocessError):
+                data = b""
+            if hashlib.sha256(data).hexdigest() != digest:
+                raise pytest.UsageError(f"data/articles/{name} is not the shipped article (changed or removed), and git "
+                                        f"cannot give it back: restore it (git checkout -- data/articles/{name})")
+        (folder / name).write_bytes(data)
+    return folder
+
+
+ARTICLES = _shipped_articles()  # the shipped articles: use this, never REPO / "data" / "articles"
+# a `rag` subprocess (or Settings()) without --data reads the copy too, not the user's folder
+os.environ["RAG_DATA_DIR"] = str(ARTICLES)
 
 
 @pytest.fixture(scope="session")

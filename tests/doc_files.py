@@ -19,8 +19,9 @@ def _escape(s: str) -> str:
 
 
 def make_pdf(pages: list[list[str]], *, title: str | None = None, author: str | None = None,
-             password: str | None = None) -> bytes:
-    """A PDF whose page i shows the lines ``pages[i]`` (Latin-1 text, Helvetica 11 pt)."""
+             password: str | None = None, created: str | None = None) -> bytes:
+    """A PDF whose page i shows the lines ``pages[i]`` (Latin-1 text, Helvetica 11 pt). Its CreationDate is
+    ``created`` (PDF date syntax, "D:20240305120000Z"), or that one when it has a title or an author."""
     from pypdf import PdfReader, PdfWriter
 
     objects: list[bytes] = []
@@ -51,8 +52,8 @@ def make_pdf(pages: list[list[str]], *, title: str | None = None, author: str | 
 
     writer = PdfWriter(clone_from=PdfReader(io.BytesIO(bytes(out))))
     meta = {k: v for k, v in (("/Title", title), ("/Author", author)) if v}
-    if meta:
-        writer.add_metadata({**meta, "/CreationDate": "D:20240305120000Z"})
+    if meta or created:
+        writer.add_metadata({**meta, "/CreationDate": created or "D:20240305120000Z"})
     if password:
         writer.encrypt(password, algorithm="AES-128")
     buf = io.BytesIO()

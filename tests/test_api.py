@@ -28,7 +28,8 @@ PARK_DOC = "01-jihyun-park-verkiezingskandidaat"
 CITED_REPLY = ("Jihyun Park is een Noord-Koreaanse vluchteling, mensenrechtenactivist en aspirant-politicus "
                "die kandidaat is bij de regionale verkiezingen in het Verenigd Koninkrijk [1].")
 ANSWER_KEYS = set(Answer(question="q", answer="a", abstained=False, generator="extractive").to_dict())
-HIT_KEYS = {"rank", "score", "doc_id", "title", "text", "start", "end", "chunk_id", "bm25_score", "dense_score", "date"}
+HIT_KEYS = {"rank", "score", "doc_id", "title", "text", "start", "end", "chunk_id", "bm25_score", "dense_score", "date",
+            "date_source"}
 
 
 # ============================================================================ fixtures
@@ -676,6 +677,12 @@ def test_stream_arrives_piece_by_piece_and_a_dropped_client_frees_its_slot(live_
 def test_unknown_host_is_refused(client):
     r = client.get("/api/documents", headers={"Host": "attacker.example"})
     assert r.status_code == 400
+    # JSON like every other error (Starlette's own check answers in plain text)
+    assert r.headers["content-type"] == "application/json"
+    assert r.json()["error"] == "InvalidHost" and "attacker.example" in r.json()["detail"]
+    v1 = client.post("/v1/chat/completions", headers={"Host": "attacker.example"}, json={"model": "rag", "messages": []})
+    assert v1.status_code == 400 and v1.json()["error"]["code"] == "invalid_host"  # OpenAI's shape on /v1
+    assert client.get("/api/documents", headers={"Host": "a.localhost.example"}).status_code == 400
     assert client.get("/api/documents", headers={"Host": "localhost:8000"}).status_code == 200
     assert client.get("/api/documents", headers={"Host": "127.0.0.1"}).status_code == 200
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import ARTICLES
 from tests.fake_ollama import DEFAULT_MODEL
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,7 +24,7 @@ def rag_ask(args: list[str], index: Path, ollama_url: str, timeout: float = 120)
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAG_")}
     env.update({
         "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-        "RAG_INDEX_DIR": str(index), "RAG_DATA_DIR": str(REPO / "data" / "articles"),
+        "RAG_INDEX_DIR": str(index), "RAG_DATA_DIR": str(ARTICLES),
         "OLLAMA_HOST": ollama_url,
         "RAG_LLM_TIMEOUT": "5", "RAG_LLM_PROBE_TIMEOUT": "1", "COLUMNS": "200",
     })

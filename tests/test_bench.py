@@ -18,8 +18,9 @@ from bench.bench import (
 from bench.measure import percentiles
 from rag.ingest.chunking import chunk_document, sentence_spans
 from rag.ingest.documents import load_documents
+from tests.conftest import ARTICLES, REPO
 
-DATA = Path(__file__).resolve().parent.parent / "data" / "articles"
+DATA = ARTICLES  # the suite's copy of the shipped articles
 
 
 def words(text: str) -> int:  # an additive stand-in for the model's tokenizer
@@ -190,7 +191,7 @@ def small_bench(tmp_path_factory):
         shutil.copyfile(DATA / name, data / name)
     stems = {Path(n).stem for n in names}
     qa = root / "qa.jsonl"
-    lines = [ln for ln in (DATA.parent.parent / "eval" / "qa.jsonl").read_text(encoding="utf-8").splitlines()
+    lines = [ln for ln in (REPO / "eval" / "qa.jsonl").read_text(encoding="utf-8").splitlines()
              if ln.strip() and set(json.loads(ln).get("doc_ids") or []) & stems][:8]
     qa.write_text("\n".join(lines) + "\n", encoding="utf-8")
     plan = BenchPlan.make(True, ["backends"])
@@ -330,3 +331,22 @@ def test_langchain_gets_the_packaged_engine_behind_its_embeddings_interface(embe
     assert np.allclose(v, embedder.embed_query(q), atol=1e-6)
     if query_cache(embedder) is not None and hasattr(embedder.embed_query, "cache_info"):
         assert embedder.embed_query.cache_info().currsize == 1  # cleared, then only this query
+
+
+def test_every_section_is_registered_once_and_prints_nothing_without_its_figures():
+    """bench/sections.py: the plan's sections all run (each is registered, once), --only accepts them in the
+    plan's order, and a section's tables come from its own figures only (a report without them prints nothing)."""
+    import io
+
+    from rich.console import Console
+
+    from bench.plan import DEFAULT_SECTIONS
+    from bench.sections import SECTION_NAMES, SECTIONS
+
+    names = [s.name for s in SECTIONS]
+    assert len(names) == len(set(names)) and set(DEFAULT_SECTIONS) <= set(names)
+    assert SECTION_NAMES[:len(DEFAULT_SECTIONS)] == DEFAULT_SECTIONS and set(SECTION_NAMES) == set(names)
+    buf = io.StringIO()
+    for s in SECTIONS:
+        s.print_section({"machine": {}, "quick": True}, Console(file=buf, width=200))
+    assert buf.getvalue() == ""

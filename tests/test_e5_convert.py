@@ -18,12 +18,13 @@ import pytest
 
 from rag.config import Settings
 from rag.embed.e5_convert import (MODEL_ID, PASSAGE_PREFIX, QUERY_PREFIX, build, converted_dir, packaged_file,
-                            precompiled_charsmap, read_packaged)
+                                    read_packaged)
+from rag.embed.e5_tokenizer import precompiled_charsmap
 from rag.embed.onnx import OnnxE5Embedder
 from rag.errors import EmbeddingModelMismatch
+from tests.conftest import ARTICLES
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "e5_reference.json").read_text("utf-8"))
-ARTICLES = Path(__file__).resolve().parent.parent / "data" / "articles"
 PREFIXES = {"query": QUERY_PREFIX, "passage": PASSAGE_PREFIX}
 
 

@@ -32,6 +32,7 @@ from rag.eval.qaset import QAItem, load_qa, parse_qa_lines
 from rag.eval.floors import check_floors, make_floors
 from rag.eval.judge import LLMJudge
 from rag.schema import Answer, Chunk, Citation, Hit
+from tests.conftest import ARTICLES
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -244,7 +245,6 @@ def test_judge_only_scores_llm_answers_and_is_kept_apart():
 
 FLOORS_PATH = REPO_ROOT / "eval" / "floors.json"
 QA_PATH = REPO_ROOT / "eval" / "qa.jsonl"
-ARTICLES = REPO_ROOT / "data" / "articles"
 
 
 @pytest.fixture(scope="module")

@@ -39,7 +39,7 @@ def test_pdf_docx_and_web_page_are_extracted(folder):
 
     pdf = docs["ziekenhuis.pdf"]
     assert pdf.title == "Ziekenhuis en kolenmijn" and pdf.metadata["author"] == "Lee"
-    assert pdf.metadata["date"] == "2024-03-05" and pdf.metadata["page_count"] == 2
+    assert pdf.metadata["file_date"] == "2024-03-05" and pdf.metadata["page_count"] == 2
     p2_start = pdf.metadata["pages"][1][0]
     assert pdf.metadata["pages"] == [[0, 1], [p2_start, 2]]
     assert pdf.text[p2_start:].startswith("Op de tweede pagina: de kolenmijn bij Hamhung produceerde vorig jaar vierhonderdduizend")
@@ -51,7 +51,7 @@ def test_pdf_docx_and_web_page_are_extracted(folder):
 
     h = docs["resort.html"]
     assert h.title == "Nieuw badresort in Wonsan"
-    assert h.metadata == {"author": "Jan de Vries", "date": "2024-03-05", "url": "https://nieuws.example/artikel"}
+    assert h.metadata == {"author": "Jan de Vries", "file_date": "2024-03-05", "url": "https://nieuws.example/artikel"}
     assert ARTICLE[0] in h.text and ARTICLE[1] in h.text
     for boilerplate in ("cookies", "Binnenland", "Lees ook", "Raket landt", "Privacy"):
         assert boilerplate not in h.text, boilerplate
@@ -104,3 +104,26 @@ def test_pdf_pages_reach_chunks_and_citations(folder, tmp_path, embedder):
     assert cited[0]["page"] == 2
     assert pdf.text[cited[0]["start"]:cited[0]["end"]] == cited[0]["text"]
     assert "antraciet" in cited[0]["text"]
+
+
+WONSAN = ["Waterpark in Wonsan geopend", "Gepubliceerd: 3 mei 2025",
+          "In de kustplaats Wonsan heeft Kim Jong-un een waterpark geopend met glijbanen en een golfslagbad",
+          "voor duizenden bezoekers uit het hele land, meldt het staatspersbureau KCNA zaterdag.",
+          "Het park is onderdeel van het toeristische complex Kalma aan de oostkust."]
+
+
+def test_a_pdf_heading_and_dateline_are_paragraphs_of_their_own(tmp_path):
+    """A short line that does not end a sentence, before a line that does not go on in lower case, is a
+    paragraph of its own: the heading is not glued to the first sentence (and becomes the title)."""
+    from rag.ingest.formats import reflow
+
+    (tmp_path / "waterpark.pdf").write_bytes(make_pdf([WONSAN]))
+    doc = load_documents(tmp_path).documents[0]
+    paragraphs = doc.text.split("\n\n")
+    assert paragraphs[:2] == ["Waterpark in Wonsan geopend", "Gepubliceerd: 3 mei 2025"]
+    assert paragraphs[2].startswith("In de kustplaats Wonsan") and "golfslagbad voor duizenden" in paragraphs[2]
+    assert doc.title == "Waterpark in Wonsan geopend"
+    # a short line that goes on in lower case is no heading
+    assert reflow("Op de tweede pagina: de kolenmijn bij Hamhung\nproduceerde vorig jaar veel antraciet, meldt KCNA.\n"
+                  "Arbeiders kregen een extra rantsoen rijst als beloning, een lange regel van tekst.") \
+        .startswith("Op de tweede pagina: de kolenmijn bij Hamhung produceerde vorig jaar veel antraciet")

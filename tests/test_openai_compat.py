@@ -51,6 +51,11 @@ def test_chat_completion_has_the_cited_answer_and_the_sources(client, fake_ollam
     assert runtime.store.documents[c["doc_id"]].text[c["start"]:c["end"]] == c["text"]
     line = next(ln for ln in content.splitlines() if ln.startswith("[1] "))
     assert line.startswith(f"[1] {c['title'].lstrip('# ')}") and "„„" not in line and "# " not in line
+    # the documented form: "[1] title (date): quote" (the date when known, ", p. N" for a PDF page)
+    import re
+
+    date = f" ({c['date']})" if c["date"] else ""
+    assert re.match(re.escape(f"[1] {c['title'].lstrip('# ').strip()}{date}") + r"(, p\. \d+)?: \S", line), line
     doc = runtime.store.documents[c["doc_id"]].text
     for q in c["quotes"]:  # the source line shows the cited sentences, word for word
         assert " ".join(doc[q["start"]:q["end"]].split()) in line

@@ -123,6 +123,30 @@ def test_an_english_browser_and_question_get_english(open_page, plain_server):
     assert not page.errors, page.errors
 
 
+def test_a_dutch_browser_gets_english_labels_around_an_english_answer(open_page, plain_server):
+    """The labels around an answer follow the answer's language, not the browser's: in a Dutch browser an
+    English answer says "Sources", "Passages found", "Extractive answer" (and "Uncertain")."""
+    page = open_page(plain_server, locale="nl-NL")
+    answer = ask(page, ENGLISH_QUESTION)
+    assert answer.get_attribute("lang") == "en"
+    assert answer.locator(".cited-head").inner_text().strip().lower() == "sources"
+    assert answer.locator(".sources summary").inner_text().startswith("Passages found (")
+    assert "Extractive answer" in answer.locator(".meta").inner_text()
+    assert answer.locator(".cited-item button.cite").first.get_attribute("title").endswith("show the passage")
+    words = answer.inner_text()
+    for dutch in ("Bronnen", "Gevonden passages", "Extractief antwoord", "Onzeker", "toon de passage"):
+        assert dutch not in words, dutch
+    doubtful = ask(page, "How many soldiers does North Korea have in total?")
+    assert doubtful.get_attribute("lang") == "en"
+    if doubtful.get_attribute("data-support") == "uncertain":
+        assert doubtful.locator(".support-label").inner_text().strip().lower() == "uncertain"
+        assert doubtful.locator(".answer").inner_text().startswith("I found no sentence")
+    # a Dutch question in the same page: a Dutch answer, Dutch labels
+    dutch = ask(page, DATED_QUESTION)
+    assert dutch.get_attribute("lang") == "nl" and dutch.locator(".cited-head").inner_text().strip().lower() == "bronnen"
+    assert not page.errors, page.errors
+
+
 def test_a_dutch_browser_speaks_dutch_before_any_question(open_page, plain_server):
     page = open_page(plain_server, locale="nl-NL")
     assert "Zoekmodel: meertalig e5 (lokaal)" in page.locator("#status").text_content()
@@ -148,6 +172,12 @@ def test_numbered_sources_show_the_cited_words_title_and_date(open_page, plain_s
         assert " ".join(c["text"][q["start"] - c["start"]:q["end"] - c["start"]].split()) in quote
     assert not quote.startswith(("„", "\"", "“"))  # no quotation marks added around an excerpt
     assert "28 maart 2024" in item.locator(".cited-date").inner_text()
+    # where the date came from, on hover: "Een eerdere versie van dit artikel verscheen op 28 maart 2024"
+    assert item.locator(".cited-date").get_attribute("data-date-source") == "text"
+    assert item.locator(".cited-date").get_attribute("title").startswith("Datum uit de tekst van het artikel")
+    answer.locator(".sources summary").click()
+    listed = answer.locator(".sources .date").first
+    assert listed.get_attribute("title").startswith("Datum uit")
     assert item.locator(".cited-title").inner_text() == c["title"].lstrip("# ").strip()
     # the answer's excerpts are blockquotes, without the "> " marker
     assert answer.locator(".answer blockquote.excerpt").count() >= 1
@@ -166,6 +196,7 @@ def test_no_markdown_syntax_in_passages_or_the_panel(open_page, plain_server):
     panel = page.locator("#panel").inner_text()
     assert "# " not in panel and "**" not in panel
     assert "28 maart 2024" in page.locator("#panel-meta").inner_text()  # the date line is no longer empty
+    assert page.locator("#panel-meta .panel-date").get_attribute("title").startswith("Datum uit de tekst")
     assert page.locator("#panel-title").inner_text().startswith("Noord-Korea censureert spijkerbroek")
     page.screenshot(path="/tmp/rag-page-panel.png")
     assert not page.errors, page.errors
@@ -231,7 +262,44 @@ def test_phone_header_is_one_line_and_the_conversation_uses_the_rest(open_page, 
     assert not page.errors, page.errors
 
 
+SMALL_PHONE = {"width": 360, "height": 740}
+
+
+@pytest.mark.parametrize("locale", ["nl-NL", "en-US"])
+def test_the_title_fits_a_360_px_phone_beside_every_button(open_page, key_server, locale):
+    """The whole title is shown (on two lines at most, no word cut, no ellipsis) beside the status,
+    upload and new-conversation buttons, in a header of at most 64 px, nothing past the screen's edge."""
+    page = open_page(key_server, locale=locale, viewport=SMALL_PHONE)
+    page.locator("#upload-toggle").wait_for(state="visible")
+    title = page.locator(".brand h1")
+    expected = "Noord-Korea in het nieuws" if locale == "nl-NL" else "North Korea in the news"
+    assert title.inner_text() == expected
+    fit = title.evaluate("""h => { const s = getComputedStyle(h), r = document.createRange(); r.selectNodeContents(h);
+        const lines = new Set([...r.getClientRects()].map(x => Math.round(x.top)));
+        return {clipped: h.scrollWidth > h.clientWidth + 1 || h.scrollHeight > h.clientHeight + 1,
+                ellipsis: s.textOverflow === "ellipsis" && s.overflow !== "visible", lines: lines.size}; }""")
+    assert fit == {"clipped": False, "ellipsis": False, "lines": fit["lines"]} and fit["lines"] <= 2, fit
+    head, h1 = box(page, "#topbar"), box(page, ".brand h1")
+    assert head["height"] <= 64, head
+    for button in ("#status-toggle", "#upload-toggle", "#new-chat"):
+        b = box(page, button)
+        assert b["x"] >= h1["x"] + h1["width"] - 1 and b["x"] + b["width"] <= SMALL_PHONE["width"], (button, b, h1)
+    assert page.evaluate("document.documentElement.scrollWidth") <= SMALL_PHONE["width"]
+    page.screenshot(path=f"/tmp/rag-page-360-{locale}.png")
+    assert not page.errors, page.errors
+
+
 # ----------------------------------------------------------------------------- upload box
+
+def test_counts_are_singular_for_one(open_page, plain_server):
+    page = open_page(plain_server, locale="nl-NL")
+    t = "([k, n, l]) => I18N.t(k, {n}, l)"
+    assert [page.evaluate(t, [k, n, lang]) for k, n, lang in (
+        ("count.articles", 1, "nl"), ("count.articles", 14, "nl"), ("count.passages", 1, "nl"),
+        ("count.passages", 2, "en"), ("count.articles", 1, "en"), ("count.articles", 0, "en"))] == [
+        "1 artikel", "14 artikelen", "1 passage", "2 passages", "1 article", "0 articles"]
+    assert re.fullmatch(r"\d+ artikelen · \d+ passages", page.locator("#status .counts").text_content())
+
 
 def test_the_upload_box_is_absent_without_a_key(open_page, plain_server):
     page = open_page(plain_server, locale="nl-NL")
@@ -285,6 +353,11 @@ def test_the_upload_box_is_an_overlay_and_words_errors_in_dutch(open_page, key_s
         page.locator(".upload-ok").wait_for(timeout=120_000)
         assert page.locator(".upload-error").count() == 0
         assert page.locator(".upload-ok").inner_text().startswith("Toegevoegd: Kort bericht <img src=x")  # as text
+        assert "(1 passage)" in page.locator(".upload-ok").inner_text()  # one passage, not "1 passages"
+        documents = httpx.get(key_server + "/health").json()["documents"]
+        # the counts in the status line follow at once, not at the next 30-second refresh
+        page.wait_for_function(f"() => document.querySelector('#status .counts').textContent.startsWith('{documents} artikelen')",
+                               timeout=5_000)
         page.click("#upload-close")
         found = ask(page, "Hoeveel boten telt de visserijvloot van Sinpo?")
         assert "Kort bericht <img" in found.locator(".cited-list").inner_text()

@@ -38,9 +38,9 @@ CHARKIV_EVIDENCE = "meer dan veertig gewonden"
 def test_migrations_are_recorded_and_idempotent(pg_url):
     db = Database(pg_url)
     try:
-        assert db.migrate() == [1, 2, 3]
+        assert db.migrate() == [1, 2, 3, 4]
         assert db.migrate() == []
-        assert db.schema_version() == 3
+        assert db.schema_version() == 4
         cols = db.run(lambda c: c.execute("SELECT column_name FROM information_schema.columns "
                                           "WHERE table_name = 'rag_chunks'").fetchall())
         assert {"start_offset", "end_offset", "tsv", "tlen"} <= {r[0] for r in cols}
@@ -57,6 +57,8 @@ def test_build_then_hybrid_search_finds_the_charkiv_passage(shipped_pg, embedder
     assert lexical and CHARKIV_EVIDENCE in lexical[0].chunk.text
     # the article's publication date (rag/ingest/pubdate.py) is stored with its chunks (migration 003)
     assert {h.chunk.date for h in hits if h.chunk.doc_id.startswith("09-geavanceerder-wapentuig")} == {"2024-01-19"}
+    # and where it was found (migration 004): a publication line in the text
+    assert {h.chunk.date_source for h in hits if h.chunk.doc_id.startswith("09-geavanceerder-wapentuig")} == {"text"}
 
 
 def test_chunks_keep_exact_offsets_and_the_index_objects_exist(shipped_pg, embedder):
@@ -92,6 +94,27 @@ def test_the_text_search_configuration_follows_the_bm25_language(offline_setting
 
 
 # ----------------------------------------------------------------------------- incremental + replicas
+
+def test_rows_from_before_date_sources_get_them_at_the_next_build(offline_settings, embedder, pg_url, tmp_path):
+    """Chunks written before migration 004 (no date_source) are re-dated by the next build, without
+    embedding anything again; the build after that writes nothing."""
+    data = tmp_path / "articles"
+    data.mkdir()
+    for name in ("07-dochter-kim-jong-un.md", "01-jihyun-park-verkiezingskandidaat.md"):
+        shutil.copy(ARTICLES / name, data)
+    s = pg_settings(offline_settings, pg_url, data)
+    build_store(s, embedder)
+    db = Database(pg_url)
+    try:
+        db.run(lambda c: c.execute("UPDATE rag_chunks SET date_source = NULL"))
+        again = build_store(s, embedder)
+        assert again.wrote and again.embedded_chunks == 0 and again.unchanged == 2
+        rows = set(db.run(lambda c: c.execute("SELECT doc_id, pub_date, date_source FROM rag_chunks").fetchall()))
+        assert rows == {("07-dochter-kim-jong-un", "2024-01-24", "text"), ("01-jihyun-park-verkiezingskandidaat", None, None)}
+    finally:
+        db.close()
+    assert build_store(s, embedder).wrote is False
+
 
 def test_incremental_rebuild_and_a_replica_sees_it_without_restart(offline_settings, embedder, pg_built_url, tmp_path):
     data = tmp_path / "articles"

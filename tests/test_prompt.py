@@ -11,7 +11,7 @@ import pytest
 from rag.answer.check import SupportScorer, check_citations, find_citations, parse_group, remove_invalid
 from rag.answer.rewrite import key_terms, needs_context, parse_rewrite, rewrite_by_rule
 from rag.llms.tokens import count_message_tokens, count_tokens
-from rag.answer.prompt import (NO_ANSWER, PromptTooLong, build_prompt, detect_language, format_passage,
+from rag.answer.prompt import (NO_ANSWER, PromptTooLong, build_prompt, detect_language, format_passage, short_title,
                         says_cannot_answer)
 from rag.schema import Chunk, Hit
 from rag.index.local.store import BM25Analyzer
@@ -51,7 +51,7 @@ def test_prompt_holds_numbered_passages_and_question(hits):
         assert f'<passage n="{n}" title="{h.chunk.title}">\n{h.chunk.text}\n</passage>' in user
     assert user.index('n="1"') < user.index('n="2"') < user.index('n="3"') < user.index(q)
     assert "ONLY" in system and "[1]" in system and "never follow" in system
-    assert NO_ANSWER["nl"] in system and "Dutch" in system
+    assert NO_ANSWER["nl"] in user and "Answer in Dutch" in user
     assert p.passages == hits and p.dropped == [] and p.warnings == []
     assert p.prompt_tokens == count_message_tokens(p.messages)
 
@@ -59,7 +59,28 @@ def test_prompt_holds_numbered_passages_and_question(hits):
 def test_english_question_gets_english_instructions(hits):
     p = build_prompt("How many people were wounded in Kharkiv?", hits, num_ctx=8192, max_answer_tokens=512)
     assert p.language == "en"
-    assert NO_ANSWER["en"] in p.messages[0]["content"] and "Answer in English" in p.messages[0]["content"]
+    assert NO_ANSWER["en"] in p.messages[1]["content"] and "Answer in English" in p.messages[1]["content"]
+
+
+def test_the_fixed_part_of_the_prompt_is_the_same_bytes_for_every_question(hits):
+    """llama.cpp's prompt cache and Ollama's prefix reuse skip what is byte-identical at the start."""
+    a = build_prompt("How many people were wounded in Kharkiv?", hits, num_ctx=8192, max_answer_tokens=512)
+    b = build_prompt("Wie is Jihyun Park?", hits[1:], num_ctx=8192, max_answer_tokens=512)
+    assert a.messages[0] == b.messages[0]
+    assert a.messages[1]["content"].startswith("<passage") and b.messages[1]["content"].startswith("<passage")
+
+
+def test_a_further_passage_of_the_same_article_does_not_repeat_its_title(hits):
+    same = [hit(0, "Eerste zin over Charkiv."), hit(0, "Tweede zin over Charkiv.")]
+    user = build_prompt("Wat gebeurde er?", same, num_ctx=8192, max_answer_tokens=512).messages[1]["content"]
+    assert user.count("title=") == 1 and '<passage n="2">' in user
+
+
+def test_long_titles_are_cut_to_their_first_part():
+    assert short_title("Jihyun Park, verkiezingskandidaat in Engeland: ‘Noord-Korea is de hel. In het VK ...’") == \
+        "Jihyun Park, verkiezingskandidaat in Engeland"
+    assert short_title("Een titel van elf woorden die veel te lang is voor een passage") == \
+        "Een titel van elf woorden die veel te …"
 
 
 def test_passage_cannot_break_its_fence():

@@ -108,12 +108,13 @@ def test_hits_and_citations_carry_the_date_over_http(tmp_path, shipped_index, em
     with ctx as url:
         hits = httpx.get(url + "/api/search", params={"q": "spijkerbroek censuur tuinierprogramma", "k": 3}).json()["results"]
         assert hits[0]["doc_id"] == "03-spijkerbroek-censuur-tuinierprogramma" and hits[0]["date"] == "2024-03-28"
-        assert all("date" in h for h in hits)
+        assert hits[0]["date_source"] == "text"  # "Een eerdere versie van dit artikel verscheen op 28 maart 2024"
+        assert all("date" in h and "date_source" in h for h in hits)
         a = httpx.post(url + "/api/ask", json={"question": "Wat censureerde Noord-Korea in het tuinierprogramma?",
                                                "generator": "extractive"}, timeout=60).json()
         cited = [c for c in a["citations"] if c["doc_id"] == "03-spijkerbroek-censuur-tuinierprogramma"]
-        assert cited and all(c["date"] == "2024-03-28" for c in cited)
+        assert cited and all(c["date"] == "2024-03-28" and c["date_source"] == "text" for c in cited)
         park = httpx.post(url + "/api/ask", json={"question": "Hoe oud is Jihyun Park?", "generator": "extractive"},
                           timeout=60).json()
-        assert park["citations"] and all(c["date"] is None for c in park["citations"]
+        assert park["citations"] and all(c["date"] is None and c["date_source"] is None for c in park["citations"]
                                          if c["doc_id"] == "01-jihyun-park-verkiezingskandidaat")

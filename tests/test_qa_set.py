@@ -12,9 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import ARTICLES
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 QA_PATH = REPO_ROOT / "eval" / "qa.jsonl"
-ARTICLES_DIR = REPO_ROOT / "data" / "articles"
+ARTICLES_DIR = ARTICLES  # the suite's copy of the shipped articles (tests/conftest.py)
 
 REQUIRED_KEYS = {
     "id": str,

@@ -95,7 +95,7 @@
       ui.status.appendChild(el("span", "badge warn", t("status.extractive")));
       ui.statusToggle.classList.add("warn");
     }
-    ui.status.appendChild(el("span", "badge", t("status.counts", { docs: h.documents, chunks: h.chunks })));
+    ui.status.appendChild(el("span", "badge counts", t("count.articles", { n: h.documents }) + " · " + t("count.passages", { n: h.chunks })));
     const key = h.embedding_fallback ? "status.model.fallback" : "status.model";
     const emb = el("span", h.embedding_fallback ? "badge warn model" : "badge model", t(key, { name: modelName(h.embedding_model) }));
     emb.title = [h.embedding_model, h.embedding_backend].filter(Boolean).join(" · ");
@@ -116,7 +116,15 @@
     scrollToEnd();
   }
 
-  function addAssistantMessage() {
+  // The language of an answer's own words: not its quoted excerpts ("> ..." lines are the articles' Dutch)
+  // nor its citation markers; null when it has no words of its own (an answer made only of excerpts).
+  function answerLanguage(text) {
+    const own = String(text || "").split("\n").filter((ln) => !/^\s*>/.test(ln)).join(" ").replace(MARKER, " ");
+    return I18N.detectLanguage(own);
+  }
+
+  // A new answer speaks its question's language until its own words say otherwise (renderDone).
+  function addAssistantMessage(question) {
     const msg = el("article", "msg assistant");
     const bubble = el("div", "bubble");
     const body = el("div", "answer");
@@ -133,7 +141,8 @@
     msg.appendChild(bubble);
     ui.messages.appendChild(msg);
     scrollToEnd();
-    return { msg, bubble, body, meta, warnings, cited, sources, text: "", hits: [], answer: null, lang: I18N.current() };
+    const lang = I18N.detectLanguage(question) || I18N.current();
+    return { msg, bubble, body, meta, warnings, cited, sources, text: "", hits: [], answer: null, lang, question };
   }
 
   // An error in the page's words: from the error's kind and status, never the server's English text
@@ -223,7 +232,8 @@
       }
       const hits = (a && a.sources) || view.hits;
       const h = hits[n - 1];
-      return h ? { n, doc_id: h.doc_id, title: h.title, text: h.text, start: h.start, end: h.end, date: h.date } : null;
+      return h ? { n, doc_id: h.doc_id, title: h.title, text: h.text, start: h.start, end: h.end, date: h.date,
+                   date_source: h.date_source } : null;
     };
   }
 
@@ -242,14 +252,25 @@
       const btn = el("button", "source-link", plainText(h.title));
       btn.type = "button";
       btn.addEventListener("click", () =>
-        openPassage({ n: i + 1, doc_id: h.doc_id, title: h.title, text: h.text, start: h.start, end: h.end, date: h.date }, btn));
+        openPassage({ n: i + 1, doc_id: h.doc_id, title: h.title, text: h.text, start: h.start, end: h.end, date: h.date,
+                      date_source: h.date_source }, btn));
       item.appendChild(btn);
-      if (h.date) item.appendChild(el("span", "date", " · " + formatDate(h.date, view.lang)));
+      if (h.date) item.appendChild(dateLabel("date", " · ", h, view.lang));
       const snippet = plainText(h.text).replace(/\s+/g, " ").trim();
       item.appendChild(el("p", "snippet", snippet.length > 220 ? snippet.slice(0, 220) + "…" : snippet));
       list.appendChild(item);
     });
     view.sources.appendChild(list);
+  }
+
+  // A passage's date, with where it was found (front matter, the text, a byline, the file's properties) on hover.
+  function dateLabel(className, prefix, passage, lang) {
+    const span = el("span", className, prefix + formatDate(passage.date, lang));
+    if (passage.date_source) {
+      span.title = t("date.source." + passage.date_source, null, lang);
+      span.dataset.dateSource = passage.date_source;
+    }
+    return span;
   }
 
   // What a citation cites: its quoted sentences (extractive answers), else the passage, shortened.
@@ -276,7 +297,7 @@
       li.appendChild(el("blockquote", "cited-quote", citedText(c))); // exact words, no added quotation marks
       const where = el("p", "cited-where");
       where.appendChild(el("span", "cited-title", plainText(c.title)));
-      if (c.date) where.appendChild(el("span", "cited-date", formatDate(c.date, view.lang)));
+      if (c.date) where.appendChild(dateLabel("cited-date", "", c, view.lang));
       if (c.page) where.appendChild(el("span", "cited-page", t("page", { n: c.page }, view.lang)));
       li.appendChild(where);
       ol.appendChild(li);
@@ -286,6 +307,9 @@
 
   function renderDone(view, answer) {
     view.answer = answer;
+    // the labels around an answer (support, sources, generator) follow the answer's language, not the page's
+    view.lang = answerLanguage(answer.answer) || I18N.detectLanguage(answer.question || view.question) || view.lang;
+    view.msg.lang = view.lang;
     const support = answer.support || (answer.abstained ? "abstained" : "answered");
     view.msg.dataset.support = support;
     view.msg.classList.toggle("abstained", support === "abstained");
@@ -376,7 +400,7 @@
     ui.form.classList.add("busy");
     I18N.noteQuestion(question); // a Dutch question: the page (and this answer) speak Dutch
     addUserMessage(question);
-    const view = addAssistantMessage();
+    const view = addAssistantMessage(question);
     let finished = false;
 
     try {
@@ -468,13 +492,18 @@
 
     ui.panelTitle.textContent = plainText(doc.title || cit.title);
     const md = doc.metadata || {};
-    const meta = [];
     const date = cit.date || md.date; // the publication date (rag/ingest/pubdate.py), else the front matter's
-    if (date) meta.push(formatDate(date));
-    if (md.author) meta.push(md.author);
-    if (md.source) meta.push(md.source);
-    if (cit.page) meta.unshift(t("page", { n: cit.page })); // PDF page of the cited passage
-    ui.panelMeta.textContent = meta.join(" · ");
+    const meta = [ // PDF page of the cited passage, date (its source on hover), author, source
+      cit.page && document.createTextNode(t("page", { n: cit.page })),
+      date && dateLabel("panel-date", "", { date, date_source: cit.date ? cit.date_source : "front_matter" }),
+      md.author && document.createTextNode(md.author),
+      md.source && document.createTextNode(md.source),
+    ].filter(Boolean);
+    clear(ui.panelMeta);
+    meta.forEach((node, i) => {
+      if (i) ui.panelMeta.appendChild(document.createTextNode(" · "));
+      ui.panelMeta.appendChild(node);
+    });
     if (md.url && /^https?:\/\//i.test(md.url)) {
       if (meta.length) ui.panelMeta.appendChild(document.createTextNode(" · "));
       const a = el("a", null, t("panel.original"));
@@ -575,6 +604,7 @@
     if (e.key === "Escape") setStatusOpen(false);
   });
 
+  document.addEventListener("rag:changed", loadHealth); // api/static/upload.js added or removed an article
   loadHealth();
   setInterval(loadHealth, 30000);
 })();

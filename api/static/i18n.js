@@ -21,7 +21,8 @@
       "status.ollama": "Antwoorden: Ollama ({model})",
       "status.extractive": "Geen taalmodel bereikbaar: antwoorden zijn letterlijke zinnen uit de artikelen",
       "status.extractive.short": "Zonder taalmodel",
-      "status.counts": "{docs} artikelen · {chunks} passages",
+      "count.articles": { one: "{n} artikel", other: "{n} artikelen" },
+      "count.passages": { one: "{n} passage", other: "{n} passages" },
       "status.model": "Zoekmodel: {name} (lokaal)",
       "status.model.fallback": "Zoekmodel: {name} (lokaal, noodmodel)",
       "model.e5": "meertalig e5",
@@ -43,6 +44,10 @@
       "cite.title": "{title} — toon de passage",
       "cite.label": "Bron {n}: {title}",
       "page": "p. {n}",
+      "date.source.front_matter": "Datum uit de kopgegevens (front matter) van het artikel",
+      "date.source.text": "Datum uit de tekst van het artikel (\u201cverscheen op\u2026\u201d, \u201cGepubliceerd:\u2026\u201d)",
+      "date.source.byline": "Datum uit de auteursregel van het artikel",
+      "date.source.file_property": "Datum uit de eigenschappen van het bestand (PDF, Word of webpagina); niet in de tekst gevonden",
       "panel.kicker": "Bron",
       "panel.close": "Sluit het bronpaneel",
       "panel.loading": "Artikel laden…",
@@ -72,7 +77,7 @@
       "upload.drop": "Sleep een bestand hierheen of klik om te kiezen",
       "upload.needKey": "Vul eerst de beheersleutel in.",
       "upload.busy": "Bezig met {name}…",
-      "upload.ok": "Toegevoegd: {title} ({chunks} passages) ",
+      "upload.ok": "Toegevoegd: {title} ({passages}) ",
       "upload.remove": "verwijderen",
       "upload.removed": "Verwijderd: {title}",
       "upload.offline": "{name}: server niet bereikbaar",
@@ -107,7 +112,8 @@
       "status.ollama": "Answers: Ollama ({model})",
       "status.extractive": "No language model reachable: answers are exact sentences from the articles",
       "status.extractive.short": "No language model",
-      "status.counts": "{docs} articles · {chunks} passages",
+      "count.articles": { one: "{n} article", other: "{n} articles" },
+      "count.passages": { one: "{n} passage", other: "{n} passages" },
       "status.model": "Search model: {name} (local)",
       "status.model.fallback": "Search model: {name} (local, fallback)",
       "model.e5": "multilingual e5",
@@ -129,6 +135,10 @@
       "cite.title": "{title} — show the passage",
       "cite.label": "Source {n}: {title}",
       "page": "p. {n}",
+      "date.source.front_matter": "Date from the article's front matter",
+      "date.source.text": "Date from the article's text (\u201cappeared on\u2026\u201d, \u201cPublished:\u2026\u201d)",
+      "date.source.byline": "Date from the article's byline",
+      "date.source.file_property": "Date from the file's properties (PDF, Word or web page); none found in the text",
       "panel.kicker": "Source",
       "panel.close": "Close the source panel",
       "panel.loading": "Loading the article…",
@@ -158,7 +168,7 @@
       "upload.drop": "Drop a file here or click to choose one",
       "upload.needKey": "Enter the admin key first.",
       "upload.busy": "Adding {name}…",
-      "upload.ok": "Added: {title} ({chunks} passages) ",
+      "upload.ok": "Added: {title} ({passages}) ",
       "upload.remove": "remove",
       "upload.removed": "Removed: {title}",
       "upload.offline": "{name}: server not reachable",
@@ -217,10 +227,12 @@
     return state.browser === "nl" || state.question === "nl" ? "nl" : "en";
   }
 
+  // t("count.articles", {n: 1}) -> "1 artikel": a word with forms {one, other} takes the one for vars.n.
   function t(key, vars, lang) {
     const words = WORDS[lang || current()] || WORDS.en;
     let s = key in words ? words[key] : WORDS.en[key];
     if (s === undefined) return key;
+    if (s && typeof s === "object" && !Array.isArray(s)) s = Number((vars || {}).n) === 1 ? s.one : s.other;
     if (typeof s !== "string") return s;
     for (const [k, v] of Object.entries(vars || {})) s = s.split("{" + k + "}").join(String(v));
     return s;

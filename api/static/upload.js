@@ -168,7 +168,8 @@
     const d = data.document;
     clearErrors(); // old refusals are history once an upload worked
     row.className = "upload-ok";
-    row.textContent = t("upload.ok", { title: I18N.plainText(d.title), chunks: d.chunks });
+    row.textContent = t("upload.ok", { title: I18N.plainText(d.title), passages: t("count.passages", { n: d.chunks }) });
+    document.dispatchEvent(new CustomEvent("rag:changed")); // the page's counts follow at once
     const remove = el("button", "ghost small", t("upload.remove"));
     remove.type = "button";
     remove.addEventListener("click", () => removeDoc(d, row));
@@ -180,6 +181,7 @@
     const res = await fetch("/api/documents/" + encodeURIComponent(doc.doc_id),
                             { method: "DELETE", headers: { Authorization: "Bearer " + key } });
     row.className = res.ok ? "upload-removed" : "upload-error";
+    if (res.ok) document.dispatchEvent(new CustomEvent("rag:changed"));
     row.textContent = res.ok ? t("upload.removed", { title: I18N.plainText(doc.title) }) : await refusal(res, doc.title);
   }
 

@@ -28,6 +28,7 @@ _CITE = re.compile(
     r"(-?\d+(?:\s*(?:[-–—,;&]|\ben\b|\band\b)\s*-?\d+)*)\s*\]",
     re.IGNORECASE,
 )
+CITE = _CITE  # a citation group: "[1]", "[1, 2]", "[1-3]", "[bron 2]" ...
 _RANGE = re.compile(r"(?<![\d-])(\d+)\s*[-–—]\s*(\d+)")
 _NUM = re.compile(r"-?\d+")
 MAX_NUMBER_DIGITS = 6  # "[123456789012345678901234567890]" is read as an invalid number, not converted
@@ -153,7 +154,8 @@ class CheckResult:
 def citation_for(n: int, hit: Hit, attached: bool = False) -> Citation:
     c = hit.chunk
     return Citation(n=n, doc_id=c.doc_id, title=c.title, text=c.text, start=c.start, end=c.end,
-                    chunk_id=c.chunk_id, attached=attached, page=c.page, date=c.date)
+                    chunk_id=c.chunk_id, attached=attached, page=c.page, date=c.date,
+                    date_source=c.date_source)
 
 
 def _short(sentence: str, limit: int = 90) -> str:
@@ -183,10 +185,19 @@ def remove_invalid(text: str, n_passages: int) -> tuple[str, list[int]]:
     return "".join(out), [n for n in removed if not (n in seen or seen.add(n))]
 
 
+def sentence_units(text: str) -> list[tuple[int, int]]:
+    """Sentence spans of an answer (see ``_sentence_units``): what the check gives a verdict each."""
+    return _sentence_units(text)
+
+
 def _sentence_units(text: str) -> list[tuple[int, int]]:
     """Sentence spans of the answer, with citation groups that open a sentence ("… . [2] Next")
-    counted as the end of the previous sentence."""
+    counted as the end of the previous sentence -- unless the answer opens with a citation ("[1] Park
+    is 56. [2] Ze ..."): a model that cites first cites first throughout, so each opening group is its
+    sentence's own."""
     spans = sentence_spans(text)
+    if spans and _CITE.match(text, spans[0][0]):
+        return [(s, e) for s, e in spans if _CITE.sub("", text[s:e]).strip()]
     units: list[list[int]] = []
     for s, e in spans:
         lead = s

@@ -37,10 +37,10 @@ THRESHOLD_DUTCH = 0.83
 THRESHOLD_OTHER = 0.81
 LEXICAL_THRESHOLD = 0.15  # bm25 mode only: best sentence's IDF-weighted overlap with the question
 # "uncertain": the best sentence leads the next one by less than this share of its score ...
-UNCERTAIN_GAP = 0.04
+UNCERTAIN_GAP = 0.03
 # ... or the question asks for a number or a date and the best sentence holding one scores, without the
 # answer-type bonus, more than this below the best sentence (the bonus, not the content, carried it)
-UNCERTAIN_TYPED_MARGIN = 0.05
+UNCERTAIN_TYPED_MARGIN = 0.15
 
 Support = Literal["answered", "uncertain", "abstained"]
 

@@ -245,6 +245,10 @@ class ExtractiveAnswerer:
                 best[i] = max(own[i], (1 - self.neighbour_dense) * own[i] + self.neighbour_dense * with_prev)
         return own, best
 
+    def sentence_vector(self, text: str) -> np.ndarray:
+        """A sentence's unit vector ("passage: "), from the same cache the ranking fills."""
+        return self._sentence_vector(text)
+
     def _embed_sentence(self, text: str) -> np.ndarray:
         vec = np.asarray(self.embedder.embed_passages([text])[0], dtype=np.float32)
         vec.setflags(write=False)

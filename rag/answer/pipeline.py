@@ -50,85 +50,34 @@ from __future__ import annotations
 
 import copy
 import logging
-import re
 import time
-from dataclasses import dataclass, field
-from typing import Any, Iterator, Literal
+from typing import Iterator
 
 from rag.answer.choice import Choice, choose_generator
-from rag.answer.check import SupportScorer, check_citations, find_citations, renumber
+from rag.answer.context import budget_for, select_passages
+from rag.answer.check import SupportScorer, renumber
+from rag.answer.degenerate import degenerate
+from rag.answer.generate import LLMGeneration
+from rag.answer.turn import UNCERTAIN_LEAD, StreamEvent, Turn, lead, pieces
+from rag.answer.verify import Verification, Verifier
 from rag.config import Settings
 from rag.contract import K_MESSAGE, LLM_GENERATORS, AskRequest, check_length, parse
-from rag.answer.decide import Decider, Decision
-from rag.errors import ConfigError, InvalidQuery, LLMError
-from rag.answer.extractive import Extract, ExtractiveAnswerer, ScoredSentence
-from rag.answer.rewrite import Rewrite, check_history, rewrite_by_rule, rewrite_with_llm
-from rag.answer.prompt import Prompt, PromptTooLong, build_prompt, no_answer_text, says_cannot_answer
+from rag.answer.decide import Decider
+from rag.errors import InvalidQuery, LLMError
+from rag.answer.extractive import ExtractiveAnswerer
+from rag.answer.rewrite import check_history, needs_context, rewrite_by_rule, rewrite_with_llm
+from rag.answer.prompt import no_answer_text
 from rag.retrieve.retriever import Retriever
-from rag.schema import Answer, Citation, Hit
+from rag.schema import Answer, Chunk, Citation, Hit
 from rag.text import BM25Analyzer, detect_language
-from rag.llms.thinking import strip_thinking
 
 log = logging.getLogger(__name__)
 
 REWRITE_MAX_TOKENS = 200
+# an extractive answer that does not answer the question gives its place to a close runner-up that does
+RUNNER_UPS, RUNNER_UP_SHARE = 6, 0.75
 
-BROKEN_SEPARATOR = {
-    "nl": "\n\n(Het antwoord van het taalmodel brak af. Uit de artikelen:)\n",
-    "en": "\n\n(The language model's answer broke off. From the articles:)\n",
-}
-UNCERTAIN_LEAD = {
-    "nl": "Ik vond geen zin die dit precies beantwoordt; dit komt het dichtst in de buurt:",
-    "en": "I found no sentence that answers this exactly; this is the closest:",
-}
-UNCITED_LEAD = {
-    "nl": "Het taalmodel noemde voor dit antwoord geen bron uit de artikelen; controleer het zelf:",
-    "en": "The language model cited no passage of the articles for this answer; check it yourself:",
-}
-
-
-def lead(table: dict[str, str], lang: str) -> str:
-    return table.get(lang, table["nl"])
-
-
-@dataclass
-class StreamEvent:
-    kind: Literal["sources", "token", "done"]
-    data: Any  # sources: list[Hit]; token: str; done: Answer
-
-
-@dataclass
-class Turn:
-    """One question on its way through the steps: what each step found, for the next ones."""
-    question: str
-    lang: str
-    generator: str
-    history: list[dict]
-    streaming: bool
-    use_llm: bool = False
-    warnings: list[str] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-    rewrite: Rewrite | None = None
-    hits: list[Hit] = field(default_factory=list)
-    ranked: list[ScoredSentence] = field(default_factory=list)
-    decision: Decision | None = None
-    started: float = 0.0  # when generation started (perf_counter)
-
-    @property
-    def queries(self) -> list[str]:
-        return self.rewrite.queries if self.rewrite else [self.question]
-
-    @property
-    def standalone(self) -> str | None:
-        rw = self.rewrite
-        return rw.standalone if rw and (self.history or rw.standalone != self.question) else None
-
-    @property
-    def relevance(self) -> float | None:
-        return self.decision.evidence.score if self.decision else None
-
-
-class Pipeline:
+class Pipeline(LLMGeneration):
     def __init__(self, retriever: Retriever, llm, settings: Settings, *,
                  scorer: SupportScorer | None = None, extractor: ExtractiveAnswerer | None = None) -> None:
         self.retriever = retriever
@@ -139,6 +88,9 @@ class Pipeline:
                                  else SupportScorer(BM25Analyzer(settings.bm25_language)))
         self.extractor = extractor or ExtractiveAnswerer(self.scorer, getattr(retriever, "embedder", None))
         self.decider = Decider(threshold_dutch=settings.abstain_threshold)
+        embedder = getattr(retriever, "embedder", None)
+        self.verifier = Verifier(self.scorer, self.extractor.sentence_vector if embedder is not None else None,
+                                 embedder.embed_query if embedder is not None else None)
 
     # ------------------------------------------------------------------ public
     def ask(self, question: str, *, k: int = 5, mode: str = "hybrid", generator: str = "auto",
@@ -167,6 +119,40 @@ class Pipeline:
         pinned = copy.copy(self)
         pinned.pinned_choice = choice
         return pinned
+
+    def passages_for(self, question: str, *, k: int = 5, mode: str = "hybrid", budget: int | None | str = "setting",
+                     history: list[dict] | None = None) -> list[Hit]:
+        """What the language model would read for this question (steps 1-3 by rule, no LLM call):
+        ``[]`` when the decide step abstains. ``budget``: tokens of passage text, None for whole
+        chunks, "setting" for RAG_CONTEXT_TOKENS (``rag eval``'s context recall)."""
+        self._validate(question, k, mode, "extractive")
+        question = question.strip()
+        turn = Turn(question, detect_language(question), "extractive", check_history(history), False)
+        self._rewrite(turn)
+        self._retrieve(turn, k, mode)
+        self._decide(turn)
+        if turn.decision.support == "abstained":
+            return []
+        return self._context(turn, self._budget() if budget == "setting" else budget)
+
+    def _budget(self) -> int | None:
+        """RAG_CONTEXT_TOKENS: tokens of passage text, None for whole chunks."""
+        value = self.settings.context_tokens
+        return None if value == "chunks" else int(value)
+
+    def _context(self, turn: Turn, budget: int | None) -> list[Hit]:
+        """4. What the model reads (``rag.answer.context``): the sentences that answer, with neighbours."""
+        from rag.llms.tokens import count_tokens
+
+        budget = budget_for(budget, turn.decision.evidence.gap if turn.decision else None)
+        store = getattr(self.retriever, "store", None)
+        docs = getattr(store, "documents", None)
+
+        def document_text(doc_id: str) -> str | None:
+            return docs[doc_id].text if docs is not None else None
+
+        return select_passages(turn.hits, turn.ranked, budget=budget, count_tokens=count_tokens,
+                               document_text=document_text)
 
     # ------------------------------------------------------------------ the steps, in order
     def _run(self, question: str, k: int, mode: str, generator: str, history: list[dict],
@@ -205,7 +191,10 @@ class Pipeline:
     def _rewrite(self, turn: Turn) -> None:
         """1. The standalone question (and its Dutch phrasing): by the LLM when there is one, else by rule."""
         t = time.perf_counter()
-        if turn.use_llm and (turn.history or turn.lang != "nl"):
+        # the model only for a follow-up that leans on the conversation: a question that stands on its own,
+        # in English too, is searched as it is (the multilingual model matches it with the Dutch articles;
+        # eval/README.md has the measurement)
+        if turn.use_llm and turn.history and needs_context(turn.question):
             try:
                 rw = rewrite_with_llm(self.llm, turn.question, turn.history, num_ctx=self.settings.num_ctx,
                                       max_tokens=REWRITE_MAX_TOKENS, max_chars=self.settings.max_question_chars)
@@ -242,102 +231,68 @@ class Pipeline:
         yield self._done(turn, text, self._llm_name() if turn.use_llm else "extractive", [], support="abstained",
                          reason="retrieval")
 
-    def _extractive(self, turn: Turn) -> Iterator[StreamEvent]:
-        """4a. Generate without an LLM: the best sentences, quoted and cited (said to be the closest ones
+    def _extractive(self, turn: Turn, *, force_uncertain: bool = False,
+                    flags: list | None = None) -> Iterator[StreamEvent]:
+        """4a. Generate without an LLM: the best sentences, quoted and cited; 5. the same check as an LLM's
+        answer decides whether they answer the question (said to be the closest ones when they do not, or
         when the decide step is uncertain)."""
         ex = self.extractor.answer(turn.queries, turn.hits, turn.ranked)
+        text, citations, verification = self._verified(turn, ex.text, ex.citations, extractive=True)
+        if not verification.answers_question:  # a close runner-up that does answer goes first
+            alt = self._answering_sentence(turn)
+            if alt is not None:
+                ranked = [alt] + [r for r in turn.ranked if r is not alt]
+                ex = self.extractor.answer(turn.queries, turn.hits, ranked)
+                text, citations, verification = self._verified(turn, ex.text, ex.citations, extractive=True)
+        verification.flags = list(flags or [])
         support = turn.decision.support
-        text = ex.text if support == "answered" else f"{lead(UNCERTAIN_LEAD, turn.lang)}\n\n{ex.text}"
-        for piece in _pieces(text):
+        if support == "answered" and (force_uncertain or not verification.answers_question):
+            support = "uncertain"
+            if not verification.answers_question:
+                turn.warnings.append("not verified: " + "; ".join(verification.reasons()[:2]))
+        if support != "answered":
+            opening = f"{lead(UNCERTAIN_LEAD, turn.lang)}\n\n"
+            text = opening + text
+            verification.shift(len(opening))
+        for piece in pieces(text):
             yield StreamEvent("token", piece)
-        yield self._done(turn, text, "extractive", ex.citations, support=support)
+        yield self._done(turn, text, "extractive", citations, support=support, verification=verification)
 
-    def _generate_with_llm(self, turn: Turn) -> Iterator[StreamEvent]:
-        """4b. Generate with the LLM from the numbered passages; any LLM error falls back to 4a in ``auto``."""
-        try:
-            prompt = build_prompt(turn.rewrite.standalone, turn.hits, num_ctx=self.settings.num_ctx,
-                                  max_answer_tokens=self.settings.max_answer_tokens, language=turn.lang)
-        except PromptTooLong as e:
-            if turn.generator in LLM_GENERATORS:
-                raise ConfigError(str(e)) from e
-            turn.warnings.append(f"answered extractively: {e}")
-            yield from self._extractive(turn)
-            return
-        turn.warnings.extend(prompt.warnings)
-        pieces: list[str] = []
-        try:
-            for piece in self._llm_pieces(prompt):
-                pieces.append(piece)
-                if turn.streaming:
-                    yield StreamEvent("token", piece)
-            text = strip_thinking("".join(pieces)).strip()  # (a lone </think> the template opened in the prompt)
-            if not text:
-                raise LLMError(f"the model {getattr(self.llm, 'model', '')} returned an empty answer")
-        except LLMError as e:
-            self._fall_back(turn, e)
-            if turn.streaming and pieces:
-                turn.warnings.append(f"the language model's answer broke off after {len(pieces)} piece(s) had "
-                                     "been sent; the extractive answer was appended")
-                yield from self._finish_broken(turn, "".join(pieces), prompt.passages)
-            else:
-                yield from self._extractive(turn)
-            return
-        yield from self._check_llm_answer(turn, text, prompt)
+    def _answering_sentence(self, turn: Turn):
+        """The best-ranked sentence, among those close to the best (``RUNNER_UP_SHARE`` of its score, the
+        first ``RUNNER_UPS``), that answers the question on its own (``rag.answer.verify``), or None."""
+        if not turn.ranked:
+            return None
+        floor = RUNNER_UP_SHARE * turn.ranked[0].score
+        for s in turn.ranked[1:RUNNER_UPS + 1]:
+            if s.score < floor:
+                break
+            one = f"> {s.text} [1]"
+            hit = Hit(chunk=s.hit.chunk, score=s.hit.score, rank=1)
+            if self.verifier.check(self._question(turn), one, [hit], lang=turn.lang, extractive=True).answers_question:
+                return s
+        return None
 
-    def _llm_pieces(self, prompt: Prompt) -> Iterator[str]:
-        stream = self.llm.stream_chat(prompt.messages, num_ctx=prompt.num_ctx,
-                                      max_tokens=self.settings.max_answer_tokens)
-        try:
-            yield from stream
-        finally:
-            close = getattr(stream, "close", None)
-            if close is not None:
-                close()
+    @staticmethod
+    def _question(turn: Turn) -> str:
+        return turn.rewrite.standalone if turn.rewrite else turn.question
 
-    def _check_llm_answer(self, turn: Turn, text: str, prompt: Prompt) -> Iterator[StreamEvent]:
-        """5. Check: did the model decline? Are its citations real (``rag.answer.check``)?"""
-        passages = prompt.passages
-        model_cited = bool([n for _, _, ns in find_citations(text) for n in ns if 1 <= n <= len(passages)])
-        if says_cannot_answer(text, cited=model_cited):
-            yield self._done(turn, text, self._llm_name(), [], support="abstained", reason="model")
-            return
-        checked = check_citations(text, passages, self.scorer)
-        turn.warnings.extend(checked.warnings)
-        answer_text, support = checked.text, "answered"
-        if not checked.citations:
-            answer_text, support = f"{lead(UNCITED_LEAD, turn.lang)}\n\n{checked.text}", "uncertain"
-        done = self._done(turn, answer_text, self._llm_name(), checked.citations, support=support)
-        if not turn.streaming:
-            yield StreamEvent("token", done.data.answer)
-        yield done
-
-    def _fall_back(self, turn: Turn, error: LLMError) -> None:
-        """An LLM error: raised when the LLM was asked for, else the rest is answered extractively."""
-        if turn.generator in LLM_GENERATORS:
-            raise error
-        turn.use_llm = False
-        turn.warnings.append(f"answered extractively: {error}")
-
-    def _llm_name(self) -> str:
-        """Which backend answered (``Answer.generator``): ``ollama`` or ``openai``."""
-        return getattr(self.llm, "name", None) or "ollama"
-
-    def _finish_broken(self, turn: Turn, partial: str, passages: list[Hit]) -> Iterator[StreamEvent]:
-        """Tokens were sent, then the LLM stream broke: append the extractive answer."""
-        ex: Extract = self.extractor.answer(turn.queries, turn.hits, turn.ranked)
-        sep = lead(BROKEN_SEPARATOR, turn.lang)
-        yield StreamEvent("token", sep)
-        for piece in _pieces(ex.text):
-            yield StreamEvent("token", piece)
-        checked = check_citations(partial, passages, self.scorer, attach=False)
-        by_n = {c.n: c for c in checked.citations}
-        for c in ex.citations:
-            by_n.setdefault(c.n, c)
-        text = checked.text.rstrip() + sep + ex.text
-        yield self._done(turn, text, "extractive", [by_n[n] for n in sorted(by_n)], support=turn.decision.support)
+    def _verified(self, turn: Turn, text: str, citations: list[Citation], *, extractive: bool,
+                  raw: str | None = None, prompt_passages: list[Hit] | None = None):
+        """5. The text with its citations numbered as shown, and the verdict on every sentence
+        (``rag.answer.verify``); for a model's answer, the degenerate-output flags of what it wrote."""
+        text, citations = renumber(text, citations)
+        given = [Hit(chunk=Chunk(chunk_id=c.chunk_id, doc_id=c.doc_id, title=c.title, text=c.text, start=c.start,
+                                 end=c.end, page=c.page, date=c.date), score=1.0, rank=c.n) for c in citations]
+        verification = self.verifier.check(self._question(turn), text, given,
+                                           lang=turn.lang, extractive=True)
+        if not extractive:
+            verification.flags = degenerate(raw if raw is not None else text,
+                                            [h.chunk.text for h in (prompt_passages or given)], turn.lang)
+        return text, citations, verification
 
     def _done(self, turn: Turn, text: str, generator: str, citations: list[Citation], *, support: str,
-              reason: str | None = None) -> StreamEvent:
+              reason: str | None = None, verification: Verification | None = None) -> StreamEvent:
         """The final Answer: citations renumbered in the order the text cites them."""
         abstained = support == "abstained"
         if not abstained:
@@ -348,13 +303,6 @@ class Pipeline:
             citations=[] if abstained else citations, sources=[] if abstained else turn.hits,
             timings=dict(turn.timings), standalone_question=turn.standalone,
             warnings=list(dict.fromkeys(turn.warnings)), queries=turn.queries, relevance=turn.relevance,
-            abstain_reason=reason, support=support))
-
-
-def _pieces(text: str, n: int = 4) -> list[str]:
-    """Split an extractive answer into a few stream pieces (at word boundaries)."""
-    words = re.findall(r"\S+\s*", text)
-    if not words:
-        return [text] if text else []
-    size = max(1, -(-len(words) // n))
-    return ["".join(words[i:i + size]) for i in range(0, len(words), size)]
+            abstain_reason=reason, support=support,
+            verdicts=[v.to_dict() for v in verification.verdicts] if verification and not abstained else [],
+            flags=[f.to_dict() for f in verification.flags] if verification else []))

@@ -69,8 +69,31 @@ def sources_block(citations: Iterable[Any], language: str = "nl") -> str:
     return SOURCES_HEADER.get(language, SOURCES_HEADER["nl"]) + "\n" + "\n".join(lines)
 
 
-def answer_with_sources(answer: str, citations: Iterable[Any], question: str = "") -> str:
-    """The answer text, then a blank line and its sources (nothing added when it cites nothing)."""
-    block = sources_block(citations, detect_language(question or answer))
-    text = answer.rstrip()
+NOT_FOUND = {"nl": "(niet gevonden in de bron)", "en": "(not found in the source)"}
+OFF_QUESTION = {"nl": "(geen antwoord op de vraag)", "en": "(does not answer the question)"}
+
+
+def mark_unverified(answer: str, verdicts: Iterable[Any], language: str = "nl") -> str:
+    """The answer with every sentence the check did not verify marked after it, in words a reader of plain
+    text sees ("… [2] (niet gevonden in de bron)"): what the chat page shows by colour."""
+    marks = []
+    for v in verdicts or ():
+        kind = _get(v, "verdict")
+        if kind in ("unsupported", "off_question"):
+            table = NOT_FOUND if kind == "unsupported" else OFF_QUESTION
+            marks.append((int(_get(v, "end")), " " + table.get(language, table["nl"])))
+    text = answer
+    for end, mark in sorted(marks, reverse=True):
+        if 0 <= end <= len(text):
+            text = text[:end] + mark + text[end:]
+    return text
+
+
+def answer_with_sources(answer: str, citations: Iterable[Any], question: str = "",
+                        verdicts: Iterable[Any] = ()) -> str:
+    """The answer text (unverified sentences marked), then a blank line and its sources (nothing added when
+    it cites nothing)."""
+    language = detect_language(question or answer)
+    block = sources_block(citations, language)
+    text = mark_unverified(answer, verdicts, language).rstrip()
     return f"{text}\n\n{block}" if block else text

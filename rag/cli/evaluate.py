@@ -21,6 +21,9 @@ def eval_command(
     judge_model: Annotated[Optional[str], typer.Option("--judge-model", help="the model that judges (same backend; "
                                                                         "default RAG_LLM_MODEL)")] = None,
     retrieval_only: Annotated[bool, typer.Option("--retrieval-only", help="skip the answers (fast)")] = False,
+    replay: Annotated[Optional[Path], typer.Option("--replay", help="a labelled cassette of a real model's answers "
+                                                 "(tests/data/llm/*.jsonl): answer with it instead of a live model, "
+                                                 "and compare the check's decisions with its labels")] = None,
     out_file: Annotated[Optional[Path], typer.Option("--out", help="write the JSON report here")] = None,
     html_file: Annotated[Optional[Path], typer.Option("--html", help="write an HTML report here")] = None,
     data: DataOpt = None, index: IndexOpt = None, embed_model: ModelOpt = None,
@@ -41,6 +44,8 @@ def eval_command(
         rt = open_runtime(settings, update=True, on_stage=lambda m: console.print(f"[dim]{m}[/]"))
 
     pipeline = llm = judge_llm = None
+    if replay is not None:
+        return _replay(replay, qa, items, rt, settings, k, out_file)
     if not retrieval_only:
         from rag.answer.pipeline import Pipeline
 
@@ -99,6 +104,36 @@ def eval_command(
         html_file.parent.mkdir(parents=True, exist_ok=True)
         html_file.write_text(render_html(report), encoding="utf-8")
         console.print(f"HTML report: {html_file}")
+
+
+def _replay(cassette_path: Path, qa: Path, items, rt, settings, k: int, out_file: Optional[Path]) -> None:
+    """``rag eval --replay``: the questions of the cassette asked through the pipeline, the recorded model
+    answering; the report is ``rag.eval.verification.score_replay`` plus the usual verification summary."""
+    from rag.answer.pipeline import Pipeline
+    from rag.eval.verification import score_replay, verification_summary
+    from rag.llms.replay import Cassette, ReplayLLM
+
+    cassette = Cassette.load(cassette_path)
+    kinds = {it.id: it.kind for it in items}
+    llm = ReplayLLM(cassette)
+    pipeline = Pipeline(rt.retriever, llm, settings.model_copy(update={"generator": "openai"}))
+    answers, rows = {}, []
+    with console.status(f"Replaying {len(cassette.records)} recorded answers…"):
+        for r in cassette.records:
+            r.setdefault("kind", kinds.get(r["id"]))
+            if r.get("raw") is None and r.get("abstained_by") != "retrieval":
+                continue
+            a = pipeline.ask(r["question"], k=k, mode=settings.mode, generator="openai")
+            answers[r["id"]] = a
+            rows.append(a.to_dict())
+    report = {"cassette": str(cassette_path), "model": cassette.model, "qa_file": str(qa),
+              "replay": score_replay(cassette.records, answers), "verification": verification_summary(rows),
+              "not_in_cassette": llm.missing}
+    out.print_json(json.dumps(report, ensure_ascii=False))
+    if out_file:
+        out_file.parent.mkdir(parents=True, exist_ok=True)
+        out_file.write_text(json.dumps(report, ensure_ascii=False, indent=2), encoding="utf-8")
+        console.print(f"JSON report: {out_file}")
 
 
 # --------------------------------------------------------------------------- bench (bench/bench.py, issue #6)

@@ -225,7 +225,7 @@ def _data_watcher(settings: Settings, embedder):
 
 @app.command("bench")
 def bench_cmd(
-    quick: Annotated[bool, typer.Option("--quick", help="smaller sizes, sampled embedding, fewer backend rows: about three minutes (see bench/bench.py BenchPlan.make)")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="smaller sizes, sampled embedding, fewer backend rows: about three minutes (see bench/plan.py BenchPlan.make)")] = False,
     out_file: Annotated[Optional[Path], typer.Option("--out", help="write all figures and machine info as JSON here")] = None,
     qa: Annotated[Path, typer.Option("--qa", help="reference Q&A set for hit@k")] = Path("eval/qa.jsonl"),
     only: Annotated[Optional[str], typer.Option(
@@ -246,7 +246,7 @@ def bench_cmd(
         bench.BenchPlan, bench.default_work_dir, bench.print_report, bench.run_bench, bench.write_json)
 
     sections = [s.strip() for s in only.split(",") if s.strip()] if only else None
-    known = BenchPlan().sections
+    known = bench.SECTION_NAMES
     if sections and any(s not in known for s in sections):
         raise ConfigError(f"unknown section in --only: use some of {', '.join(known)}")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # the bench never downloads

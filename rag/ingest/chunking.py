@@ -13,7 +13,7 @@ from typing import Callable, Iterable
 
 from rag.ingest.formats import page_at, page_parts
 from rag.ingest.limits import ParseLimits, SkipTooLarge
-from rag.ingest.pubdate import document_date
+from rag.ingest.pubdate import document_dating
 from rag.schema import Chunk, Document
 
 CountTokens = Callable[[str], int]
@@ -222,9 +222,9 @@ def chunk_document(
              for s, e in chunk_spans(part, count_tokens, max_tokens, target_tokens, overlap_tokens)]
     if limits is not None and file_size is not None and len(spans) > limits.max_passages(file_size):
         raise SkipTooLarge(limits.too_many_passages(len(spans), file_size))
-    published = document_date(doc)
+    dated = document_dating(doc)
     return [
         Chunk(chunk_id=f"{doc.doc_id}#{n}", doc_id=doc.doc_id, title=doc.title, text=doc.text[s:e], start=s, end=e, ordinal=n,
-              page=page_at(doc.metadata, s), date=published)
+              page=page_at(doc.metadata, s), date=dated.date, date_source=dated.source)
         for n, (s, e) in enumerate(spans)
     ]

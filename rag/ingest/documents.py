@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING
 import yaml
 
 from rag.ingest.limits import SkipFile
+from rag.ingest.pubdate import vet_file_properties
 from rag.ingest.safe_parse import SafeParser, extract
 from rag.schema import Document
 
@@ -268,6 +269,7 @@ def load_file(path: Path, rel: str, max_bytes: int, limits: "ParseLimits | None"
         title, text, meta = extract(kind, data, limits, parser=parser)
         if not text.strip():
             raise SkipFile("no text")
+        meta = vet_file_properties(meta, kind, written=path.stat().st_mtime)  # no conversion time as a date
         return Document(doc_id=doc_id_for(rel), path=rel, title=(title or Path(rel).stem).strip(), text=text,
                         metadata={k: v for k, v in meta.items() if v}, sha256=file_hash(data))
     raw = decode_text(data).replace("\r\n", "\n").replace("\r", "\n")

@@ -6,9 +6,13 @@ extracted text: that text is what gets indexed, and chunk offsets point into it.
   each page starts is kept in ``metadata["pages"]`` (``[[offset, page number], ...]``), so every
   chunk knows its page (:func:`page_at`) and citations say ``"page": 3``.
 * DOCX: paragraphs and headings (headings as ``#`` lines); title from the document properties or
-  the first heading; author and date from the properties.
+  the first heading; author and creation time from the properties.
 * HTML: the main article text with its title, author, date and URL; navigation, cookie banners,
   related-article lists and footers stay out.
+
+A file's own date (PDF CreationDate, Word's created, a web page's date) goes into ``metadata["file_date"]``;
+``rag.ingest.pubdate`` decides whether it is the article's (a date written in the text wins, and a
+conversion time or a template's default is no publication date).
 
 A file that cannot be used (damaged or encrypted PDF, PDF without text, empty Word file, web page
 without an article) raises :class:`SkipFile` with the reason.
@@ -27,6 +31,7 @@ import re
 from typing import Any, Callable
 
 from rag.ingest.limits import ParseLimits, SkipFile, SkipTooLarge
+from rag.ingest.pubdate import FILE_DATE_KEY
 from rag.schema import Document
 
 
@@ -74,15 +79,20 @@ def _check_blocks(blocks: list[str], limits: ParseLimits, file_size: int) -> Non
 
 # ============================================================================ PDF
 
+HEADING_WIDTH = 0.6  # a line shorter than this share of the page's longest, not ending a sentence: a line of its own
+
+
 def reflow(page_text: str) -> str:
     """One PDF page's extracted lines as paragraphs: words hyphenated across a line break are
     joined, lines inside a paragraph become one line, and a short line that ends a sentence (or a
-    blank line) ends the paragraph. Paragraphs are separated by a blank line."""
+    blank line) ends the paragraph. A short line that does not end a sentence, followed by a line
+    that does not go on in lower case, is a paragraph of its own: a heading, a dateline ("Gepubliceerd:
+    3 mei 2025") or a byline is not glued to the first sentence. Paragraphs are separated by a blank line."""
     lines = [ln.strip() for ln in page_text.replace("\r", "\n").split("\n")]
     width = max((len(ln) for ln in lines), default=0)
     paragraphs: list[str] = []
     current = ""
-    for ln in lines:
+    for i, ln in enumerate(lines):
         if not ln:
             if current:
                 paragraphs.append(current)
@@ -92,7 +102,9 @@ def reflow(page_text: str) -> str:
             current = current[:-1] + ln
         else:
             current = f"{current} {ln}" if current else ln
-        if ln[-1:] in ".!?:”\"'" and len(ln) < 0.8 * width:
+        following = next((x for x in lines[i + 1:] if x), "")
+        own_line = (len(ln) < HEADING_WIDTH * width and ln[-1:] not in "-,;" and not following[:1].islower())
+        if (ln[-1:] in ".!?:”\"'" and len(ln) < 0.8 * width) or own_line:
             paragraphs.append(current)
             current = ""
     if current:
@@ -194,7 +206,7 @@ def extract_pdf(data: bytes, limits: ParseLimits | None = None) -> tuple[str | N
     if title is None:
         first = text.split("\n", 1)[0]
         title = first[:200] if len(first) <= 200 else None
-    meta = {"author": str(info.get("/Author") or "").strip(), "date": _pdf_date(info.get("/CreationDate")),
+    meta = {"author": str(info.get("/Author") or "").strip(), FILE_DATE_KEY: _pdf_date(info.get("/CreationDate")),
             "pages": pages, "page_count": len(texts)}
     return title, text, meta
 
@@ -278,8 +290,8 @@ def extract_docx(data: bytes, limits: ParseLimits | None = None) -> tuple[str | 
     _check_blocks(blocks, limits, len(data))
     props = document.core_properties
     title = (props.title or "").strip() or first_heading or blocks[0][:200]
-    date = props.created.date().isoformat() if props.created else ""
-    return title, "\n\n".join(blocks) + "\n", {"author": (props.author or "").strip(), "date": date}
+    created = props.created.isoformat() if props.created else ""  # a timestamp: template defaults are exact times
+    return title, "\n\n".join(blocks) + "\n", {"author": (props.author or "").strip(), FILE_DATE_KEY: created}
 
 
 # ============================================================================ HTML (saved web pages)
@@ -352,7 +364,7 @@ def extract_html(data: bytes, limits: ParseLimits | None = None) -> tuple[str | 
     _check_blocks(paragraphs, limits, len(data))
     text = "\n\n".join(paragraphs) + "\n"
     title = _page_title(tree, getattr(result, "title", None))
-    meta = {"author": getattr(result, "author", None) or "", "date": getattr(result, "date", None) or "",
+    meta = {"author": getattr(result, "author", None) or "", FILE_DATE_KEY: getattr(result, "date", None) or "",
             "url": getattr(result, "url", None) or ""}
     return title, text, meta
 

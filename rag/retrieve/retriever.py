@@ -18,7 +18,7 @@ class FusionParams:
     ``method="score"`` (default): a convex combination of normalised scores,
     ``bm25_weight * bm25/max(bm25) + dense_weight * minmax(cosine)`` over the union of both
     candidate lists. ``method="rrf"``: weighted reciprocal-rank fusion,
-    ``sum weight / (rrf_k + rank)``. The README gives the measurement behind the default.
+    ``sum weight / (rrf_k + rank)``. docs/evaluation.md gives the measurement behind the default.
     """
 
     bm25_weight: float = 0.3

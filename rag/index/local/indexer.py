@@ -25,7 +25,7 @@ from rag.ingest.chunking import chunk_document
 from rag.ingest.documents import LoadResult, Skipped, load_documents
 from rag.embed.base import Embedder
 from rag.errors import BuildCancelled, ConfigError, IndexBusy
-from rag.ingest.pubdate import document_date
+from rag.ingest.pubdate import document_dating
 from rag.ingest.limits import ParseLimits, SkipFile
 from rag.schema import Chunk, Document
 from rag.index.local.store import CURRENT, FORMAT_VERSION, IndexStore, active_version, embedder_backend, model_difference
@@ -228,6 +228,7 @@ def build_index(
         files: dict[str, dict] = {}
         documents: list[Document] = []
         new_paths = set()
+        redated = False  # an unchanged file read differently than the index holds it (its date, its source, metadata)
         for doc in loaded.documents:
             new_paths.add(doc.path)
             documents.append(doc)
@@ -235,8 +236,10 @@ def build_index(
             old_doc = old_docs_by_path.get(doc.path)
             if prev and old_doc is not None and prev["sha256"] == doc.sha256:
                 idx = old.chunk_indices(old_doc.doc_id)
-                published = document_date(doc)  # same text, but the date rules may be newer than the index
-                chunks.extend(replace(old.chunks[i], date=published) for i in idx)
+                dated = document_dating(doc)  # same text, but the date rules may be newer than the index
+                reused = [replace(old.chunks[i], date=dated.date, date_source=dated.source) for i in idx]
+                redated = redated or old_doc.metadata != doc.metadata or any(c != old.chunks[i] for c, i in zip(reused, idx))
+                chunks.extend(reused)
                 vectors_parts.append(np.asarray(old.vectors[idx], dtype=np.float32) if idx else np.zeros((0, embedder.dimension), np.float32))
                 report.unchanged += 1
                 files[doc.path] = {"sha256": doc.sha256, "doc_id": doc.doc_id, "chunks": len(idx)}
@@ -260,7 +263,7 @@ def build_index(
                               "; the index was left as it was")
 
         if old is not None and reuse and not rebuild and not report.added and not report.changed and not report.removed \
-                and old.manifest.get("skipped", []) == [s.__dict__ for s in loaded.skipped]:
+                and not redated and old.manifest.get("skipped", []) == [s.__dict__ for s in loaded.skipped]:
             report.documents, report.chunks = len(documents), len(chunks)
             report.seconds = time.perf_counter() - t0
             stage("Index is up to date")

@@ -20,6 +20,7 @@ from typing import Callable
 from rag.ingest.chunking import chunk_document
 from rag.index.postgres.db import BUILD_LOCK, Database, ensure_embedding_column, ts_config_for
 from rag.ingest.documents import load_documents
+from rag.ingest.pubdate import document_dating
 from rag.errors import ConfigError, IndexBusy
 from rag.ingest.limits import SkipFile
 from rag.index.postgres.store import BM25_B, BM25_K1, FORMAT, fold, vector_text
@@ -58,6 +59,25 @@ def reusable(manifest: dict | None, embedder, params: IndexParams, ts_config: st
     if manifest["fulltext"]["config"] != ts_config:
         return False, f"text-search configuration changed ({manifest['fulltext']['config']} -> {ts_config})"
     return True, None
+
+
+def _redate(conn, docs) -> int:
+    """Articles already in the database, read the same but dated differently now (newer date rules:
+    ``rag.ingest.pubdate``), or with other metadata: their rows updated. Returns how many rows changed."""
+    from psycopg.types.json import Jsonb
+
+    changed = 0
+    with conn.cursor() as cur:
+        for doc in docs:
+            d = document_dating(doc)
+            cur.execute("UPDATE rag_chunks SET pub_date = %s, date_source = %s WHERE doc_id = %s "
+                        "AND (pub_date IS DISTINCT FROM %s OR date_source IS DISTINCT FROM %s)",
+                        (d.date, d.source, doc.doc_id, d.date, d.source))
+            changed += max(cur.rowcount, 0)
+            cur.execute("UPDATE rag_documents SET metadata = %s WHERE doc_id = %s AND metadata IS DISTINCT FROM %s",
+                        (Jsonb(doc.metadata), doc.doc_id, Jsonb(doc.metadata)))
+            changed += max(cur.rowcount, 0)
+    return changed
 
 
 def build_postgres(db: Database, data_dir: Path, embedder, params: IndexParams, *, rebuild: bool = False,
@@ -120,7 +140,11 @@ def build_postgres(db: Database, data_dir: Path, embedder, params: IndexParams, 
             (report.changed if prev else report.added).append(doc.path)
             todo.append(doc)
         skipped_now = [s.__dict__ for s in loaded.skipped]
-        if reuse and not rebuild and not todo and not report.removed and old_manifest.get("skipped", []) == skipped_now:
+        todo_paths = {d.path for d in todo}
+        unchanged = [d for d in loaded.documents if d.path not in todo_paths]
+        redated = _redate(conn, unchanged) if reuse and not rebuild and not recreated else 0
+        if reuse and not rebuild and not todo and not report.removed and not redated \
+                and old_manifest.get("skipped", []) == skipped_now:
             report.documents = len(loaded.documents)
             report.chunks = old_manifest["counts"]["chunks"]
             report.seconds = time.perf_counter() - t0
@@ -153,8 +177,10 @@ def build_postgres(db: Database, data_dir: Path, embedder, params: IndexParams, 
             for lo in range(0, len(chunks), INSERT_BATCH):
                 cur.executemany(
                     "INSERT INTO rag_chunks (chunk_id, doc_id, ordinal, title, text, start_offset, end_offset, pub_date, "
-                    "tsv, embedding) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, to_tsvector(%s::regconfig, %s), %s::vector)",
-                    [(c.chunk_id, c.doc_id, c.ordinal, c.title, c.text, c.start, c.end, c.date, cfg, fold(c.text),
+                    "date_source, tsv, embedding) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, to_tsvector(%s::regconfig, %s), %s::vector)",
+                    [(c.chunk_id, c.doc_id, c.ordinal, c.title, c.text, c.start, c.end, c.date, c.date_source, cfg,
+                      fold(c.text),
                       vector_text(v))
                      for c, v in zip(chunks[lo:lo + INSERT_BATCH], vectors[lo:lo + INSERT_BATCH])])
         stage("Updating the term statistics")

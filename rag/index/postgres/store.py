@@ -12,7 +12,7 @@ Lexical half: PostgreSQL full-text search over ``to_tsvector(<config>, fold(text
 follows ``RAG_BM25_LANGUAGE``; text is folded like the local BM25 analyzer: lower case, no
 diacritics). Chunks matching any word of the query (GIN index) are ranked with BM25 computed in
 SQL (term frequencies from the tsvector, chunk frequencies in ``rag_terms``); ``ts_rank_cd`` is
-the alternative (``lexical="ts_rank_cd"``), measured worse on eval/qa.jsonl (README).
+the alternative (``lexical="ts_rank_cd"``), measured worse on eval/qa.jsonl (docs/postgres.md).
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ ORDER BY score DESC, c.id
 LIMIT %(k)s
 """
 _WORD = re.compile(r"\w+", re.UNICODE)
-_CHUNK_COLS = "id, chunk_id, doc_id, title, text, start_offset, end_offset, ordinal, pub_date"
+_CHUNK_COLS = "id, chunk_id, doc_id, title, text, start_offset, end_offset, ordinal, pub_date, date_source"
 
 
 def fold(text: str) -> str:
@@ -75,9 +75,9 @@ def vector_text(vec) -> str:
 
 
 def _chunk(row) -> Chunk:
-    _id, chunk_id, doc_id, title, text, start, end, ordinal, pub_date = row
+    _id, chunk_id, doc_id, title, text, start, end, ordinal, pub_date, date_source = row
     return Chunk(chunk_id=chunk_id, doc_id=doc_id, title=title, text=text, start=start, end=end, ordinal=ordinal,
-                 date=pub_date)
+                 date=pub_date, date_source=date_source)
 
 
 def check_manifest_model(manifest: dict, embedder, where: str) -> None:
