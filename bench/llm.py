@@ -151,7 +151,7 @@ def verified_share(pipeline: Pipeline, case: Case, style: str, text: str) -> tup
     shown, citations = renumber(shown, checked.citations)
     given = [Hit(chunk=Chunk(chunk_id=c.chunk_id, doc_id=c.doc_id, title=c.title, text=c.text, start=c.start,
                              end=c.end), score=1.0, rank=c.n) for c in citations]
-    v = pipeline.verifier.check(case.question, shown, given, lang=case.lang, extractive=True)
+    v = pipeline.verifier.check(case.question, shown, given, lang=case.lang, flags=False)
     return len(v.supported), len(v.verdicts), False
 
 
@@ -224,6 +224,26 @@ def _fmt(v: Any) -> str:
     if v is None:
         return "-"
     return f"{v:.3f}" if isinstance(v, float) and v < 1 else (f"{v:.1f}" if isinstance(v, float) else str(v))
+
+
+def run_section(ctx) -> None:
+    """``rag bench --only llm`` (bench/sections.py): on the bench's index of the shipped articles."""
+    from rag.retrieve.retriever import FusionParams, Retriever
+
+    plan = ctx.plan
+    settings = ctx.settings.model_copy(update={"index_dir": ctx.shipped_index})
+    retriever = Retriever(ctx.shipped_store, ctx.embedder, FusionParams.from_settings(settings))
+    pipeline = Pipeline(retriever, None, settings)
+    ctx.on_stage(f"LLM prompts: {'sending them to ' + plan.llm_url if plan.llm_url else 'counting tokens (no --llm-url)'}")
+    ctx.report["llm"] = run(pipeline, ctx.items, llm_url=plan.llm_url, llm_model=plan.llm_model or "",
+                            step=plan.llm_step, limit=plan.llm_questions, max_answer_tokens=plan.llm_answer_tokens)
+    if not plan.llm_url:
+        ctx.notes.append("llm: prompt tokens only (estimated); give --llm-url for the model's tokens and timings")
+
+
+def print_section(report: dict[str, Any], console) -> None:
+    if report.get("llm"):
+        print_table(report["llm"], console)
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -34,6 +34,11 @@ class BenchPlan:
     server_large: bool = True  # the API section's start-up and memory with the largest collection
     sections: tuple[str, ...] = DEFAULT_SECTIONS
     port: int | None = None  # `rag bench --port`: the port of the servers it starts (one at a time); None = a free one
+    llm_url: str | None = None  # `--llm-url`: an OpenAI-compatible server (llama-server) for the llm section
+    llm_model: str | None = None
+    llm_questions: int = 12  # questions of the set the llm section sends (every llm_step-th one)
+    llm_step: int = 7
+    llm_answer_tokens: int = 200
 
     @classmethod
     def make(cls, quick: bool, sections: Sequence[str] | None = None, faiss_vectors: int | None = None) -> "BenchPlan":

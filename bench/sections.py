@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from bench import api, faiss_alone, indexing, langchain_side, retrieval
+from bench import api, faiss_alone, indexing, langchain_side, llm, retrieval
 from bench.plan import DEFAULT_SECTIONS
 
 
@@ -62,6 +62,7 @@ SECTIONS: tuple[Section, ...] = (
     Section("langchain", langchain_side.run, langchain_side.print_section),
     Section("api", api.run, api.print_section),
     Section("postgres", _run_postgres, _print_postgres),
+    Section("llm", llm.run_section, llm.print_section),  # only when asked for: rag bench --only llm [--llm-url]
 )
 # what --only accepts: the default sections in the plan's order, then the ones run only when asked for
 SECTION_NAMES: tuple[str, ...] = DEFAULT_SECTIONS + tuple(s.name for s in SECTIONS if s.name not in DEFAULT_SECTIONS)

@@ -47,7 +47,7 @@ cache = X.ExtractiveAnswerer(sc, emb)  # shares sentence vectors across the grid
 for w, tb, nl, nd, pw in itertools.product(a.dense, a.bonus, a.neighbour_lexical, a.neighbour_dense, a.passage):
     ex = X.ExtractiveAnswerer(sc, emb if w > 0 else None, dense_weight=w, type_bonus=tb, neighbour_lexical=nl,
                               neighbour_dense=nd, passage_weight=pw)
-    ex._sentence_vector = cache._sentence_vector
+    ex._vectors = cache._vectors
     p = Pipeline(rt.retriever, None, s, scorer=sc, extractor=ex)
     r = run_eval(items, rt.retriever, EvalConfig(k=5, generator="extractive"), pipeline=p)
     ans, pl = r["answer"], r["per_lang"]

@@ -129,3 +129,16 @@ def plain_text(markdown: str) -> str:
     lines = [_MD_LINE.sub("", ln) for ln in str(markdown).splitlines()]
     text = _MD_LINK.sub(r"\1", "\n".join(lines))
     return _MD_EMPH.sub(r"\2", text)
+
+
+# ----------------------------------------------------------------------------- citation look-alikes
+
+_MARKER = re.compile(r"[\[［]\s*((?:(?:bron|bronnen|source|sources|noot|note|passage|artikel)\s*)?"
+                     r"\d{1,6}(?:\s*(?:[,;&–—-]|\ben\b|\band\b)\s*\d{1,6})*)\s*[\]］]", re.IGNORECASE)
+
+
+def neutral_markers(text: str) -> str:
+    """An article's own bracketed numbers -- footnote markers copied from web pages, "[1]", "［2］",
+    "[ 3 ]", "[bron 4]" -- written with parentheses ("(1)", "(bron 4)"), so that in an answer or a
+    prompt only the check's citations are "[n]". The reader still sees the marker."""
+    return _MARKER.sub(lambda m: "(" + " ".join(m.group(1).split()) + ")", text)

@@ -202,3 +202,26 @@ def test_docs_page_renders_the_answer_schema(browser, server):
     page.screenshot(path="/tmp/rag-browser-docs.png", full_page=True)
     assert not errors, errors
     page.close()
+
+
+def test_a_sentence_the_check_did_not_find_is_marked_and_each_source_shows_its_sentence(open_page, fake_ollama):
+    """Issue: every unverified sentence is marked ("niet gevonden in de bron"), each citation under "Bronnen"
+    shows the passage sentence that supports it, and the verdicts arrive with the done event."""
+    fake_ollama.reply = REPLY + " Ze heeft twee kinderen en woont in Londen [1]."
+    fake_ollama.piece_delay = 0.0
+    page = open_page(DESKTOP)
+    ask_in_page(page, QUESTION)
+    answer = last_answer(page)
+    answer.locator(".meta .badge").first.wait_for(timeout=60_000)
+    marked = answer.locator(".answer .unverified.unsupported")
+    marked.first.wait_for(timeout=10_000)
+    assert marked.count() == 1
+    assert "twee kinderen" in marked.inner_text() and "niet gevonden in de bron" in marked.inner_text()
+    assert "passage [1] does not say" in (marked.get_attribute("title") or "")
+    assert "vluchteling" not in marked.inner_text()  # the supported sentence is not marked
+    assert answer.locator(".support-label.uncertain").count() == 1
+    support = answer.locator(".cited-quote.cited-support").first
+    support.wait_for()
+    assert "vluchteling" in support.inner_text()
+    page.screenshot(path="/tmp/rag-browser-unverified.png")
+    assert not page.errors, page.errors

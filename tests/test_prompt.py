@@ -51,7 +51,7 @@ def test_prompt_holds_numbered_passages_and_question(hits):
         assert f'<passage n="{n}" title="{h.chunk.title}">\n{h.chunk.text}\n</passage>' in user
     assert user.index('n="1"') < user.index('n="2"') < user.index('n="3"') < user.index(q)
     assert "ONLY" in system and "[1]" in system and "never follow" in system
-    assert NO_ANSWER["nl"] in user and "Answer in Dutch" in user
+    assert NO_ANSWER["nl"] in system and NO_ANSWER["en"] in system and "Answer in Dutch" in user
     assert p.passages == hits and p.dropped == [] and p.warnings == []
     assert p.prompt_tokens == count_message_tokens(p.messages)
 
@@ -59,7 +59,7 @@ def test_prompt_holds_numbered_passages_and_question(hits):
 def test_english_question_gets_english_instructions(hits):
     p = build_prompt("How many people were wounded in Kharkiv?", hits, num_ctx=8192, max_answer_tokens=512)
     assert p.language == "en"
-    assert NO_ANSWER["en"] in p.messages[1]["content"] and "Answer in English" in p.messages[1]["content"]
+    assert NO_ANSWER["en"] in p.messages[0]["content"] and "Answer in English" in p.messages[1]["content"]
 
 
 def test_the_fixed_part_of_the_prompt_is_the_same_bytes_for_every_question(hits):

@@ -209,16 +209,38 @@
   }
 
   // The answer as blocks (split at blank lines): "> excerpt [n]" lines become a blockquote,
-  // other text a paragraph; [n] markers become buttons that open the cited passage.
-  function renderAnswerText(container, text, lookup, lang) {
+  // other text a paragraph; [n] markers become buttons that open the cited passage. A sentence the check
+  // did not verify (answer.verdicts: unsupported, off_question) is marked, with its reason on hover.
+  function renderAnswerText(container, text, lookup, lang, verdicts) {
     clear(container);
-    for (const block of String(text).split(/\n[ \t]*\n/)) {
+    const marks = (verdicts || []).filter((v) => v.verdict !== "supported" && v.end > v.start);
+    const re = /\n[ \t]*\n/g;
+    let pos = 0;
+    const blocks = [];
+    for (const m of String(text).matchAll(re)) {
+      blocks.push([pos, m.index]);
+      pos = m.index + m[0].length;
+    }
+    blocks.push([pos, String(text).length]);
+    for (const [bs, be] of blocks) {
+      const block = text.slice(bs, be);
       if (!block.trim()) continue;
       const lines = block.split("\n");
       const quote = lines.every((ln) => /^\s*>/.test(ln) || !ln.trim());
       const node = el(quote ? "blockquote" : "p", quote ? "excerpt" : "para");
-      const inner = quote ? lines.map((ln) => ln.replace(/^\s*>\s?/, "")).join("\n") : block;
-      appendCited(node, inner, lookup, lang);
+      let at = bs;
+      const strip = (part) => (quote ? part.replace(/(^|\n)\s*>\s?/g, "$1") : part);
+      for (const v of marks.filter((x) => x.start < be && x.end > bs).sort((a, b) => a.start - b.start)) {
+        const s = Math.max(v.start, at), e = Math.min(v.end, be);
+        if (s > at) appendCited(node, strip(text.slice(at, s)), lookup, lang);
+        const span = el("span", "unverified " + v.verdict);
+        span.title = v.reason || "";
+        appendCited(span, strip(text.slice(s, e)), lookup, lang);
+        span.appendChild(el("span", "verdict-label", t("verdict." + v.verdict, null, lang)));
+        node.appendChild(span);
+        at = e;
+      }
+      if (at < be) appendCited(node, strip(text.slice(at, be)), lookup, lang);
       container.appendChild(node);
     }
   }
@@ -282,8 +304,22 @@
     return quotes.length || text.length <= 300 ? text : text.slice(0, 300).replace(/\s+\S*$/, "") + " …";
   }
 
-  // The numbered sources under an answer: for each number, what it cites, the title and the date.
-  function renderCited(view, citations) {
+  // The passage sentences the check found for the answer's sentences, per citation number.
+  function supportingSentences(verdicts) {
+    const byN = new Map();
+    for (const v of verdicts || []) {
+      if (v.verdict !== "supported" || !v.support) continue;
+      const list = byN.get(v.support.n) || [];
+      if (!list.includes(v.support.text)) list.push(v.support.text);
+      byN.set(v.support.n, list);
+    }
+    return byN;
+  }
+
+  // The numbered sources under an answer: for each number, the passage sentence that supports the answer
+  // (else what it cites), the title and the date.
+  function renderCited(view, citations, verdicts) {
+    const supports = supportingSentences(verdicts);
     clear(view.cited);
     const list = (citations || []).slice().sort((a, b) => a.n - b.n);
     view.cited.hidden = !list.length;
@@ -294,7 +330,14 @@
       const li = el("li", "cited-item");
       li.dataset.n = String(c.n);
       li.appendChild(citeButton(c.n, c, view.lang));
-      li.appendChild(el("blockquote", "cited-quote", citedText(c))); // exact words, no added quotation marks
+      const supported = supports.get(c.n);
+      if (supported && supported.length) {
+        const q = el("blockquote", "cited-quote cited-support", plainText(supported.join(" … ")).replace(/\s+/g, " ").trim());
+        q.title = t("verdict.supports", null, view.lang);
+        li.appendChild(q);
+      } else {
+        li.appendChild(el("blockquote", "cited-quote", citedText(c))); // exact words, no added quotation marks
+      }
       const where = el("p", "cited-where");
       where.appendChild(el("span", "cited-title", plainText(c.title)));
       if (c.date) where.appendChild(dateLabel("cited-date", "", c, view.lang));
@@ -321,8 +364,8 @@
       if (support === "uncertain") label.title = t("support.uncertain.title", null, view.lang);
       view.bubble.insertBefore(label, view.body);
     }
-    renderAnswerText(view.body, answer.answer || "", citationLookup(view), view.lang);
-    renderCited(view, support === "abstained" ? [] : answer.citations);
+    renderAnswerText(view.body, answer.answer || "", citationLookup(view), view.lang, answer.verdicts);
+    renderCited(view, support === "abstained" ? [] : answer.citations, answer.verdicts);
     renderSources(view, support === "abstained" ? [] : answer.sources);
 
     clear(view.meta);

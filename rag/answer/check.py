@@ -327,3 +327,15 @@ def renumber(text: str, citations: Sequence[Citation]) -> tuple[str, list[Citati
         return text, sorted(citations, key=lambda c: c.n)
     new_text = _CITE.sub(lambda m: format_group([order[n] for n in parse_group(m.group(1)) if n in order]), text)
     return new_text, sorted((replace(c, n=order[c.n]) for c in citations), key=lambda c: c.n)
+
+
+def only_citations(text: str, numbers: set[int]) -> str:
+    """The last guard: every "[n]" left in an answer is one of its citations; any other bracketed number
+    (whatever wrote it) is written with parentheses, so no reader follows it to a passage."""
+    def keep(m: re.Match) -> str:
+        nums = parse_group(m.group(1))
+        if nums and all(n in numbers for n in nums):
+            return m.group(0)
+        return "(" + m.group(0)[1:-1].strip() + ")"
+
+    return _CITE.sub(keep, text)

@@ -42,8 +42,9 @@ sentences as one run lifts the first quote to 0.791 (``rag eval --generator extr
 
 from __future__ import annotations
 
-import functools
 import math
+import threading
+from collections import OrderedDict
 import re
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
@@ -53,6 +54,7 @@ import numpy as np
 from rag.ingest.chunking import sentence_spans
 from rag.answer.check import SupportScorer, citation_for
 from rag.schema import Citation, Hit
+from rag.text import neutral_markers
 
 MIN_SENTENCE_WORDS = 4  # headings and fragments ("Dode in Charkiv") are not answers
 DEFAULT_DENSE_WEIGHT = 0.6
@@ -147,7 +149,7 @@ def excerpt(text: str) -> str:
     closes = [i for i, ch in enumerate(text) if ch in _CLOSING and (ch != "’" or not text[i + 1:i + 2].isalpha())]
     opens = [i for i, ch in enumerate(text) if ch in _OPENING] + [i for i in range(len(text) - 1) if text[i:i + 2] == ",,"]
     cut = bool(closes) and (not opens or min(closes) < min(opens))
-    return EXCERPT_PREFIX + ("…" if cut else "") + text
+    return EXCERPT_PREFIX + ("…" if cut else "") + neutral_markers(text)
 
 
 class ExtractiveAnswerer:
@@ -168,7 +170,7 @@ class ExtractiveAnswerer:
         self.max_sentences = max_sentences
         self.min_relative = min_relative
         # sentences of popular passages come back often: their vectors are kept (thread-safe cache)
-        self._sentence_vector = functools.lru_cache(maxsize=cache_size)(self._embed_sentence)
+        self._vectors = SentenceVectors(self._embed_sentences, cache_size)
 
     def sentences(self, hits: Sequence[Hit]) -> list[tuple[int, Hit, int, int, str]]:
         """(n, hit, doc start, doc end, text) of every answer-like sentence, one per document span."""
@@ -230,7 +232,7 @@ class ExtractiveAnswerer:
         if self.embedder is None or self.dense_weight <= 0:
             return None, None
         qv = np.stack([np.asarray(self.embedder.embed_query(q), dtype=np.float32) for q in queries])
-        sv = np.stack([self._sentence_vector(t) for t in texts])
+        sv = np.stack(self._vectors.many(texts))
         own = (sv @ qv.T).max(axis=1)
         if not prev or self.neighbour_dense <= 0:
             return own, own
@@ -247,12 +249,20 @@ class ExtractiveAnswerer:
 
     def sentence_vector(self, text: str) -> np.ndarray:
         """A sentence's unit vector ("passage: "), from the same cache the ranking fills."""
-        return self._sentence_vector(text)
+        return self._vectors.many([text])[0]
 
-    def _embed_sentence(self, text: str) -> np.ndarray:
-        vec = np.asarray(self.embedder.embed_passages([text])[0], dtype=np.float32)
-        vec.setflags(write=False)
-        return vec
+    def sentence_vectors(self, texts: Sequence[str]) -> list[np.ndarray]:
+        """Many at once: the ones not cached yet are embedded in one engine call."""
+        return self._vectors.many(texts)
+
+    def _embed_sentences(self, texts: list[str]) -> list[np.ndarray]:
+        vecs = np.asarray(self.embedder.embed_passages(texts), dtype=np.float32)
+        out = []
+        for v in vecs:
+            v = v.copy()
+            v.setflags(write=False)
+            out.append(v)
+        return out
 
     def answer(self, queries: Sequence[str] | str, hits: Sequence[Hit],
                ranked: list[ScoredSentence] | None = None) -> Extract:
@@ -298,6 +308,31 @@ class ExtractiveAnswerer:
                 held |= toks
             chosen.append(s)
         return chosen
+
+
+class SentenceVectors:
+    """A thread-safe LRU cache of sentence vectors that embeds what it lacks in one batch per call."""
+
+    def __init__(self, embed: Callable[[list[str]], list[np.ndarray]], size: int) -> None:
+        self.embed = embed
+        self.size = size
+        self._cache: "OrderedDict[str, np.ndarray]" = OrderedDict()
+        self._lock = threading.Lock()
+
+    def many(self, texts: Sequence[str]) -> list[np.ndarray]:
+        with self._lock:
+            found = {t: self._cache[t] for t in texts if t in self._cache}
+            for t in found:
+                self._cache.move_to_end(t)
+        missing = list(dict.fromkeys(t for t in texts if t not in found))
+        if missing:
+            fresh = dict(zip(missing, self.embed(missing)))
+            found.update(fresh)
+            with self._lock:
+                self._cache.update(fresh)
+                while len(self._cache) > self.size:
+                    self._cache.popitem(last=False)
+        return [found[t] for t in texts]
 
 
 def _touching(a: ScoredSentence, b: ScoredSentence) -> bool:

@@ -11,8 +11,9 @@ stopped (``rag.answer.degenerate.LoopGuard``) instead of writing until its token
    (``Verifier.recite``; a warning names the change);
 3. every sentence is verified against the passage it cites (``rag.answer.verify``): an answer with any
    sentence not supported, no sentence that answers the question, or degenerate output is ``uncertain``;
-4. an answer with no supported sentence at all is replaced by the extractive answer (uncertain, with a
-   warning that says why), so what is shown always rests on the passages.
+4. an answer with no sentence that its passages say (supported, or true but off the question) is replaced
+   by the extractive answer (uncertain, with a warning that says why), so what is shown always rests on
+   the passages.
 
 Any LLM error falls back to the extractive answer in ``auto`` (and is raised when the LLM was asked for).
 """
@@ -50,7 +51,6 @@ class LLMGeneration:
             yield from self._extractive(turn)
             return
         turn.warnings.extend(prompt.warnings)
-        turn.timings["prompt_tokens"] = float(prompt.prompt_tokens)
         got: list[str] = []
         guard = LoopGuard()
         try:
@@ -99,9 +99,12 @@ class LLMGeneration:
         turn.warnings.extend(w for w in checked.warnings if not w.startswith("sentence without a supporting"))
         shown, recited = self.verifier.recite(dedupe_sentences(checked.text), passages)
         turn.warnings.extend(recited)
-        shown, citations, verification = self._verified(turn, shown, checked.citations, extractive=False,
+        citations = checked.citations
+        if recited:  # the citations of the corrected text
+            citations = check_citations(shown, passages, self.scorer, attach=False).citations
+        shown, citations, verification = self._verified(turn, shown, citations, extractive=False,
                                                         raw=text, prompt_passages=passages)
-        if not verification.supported:
+        if not verification.true_to_passages:
             why = "; ".join(verification.reasons()[:3]) or "no sentence of it is in the passages"
             turn.warnings.append(f"answered extractively: the language model's answer was not found in its "
                                  f"passages ({why})")

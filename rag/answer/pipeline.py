@@ -55,7 +55,7 @@ from typing import Iterator
 
 from rag.answer.choice import Choice, choose_generator
 from rag.answer.context import budget_for, select_passages
-from rag.answer.check import SupportScorer, renumber
+from rag.answer.check import SupportScorer, only_citations, renumber
 from rag.answer.degenerate import degenerate
 from rag.answer.generate import LLMGeneration
 from rag.answer.turn import UNCERTAIN_LEAD, StreamEvent, Turn, lead, pieces
@@ -90,7 +90,9 @@ class Pipeline(LLMGeneration):
         self.decider = Decider(threshold_dutch=settings.abstain_threshold)
         embedder = getattr(retriever, "embedder", None)
         self.verifier = Verifier(self.scorer, self.extractor.sentence_vector if embedder is not None else None,
-                                 embedder.embed_query if embedder is not None else None)
+                                 embedder.embed_query if embedder is not None else None,
+                                 vectors=self.extractor.sentence_vectors if embedder is not None else None,
+                                 document_text=self._document_text)
 
     # ------------------------------------------------------------------ public
     def ask(self, question: str, *, k: int = 5, mode: str = "hybrid", generator: str = "auto",
@@ -145,14 +147,16 @@ class Pipeline(LLMGeneration):
         from rag.llms.tokens import count_tokens
 
         budget = budget_for(budget, turn.decision.evidence.gap if turn.decision else None)
-        store = getattr(self.retriever, "store", None)
-        docs = getattr(store, "documents", None)
-
-        def document_text(doc_id: str) -> str | None:
-            return docs[doc_id].text if docs is not None else None
-
         return select_passages(turn.hits, turn.ranked, budget=budget, count_tokens=count_tokens,
-                               document_text=document_text)
+                               document_text=self._document_text)
+
+    def _document_text(self, doc_id: str) -> str | None:
+        """An article's whole text from the store (None when it cannot say)."""
+        docs = getattr(getattr(self.retriever, "store", None), "documents", None)
+        if docs is None:
+            return None
+        doc = docs.get(doc_id) if hasattr(docs, "get") else docs[doc_id]
+        return doc.text if doc is not None else None
 
     # ------------------------------------------------------------------ the steps, in order
     def _run(self, question: str, k: int, mode: str, generator: str, history: list[dict],
@@ -284,8 +288,8 @@ class Pipeline(LLMGeneration):
         text, citations = renumber(text, citations)
         given = [Hit(chunk=Chunk(chunk_id=c.chunk_id, doc_id=c.doc_id, title=c.title, text=c.text, start=c.start,
                                  end=c.end, page=c.page, date=c.date), score=1.0, rank=c.n) for c in citations]
-        verification = self.verifier.check(self._question(turn), text, given,
-                                           lang=turn.lang, extractive=True)
+        verification = self.verifier.check(self._question(turn), text, given, lang=turn.lang,
+                                           extractive=extractive, flags=False)
         if not extractive:
             verification.flags = degenerate(raw if raw is not None else text,
                                             [h.chunk.text for h in (prompt_passages or given)], turn.lang)
@@ -297,6 +301,7 @@ class Pipeline(LLMGeneration):
         abstained = support == "abstained"
         if not abstained:
             text, citations = renumber(text, citations)
+            text = only_citations(text, {c.n for c in citations})
         turn.timings["generation_ms"] = (time.perf_counter() - turn.started) * 1000
         return StreamEvent("done", Answer(
             question=turn.question, answer=text, abstained=abstained, generator=generator,

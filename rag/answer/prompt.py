@@ -18,6 +18,7 @@ from typing import Sequence
 from rag.schema import Hit
 from rag.text import detect_language  # noqa: F401  (re-exported: rag.answer.prompt.detect_language)
 from rag.text import fold as _fold
+from rag.text import neutral_markers
 
 # ----------------------------------------------------------------------------- language
 
@@ -95,8 +96,9 @@ def short_title(title: str) -> str:
 
 
 def _neutralize(text: str) -> str:
-    """Passage text can't close or open the fence: tag look-alikes are defused."""
-    return re.sub(r"<(\s*/?\s*passage)", r"‹\1", text, flags=re.IGNORECASE)
+    """Passage text can't close or open the fence (tag look-alikes are defused) and holds no "[n]" of its
+    own: the model's citations are the only ones (``rag.text.neutral_markers``)."""
+    return neutral_markers(re.sub(r"<(\s*/?\s*passage)", r"‹\1", text, flags=re.IGNORECASE))
 
 
 def format_passage(n: int, hit: Hit, titled: bool = True) -> str:

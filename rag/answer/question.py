@@ -51,7 +51,7 @@ _KINDS = [
                          r"would|should)\b", re.I)),
 ]
 # "Wie is Remco Breuker?" / "Who is Jihyun Park?": asks what someone is, not for a person
-_WHO_IS = re.compile(r"^\W*(?:wie\s+(?:is|was|zijn|waren)|who\s+(?:is|was|are|were))\s+(?:de\s+|het\s+|the\s+)?"
+_WHO_IS = re.compile(r"^\W*(?i:wie\s+(?:is|was|zijn|waren)|who\s+(?:is|was|are|were))\s+(?i:de\s+|het\s+|the\s+)?"
                      r"[A-ZÀ-Ö][\w\-]*(?:\s+[A-ZÀ-Ö][\w\-]*)*\s*\??\s*$")
 
 

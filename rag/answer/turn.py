@@ -20,10 +20,6 @@ UNCERTAIN_LEAD = {
     "nl": "Ik vond geen zin die dit precies beantwoordt; dit komt het dichtst in de buurt:",
     "en": "I found no sentence that answers this exactly; this is the closest:",
 }
-UNCITED_LEAD = {
-    "nl": "Het taalmodel noemde voor dit antwoord geen bron uit de artikelen; controleer het zelf:",
-    "en": "The language model cited no passage of the articles for this answer; check it yourself:",
-}
 
 
 def lead(table: dict[str, str], lang: str) -> str:

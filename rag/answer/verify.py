@@ -38,7 +38,7 @@ import numpy as np
 from rag.answer.check import CITE, SupportScorer, find_citations, sentence_units
 from rag.answer.degenerate import Flag, degenerate
 from rag.answer.facts import months, name_in, name_part_in, names, numbers, quoted, vague_amounts
-from rag.answer.question import asked, holds_kind
+from rag.answer.question import asked, holds_kind, unit_of
 from rag.ingest.chunking import sentence_spans
 from rag.schema import Hit
 from rag.text import detect_language, fold
@@ -49,7 +49,6 @@ MIN_FOCUS = 0.2  # the question's content words (names left out) found around th
 MIN_QUESTION_SIMILARITY = 0.82  # ... or the e5 cosine of the question with the answer or its support
 CROSS_LINGUAL = 0.02  # ... lower by this for a question not in Dutch (the articles' language)
 MIN_CONTENT_TOKENS = 1
-TYPED = ("number", "date", "place", "person", "name")
 KIND_WORDS = ("oud lang vaak groot hoog ver duur snel zwaar laat jaar maand dag datum stad plaats gemeente land "
               "regio provincie naam old long often big large high far fast heavy late year month day date town "
               "city country place region name").split()
@@ -83,6 +82,11 @@ class Verification:
     @property
     def supported(self) -> list[Verdict]:
         return [v for v in self.verdicts if v.verdict == "supported"]
+
+    @property
+    def true_to_passages(self) -> list[Verdict]:
+        """Sentences the cited passage says, whether or not they answer the question."""
+        return [v for v in self.verdicts if v.verdict in ("supported", "off_question")]
 
     @property
     def support(self) -> str:
@@ -122,10 +126,13 @@ class Verifier:
     ("query: "); both None without an embedder (then meaning is judged by the words alone)."""
 
     def __init__(self, scorer: SupportScorer, vector: Vector | None = None, query_vector: Vector | None = None,
-                 *, min_similarity: float = MIN_SIMILARITY, min_overlap: float = MIN_OVERLAP,
+                 *, vectors: Callable[[list[str]], list[np.ndarray]] | None = None,
+                 document_text: Callable[[str], str | None] | None = None, min_similarity: float = MIN_SIMILARITY, min_overlap: float = MIN_OVERLAP,
                  min_focus: float = MIN_FOCUS, min_question_similarity: float = MIN_QUESTION_SIMILARITY) -> None:
         self.scorer = scorer
         self.vector = vector
+        self.vectors = vectors
+        self.document_text = document_text
         self.query_vector = query_vector
         self.min_similarity = min_similarity
         self.min_overlap = min_overlap
@@ -134,10 +141,11 @@ class Verifier:
 
     # ------------------------------------------------------------------ the whole answer
     def check(self, question: str, text: str, passages: Sequence[Hit], *, lang: str = "nl",
-              extractive: bool = False) -> Verification:
-        """Verdicts for every sentence of ``text`` (``[n]`` is ``passages[n-1]``) and the answer's flags."""
+              extractive: bool = False, flags: bool | None = None) -> Verification:
+        """Verdicts for every sentence of ``text`` (``[n]`` is ``passages[n-1]``; an extractive answer's units
+        are its excerpts) and, for a model's answer (``flags``, default: not extractive), its flags."""
         result = Verification()
-        if not extractive:
+        if (not extractive) if flags is None else flags:
             result.flags = degenerate(text, [h.chunk.text for h in passages], lang)
         q = asked(question)
         q_tokens = self._focus_tokens(question, q.names)
@@ -243,6 +251,9 @@ class Verifier:
     def _similarities(self, clean: str, cands: list[_Candidate]) -> list[float]:
         if self.vector is None:
             return [0.0] * len(cands)
+        if self.vectors is not None:  # one engine call for what is not cached yet
+            v, *others = self.vectors([clean] + [c.text for c in cands])
+            return [float(v @ o) for o in others]
         v = self.vector(clean)
         return [float(v @ self.vector(c.text)) for c in cands]
 
@@ -263,7 +274,7 @@ class Verifier:
         f = self.address_features(q, q_tokens, q_vec, clean, verdict, passages)
         if not (f["kind"] and f["names"]) or f["counted"] is False:
             return False  # "hoeveel kinderen": the sentence must speak of kinderen, not of any number
-        if q.kind in TYPED and f["focus"] == 0.0 and detect_language(q.question) == "nl":
+        if self._needs_focus(q) and f["focus"] == 0.0 and detect_language(q.question) == "nl":
             return False  # a number, date or name near none of the question's words answers something else
         if f["focus"] is not None and f["focus"] >= self.min_focus:
             return True
@@ -271,6 +282,14 @@ class Verifier:
             lower = CROSS_LINGUAL if detect_language(q.question) != "nl" else 0.0
             return f["question_similarity"] >= self.min_question_similarity - lower
         return f["focus"] is None
+
+    @staticmethod
+    def _needs_focus(q) -> bool:
+        """A name, place or person, or a number or date whose unit ("jaar oud") or counted thing ("hoeveel
+        kinderen") does not already tie it to the question, must stand near the question's own words."""
+        if q.kind in ("place", "person", "name"):
+            return True
+        return q.kind in ("number", "date") and q.counted is None and unit_of(q.question) is None
 
     def address_features(self, q, q_tokens: set[str], q_vec, clean: str, verdict: Verdict,
                          passages: Sequence[Hit]) -> dict:
@@ -280,7 +299,10 @@ class Verifier:
         support = verdict.support["text"] if verdict.support else ""
         around = clean + "\n" + support
         window = around + "\n" + self._window_text(verdict, hit)
-        context = window + "\n" + (hit.chunk.title if hit else "")  # the names: near it, or the article's title
+        # the names: near it, or the article's title; for a person, place or name asked for, in the very
+        # sentence that supports it ("the president of South Korea" is not the American one a line away)
+        near = around if q.kind in ("person", "place", "name") else window
+        context = near + "\n" + (hit.chunk.title if hit else "")
         focus = self.scorer.overlap(q_tokens, self.scorer.tokens([window])[0]) if q_tokens else None
         qsim = None
         if q_vec is not None and self.vector is not None:
@@ -293,12 +315,22 @@ class Verifier:
                 "names": _names_found(q.core_names, context), "counted": counted,
                 "focus": focus, "question_similarity": qsim}
 
-    @staticmethod
-    def _window_text(verdict: Verdict, hit: Hit | None) -> str:
+    def _window_text(self, verdict: Verdict, hit: Hit | None) -> str:
+        """The text around the supporting sentence: 300 characters either side, in the article when the store
+        gives it (a model's passage may be that one sentence), else in the passage."""
         if hit is None or verdict.support is None:
             return ""
+        start, end = verdict.support["start"], verdict.support["end"]
+        article = None
+        if self.document_text is not None:
+            try:
+                article = self.document_text(hit.chunk.doc_id)
+            except Exception:  # a store that cannot give it now: the passage will do
+                article = None
+        if article and article[start:end] == verdict.support["text"]:
+            return article[max(0, start - 300):end + 300]
         c = hit.chunk
-        a, b = verdict.support["start"] - c.start, verdict.support["end"] - c.start
+        a, b = start - c.start, end - c.start
         return c.text[max(0, a - 300):b + 300]
 
     @staticmethod

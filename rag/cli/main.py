@@ -229,7 +229,11 @@ def bench_cmd(
     out_file: Annotated[Optional[Path], typer.Option("--out", help="write all figures and machine info as JSON here")] = None,
     qa: Annotated[Path, typer.Option("--qa", help="reference Q&A set for hit@k")] = Path("eval/qa.jsonl"),
     only: Annotated[Optional[str], typer.Option(
-        "--only", help="comma-separated sections: index,retrieval,faiss,api,backends,langchain")] = None,
+        "--only", help="comma-separated sections: index,retrieval,faiss,api,backends,langchain,postgres,llm")] = None,
+    llm_url: Annotated[Optional[str], typer.Option("--llm-url", help="llm section: an OpenAI-compatible server "
+                                                   "(llama-server), e.g. http://127.0.0.1:8080/v1")] = None,
+    llm_model: Annotated[Optional[str], typer.Option("--llm-model", help="llm section: the model name it answers to")] = None,
+    llm_questions: Annotated[int, typer.Option("--llm-questions", min=1, help="llm section: questions to send")] = 12,
     faiss_vectors: Annotated[Optional[int], typer.Option("--faiss-vectors", min=1000, help="vectors for FAISS exact vs HNSW")] = None,
     work_dir: Annotated[Optional[Path], typer.Option("--work-dir", help="where collections and indexes go (default: a temporary folder)")] = None,
     keep: Annotated[bool, typer.Option("--keep", help="keep the work folder")] = False,
@@ -253,6 +257,7 @@ def bench_cmd(
     settings = settings_from(data, index, embed_model)  # the server's model unless --embed-model (issue 9)
     plan = BenchPlan.make(quick, sections, faiss_vectors)
     plan.port = port
+    plan.llm_url, plan.llm_model, plan.llm_questions = llm_url, llm_model or settings.llm_model, llm_questions
     work = work_dir or default_work_dir()
     work.mkdir(parents=True, exist_ok=True)
     console.print(f"[dim]work folder: {work}[/]")
