@@ -150,7 +150,7 @@ LAST_WORD_SECONDS = 0.5  # how long the timeout event may wait for a socket that
 
 
 def stream_deadline(llm_timeout: float) -> float:
-    """When a stream whose answer starts now must be over (``GuardedStream``'s ``deadline``)."""
+    """When a stream that starts now must be over (``GuardedStream``'s ``deadline``)."""
     return anyio.current_time() + llm_timeout + STREAM_GRACE
 
 

@@ -284,7 +284,6 @@ async def chat_completions(request: Request):
         choice = await anyio.to_thread.run_sync(choose_generator, st.pipeline.llm, generator)
         gate = st.gate if choice.use_llm else NO_GATE
         await gate.acquire()
-        deadline = stream_deadline(st.settings.llm_timeout)  # a stream not read to its end is cut then
         pipeline = st.pipeline.with_choice(choice)
     except Exception as exc:
         return translate(exc).response()
@@ -309,5 +308,6 @@ async def chat_completions(request: Request):
     except BaseException:
         gate.release()
         raise
+    # the stream may run RAG_LLM_TIMEOUT (+1 s) from here: a client that stops reading is cut then
     return await stream_completion(gen, first, gate, req.model, question, cancel=llm.cancel if llm else None,
-                                   deadline=deadline)
+                                   deadline=stream_deadline(st.settings.llm_timeout))

@@ -58,11 +58,13 @@ class StoreHealth:
     def start(self, current: Callable[[], Any]) -> None:
         """Ask the served store (``current()``, None before it is loaded) every ``every`` s from now on,
         so /health's answer is never older than that, even when nobody asked for a while."""
+        def tick(store: Any) -> None:  # (no reference to a store outlives the call: an old index version's
+            if store is not None and not in_memory(store):  # maps must go when it is swapped out)
+                self._refresh(store)
+
         async def watch() -> None:
             while True:
-                store = current()
-                if store is not None and not in_memory(store):
-                    self._refresh(store)
+                tick(current())
                 await asyncio.sleep(self.every / 2)
 
         if self._watcher is None:

@@ -42,7 +42,6 @@ async def ask(body: AskRequest, request: Request, st: StateDep, pipeline: Pipeli
     choice = await anyio.to_thread.run_sync(choose_generator, pipeline.llm, req.generator)
     gate = st.gate if choice.use_llm else NO_GATE  # extractive answers are cheap: no slot
     await gate.acquire()
-    deadline = stream_deadline(st.settings.llm_timeout)  # a stream not read to its end is cut then
     pinned = pipeline.with_choice(choice)
     llm = pinned.llm = CancellableLLM(pipeline.llm) if pipeline.llm is not None else None
     stop = llm.cancel if llm else (lambda: None)
@@ -65,4 +64,5 @@ async def ask(body: AskRequest, request: Request, st: StateDep, pipeline: Pipeli
     except BaseException:
         gate.release()
         raise
-    return stream_answer(gen, first, gate.release, cancel=stop, deadline=deadline)
+    # the stream may run RAG_LLM_TIMEOUT (+1 s) from here: a client that stops reading is cut then
+    return stream_answer(gen, first, gate.release, cancel=stop, deadline=stream_deadline(st.settings.llm_timeout))
