@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import threading
 from typing import Any, AsyncIterator, Awaitable, Callable, Iterator
 
 import anyio
 from fastapi import Request
 from fastapi.responses import StreamingResponse
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
-from rag.errors import LLMError, RagError
+from rag.errors import LLMError, LLMTimeout, RagError
 
 from .errors import ClientGone, error_body, status_for
 
@@ -144,19 +145,59 @@ def event_payload(ev) -> tuple[str, Any]:
     return str(ev.kind), ev.data
 
 
+STREAM_GRACE = 1.0  # seconds past RAG_LLM_TIMEOUT before a stream is cut (the LLM's own deadline reports first)
+LAST_WORD_SECONDS = 0.5  # how long the timeout event may wait for a socket that takes nothing
+
+
+def stream_deadline(llm_timeout: float) -> float:
+    """When a stream that starts now must be over (``GuardedStream``'s ``deadline``)."""
+    return anyio.current_time() + llm_timeout + STREAM_GRACE
+
+
 class GuardedStream(StreamingResponse):
     """A streaming response that runs ``on_close`` however it ends (finished, client gone, error),
-    even when the body was never iterated."""
+    even when the body was never iterated.
 
-    def __init__(self, content: AsyncIterator[str], on_close, **kw) -> None:
+    With a ``deadline`` (``anyio.current_time()`` clock) the response may not outlive it: a client that
+    stops reading leaves ``send`` waiting for ever on a full socket, holding the LLM slot and the
+    upstream LLM request. At the deadline the LLM call is cut and the slot freed (``on_close``), then
+    ``last_word(LLMTimeout)`` (the stream's error event) is sent if the socket takes it within
+    ``LAST_WORD_SECONDS``, and the response ends (the server closes a connection it could not finish)."""
+
+    def __init__(self, content: AsyncIterator[str], on_close, *, deadline: float | None = None,
+                 last_word: Callable[[Exception], str] | None = None, **kw) -> None:
         super().__init__(content, **kw)
         self._on_close = on_close
+        self._deadline = deadline
+        self._last_word = last_word
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
         try:
-            await super().__call__(scope, receive, send)
+            with anyio.CancelScope(deadline=self._deadline if self._deadline is not None else math.inf) as scope_:
+                await super().__call__(scope, receive, tracked)
+            if scope_.cancelled_caught:
+                await self._on_close()  # the slot and the LLM call first
+                await self._time_out(send, started)
         finally:
             await self._on_close()
+
+    async def _time_out(self, send: Send, started: bool) -> None:
+        log.warning("an answer stream was still running (a client not reading it?) at RAG_LLM_TIMEOUT; "
+                    "its LLM call was stopped and its slot freed")
+        if not started or self._last_word is None:
+            return
+        exc = LLMTimeout("the answer stream was stopped: it ran past RAG_LLM_TIMEOUT (the client did not read it, "
+                         "or the LLM was too slow)")
+        with anyio.move_on_after(LAST_WORD_SECONDS):
+            await send({"type": "http.response.body", "body": self._last_word(exc).encode(), "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 def closer(gen: Iterator, release: Callable[[], None],
@@ -184,12 +225,13 @@ def closer(gen: Iterator, release: Callable[[], None],
 
 
 def stream_answer(gen: Iterator, first: Any, release: Callable[[], None],
-                  cancel: Callable[[], None] | None = None) -> GuardedStream:
+                  cancel: Callable[[], None] | None = None, deadline: float | None = None) -> GuardedStream:
     """Forward the pipeline's events (``first`` already fetched) as SSE. The generator is advanced
     in worker threads, one ``next()`` at a time; when the response ends for any reason the LLM call is
     cancelled (``cancel``), the generator closed and ``release`` called. A client that leaves while a
     worker thread waits for the LLM is noticed at once (Starlette cancels the response): the wait is
-    abandoned, so the slot is freed without waiting for the LLM's next byte."""
+    abandoned, so the slot is freed without waiting for the LLM's next byte. A client that stays but
+    stops reading is cut at ``deadline`` (``GuardedStream``)."""
     close = closer(gen, release, cancel)
 
     async def events() -> AsyncIterator[str]:
@@ -202,13 +244,18 @@ def stream_answer(gen: Iterator, first: Any, release: Callable[[], None],
                     break
                 ev = await next_in_thread(gen)
         except Exception as exc:  # after the 200 went out, errors travel as an event
-            status = status_for(exc)
-            if status >= 500 and not isinstance(exc, RagError):
-                log.error("answer stream failed", exc_info=exc)
-            body = error_body(exc)
-            yield sse("error", {"message": body["detail"], "error": body["error"], "status": status})
+            yield error_event(exc)
         finally:
             await close()
 
-    return GuardedStream(events(), close, media_type="text/event-stream",
+    return GuardedStream(events(), close, deadline=deadline, last_word=error_event, media_type="text/event-stream",
                          headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def error_event(exc: Exception) -> str:
+    """An error after the 200 went out, as the SSE ``error`` event."""
+    status = status_for(exc)
+    if status >= 500 and not isinstance(exc, RagError):
+        log.error("answer stream failed", exc_info=exc)
+    body = error_body(exc)
+    return sse("error", {"message": body["detail"], "error": body["error"], "status": status})

@@ -6,7 +6,8 @@
     gates.py        admission control: LLM slots with a short waiting line, a cap on searches
     answering.py    running one answer: JSON (cancelled when the client leaves) or Server-Sent Events
     errors.py       every error -> status code mapping
-    middleware.py   body size and read-time limit, security headers
+    middleware.py   body size and read-time limit, the JSON guard, security headers
+    store_health.py /health's view of the store (a database is checked in the background, never waited on)
     models.py       the response models (the schema /docs shows)
     routers/        health, search, ask, documents, admin, page
     server.py       the uvicorn server with header and keep-alive timeouts
@@ -78,9 +79,11 @@ def create_app(settings: Settings, runtime: Runtime | None = None, llm: Any = No
             state.runtime = await anyio.to_thread.run_sync(lambda: open_runtime(settings, build_if_missing=True))
             state.runtime = batched_runtime(state.runtime, settings)  # concurrent queries share engine calls
         state.follow(state.runtime)  # a new index version on disk is served within RAG_RELOAD_INTERVAL
+        state.store_health.start(lambda: state.runtime.store if state.runtime else None)  # a database, for /health
         try:
             yield
         finally:
+            state.store_health.stop()
             if state.live is not None:
                 state.live.stop()
             state.searches.close()
@@ -102,7 +105,9 @@ def create_app(settings: Settings, runtime: Runtime | None = None, llm: Any = No
     # innermost: JSON bodies are JSON (415) and not nested deeper than RAG_MAX_JSON_DEPTH (422), before parsing
     app.add_middleware(JsonGuardMiddleware, max_depth=settings.max_json_depth, exempt=(uploads.UPLOAD_PATH,))
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, timeout=settings.body_timeout,
-                       larger={("POST", uploads.UPLOAD_PATH): upload_limit})
+                       larger={("POST", uploads.UPLOAD_PATH): upload_limit},
+                       settings={("POST", uploads.UPLOAD_PATH): "an article file of at most "
+                                                                f"{settings.max_file_bytes:,} bytes: RAG_MAX_FILE_BYTES"})
     app.add_middleware(SecurityHeadersMiddleware)
     # outermost: a request for another host name (DNS rebinding) gets 400 before anything else runs
     app.add_middleware(JsonTrustedHostMiddleware, allowed_hosts=settings.trusted_hosts())

@@ -19,6 +19,7 @@ from rag.errors import AdminActionsOff, ApiKeyRequired, IndexNotFound
 from rag.runtime import Runtime
 
 from .gates import LLMGate, SearchLimiter, Threads
+from .store_health import StoreHealth
 
 log = logging.getLogger(__name__)
 
@@ -72,12 +73,17 @@ class AppState:
     searches: SearchLimiter = field(default_factory=lambda: SearchLimiter(8))
     # /health's own worker threads: it never waits for a thread of the default pool that answers share
     health_threads: Threads = field(default_factory=lambda: Threads(2))
+    store_health: StoreHealth | None = None  # /health's view of the store, never waiting on a database (shared)
     status: StatusProbe | None = None
     reindex_lock: asyncio.Lock | None = None
     started_at: float = field(default_factory=time.time)
     stopping: threading.Event = field(default_factory=threading.Event)  # set by SIGTERM: builds stop between batches
     live: Any = None  # rag.index.local.live.LiveIndex: the served index version, following the index on disk
     snapshot: Any = None  # in a request's view: the one version it uses from start to end
+
+    def __post_init__(self) -> None:
+        if self.store_health is None:  # (a request's view, ``now()``, shares the server's)
+            self.store_health = StoreHealth(self.health_threads)
 
     def now(self) -> "AppState":
         """This state as one request sees it: runtime and pipeline of the version served right now,

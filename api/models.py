@@ -136,6 +136,8 @@ class StoreOut(BaseModel):
     kind: str = Field(description="local | postgres (RAG_STORE)")
     reachable: bool
     detail: str | None = Field(None, description="why the store does not answer (status 'degraded')")
+    age_s: float | None = Field(None, description="seconds since the store last answered (a database is checked "
+                                                  "in the background; the local index is read at once: 0)")
 
 
 class HealthOut(BaseModel):

@@ -35,7 +35,8 @@ from rag.contract import MAX_HISTORY_TURNS, MAX_K, AskRequest, check_length, par
 from rag.errors import RagError
 from rag.text import detect_language
 
-from .answering import _DONE, CancellableLLM, GuardedStream, closer, next_in_thread, run_until_disconnected
+from .answering import (_DONE, CancellableLLM, GuardedStream, closer, next_in_thread, run_until_disconnected,
+                        stream_deadline)
 from .answering import next_event as _next
 from .errors import RETRY_AFTER, ServerBusy, error_body, status_for
 from .gates import NO_GATE
@@ -199,9 +200,10 @@ def _tail(streamed: str, final: str) -> str:
     return "\n\n---\n" + f
 
 
-async def stream_completion(gen, first, gate, model: str, question: str, cancel=None) -> GuardedStream:
+async def stream_completion(gen, first, gate, model: str, question: str, cancel=None,
+                            deadline: float | None = None) -> GuardedStream:
     """The pipeline's events as OpenAI chunks; the LLM call is cancelled, the generator closed and the
-    slot released however the response ends (like ``/api/ask``'s stream)."""
+    slot released however the response ends, at the latest at ``deadline`` (like ``/api/ask``'s stream)."""
     cid, created = completion_id(), int(time.time())
     close = closer(gen, gate.release, cancel)
 
@@ -230,12 +232,17 @@ async def stream_completion(gen, first, gate, model: str, question: str, cancel=
                 ev = await next_in_thread(gen, _next)
             yield "data: [DONE]\n\n"
         except Exception as exc:  # after the 200 went out: an error object in the stream
-            yield "data: " + json.dumps(translate(exc).body(), ensure_ascii=False) + "\n\n"
+            yield error_chunk(exc)
         finally:
             await close()
 
-    return GuardedStream(events(), close, media_type="text/event-stream",
+    return GuardedStream(events(), close, deadline=deadline, last_word=error_chunk, media_type="text/event-stream",
                          headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+def error_chunk(exc: Exception) -> str:
+    """An error after the 200 went out: an error object in the stream."""
+    return "data: " + json.dumps(translate(exc).body(), ensure_ascii=False) + "\n\n"
 
 
 # ============================================================================ routes
@@ -304,4 +311,6 @@ async def chat_completions(request: Request):
     except BaseException:
         gate.release()
         raise
-    return await stream_completion(gen, first, gate, req.model, question, cancel=llm.cancel if llm else None)
+    # the stream may run RAG_LLM_TIMEOUT (+1 s) from here: a client that stops reading is cut then
+    return await stream_completion(gen, first, gate, req.model, question, cancel=llm.cancel if llm else None,
+                                   deadline=stream_deadline(st.settings.llm_timeout))

@@ -4,6 +4,7 @@ keep-alive connection is closed after a few seconds; the body's time limit is in
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any
 
@@ -17,11 +18,23 @@ MAX_HEADER_BYTES = 16 * 1024
 SETTINGS_ENV = "_RAG_SERVE_SETTINGS"  # settings for --workers processes (JSON); internal
 
 
+def timeout_response(seconds: float) -> bytes:
+    """The raw 408 sent before a connection is closed for headers that took too long (JSON, as every
+    error of the API: ``{"detail", "error", "code"}``)."""
+    body = json.dumps({"detail": f"the request headers did not arrive within {seconds:g} s (RAG_HEADER_TIMEOUT)",
+                       "error": "RequestTimeout", "code": "timeout"}).encode()
+    return (b"HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n"
+            b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body)) + body
+
+
 class HeaderTimeoutProtocol(H11Protocol):
-    """Closes a connection whose request headers are not complete within ``header_timeout`` s."""
+    """Closes a connection whose request headers are not complete within ``header_timeout`` s, with a
+    408 first when a request had begun or none was ever made on it (a connection idle between
+    keep-alive requests is closed quietly: its client may be sending the next request right now)."""
 
     header_timeout: float = 10.0
     _header_timer = None
+    _served = False
 
     def _arm(self) -> None:
         self._disarm()
@@ -34,7 +47,10 @@ class HeaderTimeoutProtocol(H11Protocol):
 
     def _headers_too_slow(self) -> None:
         if self.conn.their_state in (h11.IDLE,) and not self.transport.is_closing():
-            self.transport.close()
+            started = bool(self.conn.trailing_data[0])  # bytes of a request whose headers never ended
+            if started or not self._served:
+                self.transport.write(timeout_response(self.header_timeout))
+            self.transport.close()  # (after the write buffer is flushed)
 
     def connection_made(self, transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -46,6 +62,7 @@ class HeaderTimeoutProtocol(H11Protocol):
             self._disarm()
 
     def on_response_complete(self) -> None:
+        self._served = True
         super().on_response_complete()
         self._arm()
 

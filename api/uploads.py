@@ -65,6 +65,16 @@ def _doc_summary(store, doc_id: str) -> dict[str, Any]:
             "chunks": len(store.chunk_indices(doc_id)), "chars": len(d.text)}
 
 
+def not_indexed(path: str, report: Any) -> AddRefused:
+    """The refusal for a file the build skipped after all (e.g. too many passages for its size), with its reason."""
+    reason = next((s.reason for s in getattr(report, "skipped", []) if s.path == path), None)
+    if reason is None:
+        return AddRefused(f"'{path}' was not indexed", 422, "not_indexed")
+    too_large = reason.startswith("too large")
+    return AddRefused(f"'{path}' cannot be used as an article: {reason}", 413 if too_large else 422,
+                      "too_large" if too_large else "not_indexed")
+
+
 @router.post(UPLOAD_PATH, status_code=201, responses={
     401: {"description": "missing or wrong API key"}, 403: {"description": "uploads are off (no RAG_API_KEY)"},
     409: {"description": "the file (or its name) is already there"}, 413: {"description": "too large"},
@@ -82,7 +92,7 @@ async def upload_document(st: AdminDep, file: Annotated[UploadFile, File(descrip
         try:
             report, new, pipeline = await anyio.to_thread.run_sync(st.rebuild)
             if added.doc_id not in new.store.documents:
-                raise AddRefused(f"'{added.path}' was not indexed", 422, "not_indexed")
+                raise not_indexed(added.path, report)
         except BaseException as e:
             (Path(settings.data_dir) / added.path).unlink(missing_ok=True)  # undo: the archive stays as it was
             _stopping(st, e, f"'{added.path}' was not added")

@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     # PDF, Word and HTML files are parsed in a child process under these limits (rag/ingest/safe_parse.py)
     parse_expand_ratio: int = Field(50, ge=1, description="a file may expand (decompressed, as text) to this many times its size")
     parse_max_text_chars: int = Field(50_000_000, ge=1000, description="... and never beyond this (about 50 MB of text)")
+    parse_text_ratio: int = Field(10, ge=1, description="a PDF, Word or HTML file may give at most this many characters "
+                                                      "of text per byte of the file (20,000 for a small one)")
+    parse_passage_bytes: int = Field(64, ge=1, description="a file may become at most one passage per this many bytes "
+                                                           "of it (100 for a small one)")
     parse_max_pages: int = Field(5_000, ge=1, description="PDFs with more pages are skipped")
     parse_max_paragraphs: int = Field(50_000, ge=1, description="documents with more paragraphs are skipped")
     parse_max_nesting: int = Field(200, ge=8, description="deepest HTML/XML element nesting read")

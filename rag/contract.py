@@ -8,6 +8,7 @@ The question's length limit is a setting (``RAG_MAX_QUESTION_CHARS``): ``check_l
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -37,9 +38,15 @@ def encodable(text: str, what: str) -> str:
     return text
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # C0 controls and DEL; tab and line breaks are fine
+
+
 def not_blank(text: str, what: str) -> str:
     if not text.strip():
         raise ValueError(f"the {what} is empty")
+    bad = _CONTROL.search(text)
+    if bad:
+        raise ValueError(f"the {what} contains a control character (U+{ord(bad.group()):04X}); send plain text")
     return encodable(text, what)
 
 

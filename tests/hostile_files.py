@@ -1,5 +1,6 @@
 """Hostile article files, generated at test time (nothing large is committed): decompression bombs,
-trap page trees, deep nesting, broken files, and web pages with scripts.
+trap page trees, deep nesting, broken files, web pages with scripts, and chunk bombs (a few KB that
+would become hundreds of passages).
 
 ``hostile_corpus()`` is ``{file name: (bytes, what the reason must mention)}``; every one of them
 must be skipped with a reason by ``rag index`` / ``rag add`` and refused with a 4xx by the upload
@@ -138,6 +139,61 @@ def lying_zip_bomb(expanded: int = 20 * MB) -> bytes:
     return bytes(data)
 
 
+# ----------------------------------------------------------------------------- chunk bombs (issue 37 item 2)
+# small files whose text is far larger than the file: each would become hundreds of passages
+
+LINE = b"(Pyongyang lanceerde opnieuw een raket boven de Japanse Zee, meldt het persbureau.) Tj T* "
+FONT = b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica /Encoding /WinAnsiEncoding >>"
+
+
+def _flate_stream(data: bytes, extra: bytes = b"") -> bytes:
+    packed = zlib.compress(data, 9)
+    return b"<< /Length %d /Filter /FlateDecode%s >>\nstream\n" % (len(packed), extra) + packed + b"\nendstream"
+
+
+def repetitive_text_pdf(lines: int = 9_000) -> bytes:
+    """One page whose content stream repeats a sentence ``lines`` times: ~3.5 KB on disk, ~770,000
+    characters of text (the probe's 3,701-byte PDF gave 780,000 characters and 1,398 passages)."""
+    content = b"BT /F1 11 Tf 14 TL 72 770 Td " + LINE * lines + b"ET"
+    return pdf_from_objects([
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 5 0 R >> >> "
+        b"/Contents 4 0 R >>",
+        _flate_stream(content),
+        FONT,
+    ])
+
+
+def drawing_xobjects_pdf(levels: int = 12, fanout: int = 2) -> bytes:
+    """Form XObjects that draw each other: the page draws X0, each Xi shows a sentence and draws
+    X(i+1) ``fanout`` times, and the last draws X0 again (a cycle). Two kilobytes of objects; a parser
+    that follows every Do writes the sentence fanout**levels times (and more, round the cycle)."""
+    first = 6  # object number of X0
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /Font << /F1 5 0 R >> "
+        b"/XObject << /X %d 0 R >> >> /Contents 4 0 R >>" % first,
+        _flate_stream(b"/X Do"),
+        FONT,
+    ]
+    for i in range(levels):
+        nxt = first + (i + 1) % levels
+        body = b"BT /F1 11 Tf 72 770 Td " + LINE + b"ET " + b"/N Do " * fanout
+        extra = (b" /Type /XObject /Subtype /Form /BBox [0 0 595 842] /Resources << /Font << /F1 5 0 R >> "
+                 b"/XObject << /N %d 0 R >> >>" % nxt)
+        objects.append(_flate_stream(body, extra))
+    return pdf_from_objects(objects)
+
+
+def docx_repeated_runs(runs: int = 300, paragraphs: int = 20) -> bytes:
+    """A Word file of ``paragraphs`` paragraphs, each the same run repeated ``runs`` times: a few KB
+    as a file, millions of characters of text (the probe's 146 KB file gave 1,222 passages)."""
+    run = b'<w:r><w:t xml:space="preserve">Pyongyang lanceerde opnieuw een raket boven de Japanse Zee. </w:t></w:r>'
+    return docx_of((b"<w:p>" + run * runs + b"</w:p>") * paragraphs)
+
+
 def deep_html(depth: int = 20_000) -> bytes:
     return (b"<html><body><article>" + b"<div>" * depth + b"<p>Diep verstopt artikel over Pyongyang.</p>"
             + b"</div>" * depth + b"</article></body></html>")
@@ -176,6 +232,9 @@ def hostile_corpus() -> dict[str, tuple[bytes, tuple[str, ...]]]:
         "spatie-bom.docx": (docx_whitespace_bomb(), big),
         "zip-bom.docx": (zip_bomb(), big),
         "liegende-zip.docx": (lying_zip_bomb(), ("not a valid Word document", "Bad CRC", "cannot be read")),
+        "herhaalde-tekst.pdf": (repetitive_text_pdf(), big),  # chunk bombs: a few KB, hundreds of passages
+        "tekenende-xobjects.pdf": (drawing_xobjects_pdf(), big),
+        "herhaalde-runs.docx": (docx_repeated_runs(), big),
         "diep-genest.html": (deep_html(), ("nested more than",)),
         "alleen-scripts.html": (SCRIPT_ONLY_PAGE, ("without an article",)),
     }

@@ -14,12 +14,14 @@ from tests.api_fixtures import free_port
 
 
 @contextmanager
-def live_server(app, timeout: float = 30.0) -> Iterator[str]:
-    """Serve ``app`` with uvicorn until the block ends; yields the base URL."""
+def live_server(app, timeout: float = 30.0, **config) -> Iterator[str]:
+    """Serve ``app`` with uvicorn until the block ends; yields the base URL. ``config``: more
+    ``uvicorn.Config`` options (e.g. ``http=api.server.timed_protocol(10)``, the protocol of ``rag serve``)."""
     import uvicorn
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on",
+                                           **config))
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"

@@ -78,3 +78,65 @@ def test_tools_resources_and_answers_over_stdio(server_params, fake_ollama):
     assert len(uris) == len(list(ARTICLES.glob("*.md"))) and f"article://{PARK_DOC}" in uris
     text = out["read"].contents[0].text
     assert text.startswith("Jihyun Park") or "Jihyun Park" in text.splitlines()[0]
+
+
+# ----------------------------------------------------------------------------- every request answered (issue 37 item 5)
+
+def _raw_session(server_params):
+    """``rag mcp`` over raw pipes, initialized; (process, send(line), reply(timeout) -> dict | None)."""
+    import os
+    import select
+    import subprocess
+
+    proc = subprocess.Popen([server_params.command, *server_params.args], cwd=server_params.cwd,
+                            env={**os.environ, **server_params.env}, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+
+    def send(line: bytes) -> None:
+        proc.stdin.write(line + b"\n")
+        proc.stdin.flush()
+
+    def reply(timeout: float = 20) -> dict | None:
+        ready, _, _ = select.select([proc.stdout], [], [], timeout)
+        return json.loads(proc.stdout.readline()) if ready else None
+
+    send(json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}}).encode())
+    assert reply(180)["id"] == 1
+    send(b'{"jsonrpc": "2.0", "method": "notifications/initialized"}')
+    return proc, send, reply
+
+
+@pytest.mark.slow
+def test_every_request_gets_a_reply_even_malformed_ones(server_params):
+    proc, send, reply = _raw_session(server_params)
+    try:
+        call = '{"jsonrpc": "2.0", "id": %d, "method": "tools/call", "params": {"name": "%s", "arguments": %s}}'
+        cases = [  # (line, id of the reply, JSON-RPC error code)
+            (call % (2, "search_articles", '{"query": "\\ud800"}'), 2, -32602),  # a lone surrogate
+            (call % (3, "ask_articles", '{"question": "Wie is \\udfff?"}'), 3, -32602),
+            (b"{not json", None, -32700),
+            (b"\xff\xfe garbage", None, -32700),
+            (b"[1, 2]", None, -32600),
+            (b'{"jsonrpc": "2.0", "id": 7}', 7, -32600),
+            (b'{"jsonrpc": "2.0", "id": 8, "method": "no/such/method"}', 8, -32601),  # (the SDK's own)
+        ]
+        for line, rid, code in cases:
+            send(line if isinstance(line, bytes) else line.encode())
+            got = reply()
+            assert got is not None, f"no reply to {line!r}"
+            assert got["id"] == rid and got["error"]["code"] == code, (line, got)
+        # a notification that cannot be read gets no reply (JSON-RPC), and the server goes on
+        send(b'{"jsonrpc": "2.0", "method": "notifications/x", "params": {"a": "\\ud800"}}')
+        send((call % (9, "search_articles", '{"query": "Kim\\u0000Jong-un"}')).encode())  # read, then refused
+        got = reply()
+        assert got["id"] == 9 and got["result"]["isError"] and "control character" in got["result"]["content"][0]["text"]
+        send((call % (10, "search_articles", '{"query": "Jihyun Park", "k": 1}')).encode())
+        got = reply()
+        assert got["id"] == 10 and not got["result"].get("isError"), got
+        assert got["result"]["structuredContent"]["results"][0]["doc_id"] == PARK_DOC
+    finally:
+        proc.kill()
+        proc.wait(10)
+        err = proc.stderr.read().decode(errors="replace")
+    assert "refused (-32602)" in err and "refused (-32700)" in err  # logged, not silent

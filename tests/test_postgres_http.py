@@ -63,7 +63,8 @@ def test_replicas_answer_alike_see_a_reindex_and_ride_out_a_database_restart(tmp
         for r in replicas:
             h = httpx.get(r.url + "/health", timeout=10).json()
             assert h["status"] == "ok" and h["documents"] == 3
-            assert h["store"] == {"kind": "postgres", "reachable": True, "detail": None}
+            assert {k: h["store"][k] for k in ("kind", "reachable", "detail")} == \
+                {"kind": "postgres", "reachable": True, "detail": None}
         for q in QUESTIONS:
             ranking = _ranking(a, q)
             assert ranking and ranking == _ranking(b, q)
@@ -78,7 +79,8 @@ def test_replicas_answer_alike_see_a_reindex_and_ride_out_a_database_restart(tmp
         for base in (a, b):
             top = until(lambda: _ranking(base, "bultrug Wonsan", "bm25"), f"the new article on {base}", 20)
             assert top[0][0] == "11-walvissen"
-            assert httpx.get(base + "/health", timeout=10).json()["documents"] == 4
+            # (/health's counts come from the database's state checked in the background: within a second or two)
+            until(lambda: httpx.get(base + "/health", timeout=10).json()["documents"] == 4, f"4 articles on {base}", 5)
         for q in QUESTIONS:
             assert _ranking(a, q) == _ranking(b, q)
 
@@ -87,10 +89,10 @@ def test_replicas_answer_alike_see_a_reindex_and_ride_out_a_database_restart(tmp
         pg_stop(server)
         try:
             for base in (a, b):
-                h = httpx.get(base + "/health", timeout=10)
+                h = until(lambda: (r := httpx.get(base + "/health", timeout=10)).json()["status"] == "degraded" and r,
+                          f"/health of {base} to say degraded", 5)
                 assert h.status_code == 200, h.text
                 body = h.json()
-                assert body["status"] == "degraded"
                 assert body["store"]["kind"] == "postgres" and body["store"]["reachable"] is False
                 assert "does not answer" in body["store"]["detail"]
                 r = _search(base, QUESTIONS[0])

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Header, Request
 from rag.answer.choice import choose_generator
 from rag.contract import AskRequest, check_length
 
-from ..answering import CancellableLLM, next_event, run_until_disconnected, stream_answer
+from ..answering import CancellableLLM, next_event, run_until_disconnected, stream_answer, stream_deadline
 from ..deps import PipelineDep, StateDep
 from ..gates import NO_GATE
 from ..models import AnswerOut
@@ -64,4 +64,5 @@ async def ask(body: AskRequest, request: Request, st: StateDep, pipeline: Pipeli
     except BaseException:
         gate.release()
         raise
-    return stream_answer(gen, first, gate.release, cancel=stop)
+    # the stream may run RAG_LLM_TIMEOUT (+1 s) from here: a client that stops reading is cut then
+    return stream_answer(gen, first, gate.release, cancel=stop, deadline=stream_deadline(st.settings.llm_timeout))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 
-from rag.errors import StoreUnavailable
 from rag.llms.registry import backend_name, server_url
 
 from ..deps import AppState
@@ -15,14 +14,15 @@ router = APIRouter(tags=["status"])
 
 @router.get("/health", response_model=HealthOut)
 async def health(request: Request) -> dict:
-    """Counts, models, and whether Ollama answers (cached a few seconds; never slow)."""
+    """Counts, models, and whether Ollama answers; the LLM's and a database's state are checked in the
+    background and cached, so this answers at once even when they do not (``store.age_s``)."""
     st: AppState = request.app.state.rag.now()  # one version for the whole answer
     settings, rt = st.settings, st.runtime
     status = await st.status.get() if st.status is not None else None
     ollama_ok = bool(status and status.reachable and status.model_available)
     backend = getattr(st.llm, "name", None) or backend_name(settings)
     embedder = rt.embedder if rt else None
-    counts = await st.health_threads.run(_store_counts, rt.store) if rt else {}
+    counts = await st.store_health.get(rt.store) if rt else {}  # never waits on a database
     if counts.get("index") is not None and st.live is not None:
         counts["index"].update(loaded_at=st.snapshot.loaded_at, reload_error=st.live.reload_error)
     return {
@@ -51,14 +51,3 @@ async def health(request: Request) -> dict:
         "searches": {"running": st.searches.active, "max_concurrent": st.searches.limit},
         "uploads": bool(settings.api_key),  # adding articles over HTTP needs RAG_API_KEY (api/uploads.py)
     }
-
-
-def _store_counts(store) -> dict:
-    """Counts and index version; a store that does not answer (database down) gives zeros and the reason."""
-    kind = getattr(store, "kind", "local")
-    try:
-        return {"documents": len(store.documents), "chunks": len(store.chunks),
-                "index": {"version": store.path.name, "created_at": store.manifest.get("created_at")},
-                "store": {"kind": kind, "reachable": True, "detail": None}}
-    except StoreUnavailable as e:
-        return {"index": None, "store": {"kind": kind, "reachable": False, "detail": str(e)}}

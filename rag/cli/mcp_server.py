@@ -47,6 +47,7 @@ def build_server(runtime, pipeline, settings: Settings):
     from mcp.server.mcpserver.resources import FunctionResource
 
     from rag.answer.sources import answer_with_sources
+    from rag.contract import not_blank
     from rag.errors import RagError
 
     server = MCPServer(SERVER_NAME, instructions=INSTRUCTIONS, log_level="WARNING")
@@ -55,6 +56,10 @@ def build_server(runtime, pipeline, settings: Settings):
     def checked(text: str, what: str) -> str:
         if not isinstance(text, str) or not text.strip():
             raise ToolError(f"the {what} is empty")
+        try:
+            not_blank(text, what)  # the request contract's rules (control characters, lone surrogates)
+        except ValueError as e:
+            raise ToolError(str(e)) from None
         if len(text) > settings.max_question_chars:
             raise ToolError(f"the {what} is too long ({len(text)} characters; at most {settings.max_question_chars})")
         return text
@@ -118,7 +123,11 @@ def serve_stdio(settings: Settings) -> None:
     try:
         server = build_server(runtime, Pipeline(runtime.retriever, llm, settings), settings)
         log.info("MCP server ready: %d articles", len(runtime.store.documents))
-        server.run("stdio")
+        import anyio
+
+        from rag.cli.mcp_transport import serve
+
+        anyio.run(serve, server)  # the SDK's stdio transport, with a reply to every line (mcp_transport.py)
     finally:
         close = getattr(llm, "close", None)
         if close is not None:

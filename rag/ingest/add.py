@@ -88,9 +88,30 @@ def safe_name(filename: str) -> str:
         raise AddRefused(f"the file name '{filename}' contains a folder path; send a plain file name", 400, "bad_name")
     if name.startswith(".") or any(ord(ch) < 32 for ch in name) or "\x7f" in name:
         raise AddRefused(f"the file name '{filename}' is not allowed (hidden or control characters)", 400, "bad_name")
+    hidden = _INVISIBLE.search(name)
+    if hidden:  # "\u202egpj.md" shows as "dm.jpg"
+        shown = name.encode("ascii", "backslashreplace").decode()
+        raise AddRefused(f"the file name '{shown}' is not allowed: it holds "
+                         f"U+{ord(hidden.group()):04X}, a control or text-direction character that changes how the "
+                         "name looks; rename the file", 400, "bad_name")
     if len(name.encode()) > 200:
         raise AddRefused("the file name is too long (at most 200 bytes)", 400, "bad_name")
     return name
+
+
+# C1 controls, and the characters that reorder or hide text (bidi embeddings, overrides, isolates and marks)
+_INVISIBLE = re.compile("[\u0080-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def file_mode() -> int:
+    """The mode a new file gets here (0666 less the umask: 0644 as a rule), read without changing the
+    umask (``os.umask`` sets it for every thread of a server while it looks)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as fh:
+            umask = next(int(line.split()[1], 8) for line in fh if line.startswith("Umask:"))
+    except (OSError, StopIteration, ValueError, IndexError):
+        umask = 0o022
+    return 0o666 & ~umask
 
 
 def check_type(name: str) -> str:
@@ -192,6 +213,7 @@ def stage_bytes(data_dir: Path, name: str, data: bytes, max_bytes: int, source: 
     data_dir.mkdir(parents=True, exist_ok=True)
     check_not_duplicate(data_dir, name, data)
     fd, tmp_name = tempfile.mkstemp(prefix=f"{STAGED_PREFIX}{os.getpid()}-", suffix=Path(name).suffix, dir=data_dir)
+    os.fchmod(fd, file_mode())  # as any other file of the folder (mkstemp makes it 0600)
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "wb") as fh:

@@ -12,6 +12,7 @@ import re
 from typing import Callable, Iterable
 
 from rag.ingest.formats import page_at, page_parts
+from rag.ingest.limits import ParseLimits, SkipTooLarge
 from rag.ingest.pubdate import document_dating
 from rag.schema import Chunk, Document
 
@@ -212,10 +213,15 @@ def pack(sizes: list[int], target: int, overlap: int = 0,
 
 
 def chunk_document(
-    doc: Document, count_tokens: CountTokens, max_tokens: int, target_tokens: int | None = None, overlap_tokens: int = 0
+    doc: Document, count_tokens: CountTokens, max_tokens: int, target_tokens: int | None = None, overlap_tokens: int = 0,
+    limits: ParseLimits | None = None, file_size: int | None = None,
 ) -> list[Chunk]:
+    """The passages of ``doc``. With ``limits`` and ``file_size`` (bytes of its file), a document of more
+    passages than the file's budget (``ParseLimits.max_passages``) raises ``SkipTooLarge`` with the reason."""
     spans = [(off + s, off + e) for off, part in page_parts(doc)  # a PDF is chunked page by page (issue 14)
              for s, e in chunk_spans(part, count_tokens, max_tokens, target_tokens, overlap_tokens)]
+    if limits is not None and file_size is not None and len(spans) > limits.max_passages(file_size):
+        raise SkipTooLarge(limits.too_many_passages(len(spans), file_size))
     dated = document_dating(doc)
     return [
         Chunk(chunk_id=f"{doc.doc_id}#{n}", doc_id=doc.doc_id, title=doc.title, text=doc.text[s:e], start=s, end=e, ordinal=n,

@@ -54,6 +54,12 @@ class Skipped:
 class LoadResult:
     documents: list[Document] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+    sizes: dict[str, int] = field(default_factory=dict)  # path -> bytes of its file (its passage budget)
+
+    def skip(self, doc: Document, reason: str) -> None:
+        """A loaded document the build cannot use after all (too many passages for its file)."""
+        self.documents = [d for d in self.documents if d is not doc]
+        self.skipped.append(Skipped(doc.path, reason))
 
 
 def doc_id_for(rel_path: str) -> str:
@@ -206,6 +212,10 @@ def _load_documents(data_dir: Path, max_bytes: int, parser, failures=None, extra
             continue
         seen_ids[doc.doc_id] = rel
         result.documents.append(doc)
+        try:
+            result.sizes[rel] = path.stat().st_size
+        except OSError:
+            pass
     result.skipped = sorted(skipped, key=lambda s: s.path.split("/"))
     return result
 

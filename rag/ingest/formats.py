@@ -73,8 +73,8 @@ def _check_blocks(blocks: list[str], limits: ParseLimits, file_size: int) -> Non
     if len(blocks) > limits.max_paragraphs:
         raise _skip(f"too many paragraphs: more than {limits.max_paragraphs:,} (RAG_PARSE_MAX_PARAGRAPHS)")
     chars = sum(len(b) + 2 for b in blocks)
-    if chars > limits.budget(file_size):
-        raise _too_large(limits.too_big("text of", chars, file_size))
+    if chars > limits.text_budget(file_size):
+        raise _too_large(limits.too_much_text(chars, file_size))
 
 
 # ============================================================================ PDF
@@ -171,8 +171,8 @@ def extract_pdf(data: bytes, limits: ParseLimits | None = None) -> tuple[str | N
                     contents.get_data()
                 texts.append(page.extract_text() or "")
                 chars += len(texts[-1])
-                if chars > budget:
-                    raise _too_large(limits.too_big("text of", chars, len(data)))
+                if chars > limits.text_budget(len(data)):
+                    raise _too_large(limits.too_much_text(chars, len(data)))
             info = reader.metadata or {}
     except LimitReachedError as e:
         msg = str(e)[:160]

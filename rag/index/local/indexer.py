@@ -26,7 +26,7 @@ from rag.ingest.failures import ParseFailures
 from rag.embed.base import Embedder
 from rag.errors import BuildCancelled, ConfigError, IndexBusy
 from rag.ingest.pubdate import document_dating
-from rag.ingest.limits import ParseLimits
+from rag.ingest.limits import ParseLimits, SkipFile
 from rag.schema import Chunk, Document
 from rag.index.local.store import (FORMAT_VERSION, IndexStore, active_version, embedder_backend, load_manifest,
                                    model_difference)
@@ -241,13 +241,23 @@ def build_index(
                 report.unchanged += 1
                 files[doc.path] = {"sha256": doc.sha256, "doc_id": doc.doc_id, "chunks": len(idx)}
                 continue
+            try:  # within the passage budget of its file (issue 37)
+                doc_chunks = chunk_document(doc, embedder.count_tokens, embedder.max_tokens, params.target_tokens,
+                                            params.overlap_tokens, params.parse_limits, loaded.sizes.get(doc.path))
+            except SkipFile as e:
+                new_paths.discard(doc.path)
+                documents.pop()
+                loaded.skip(doc, str(e))
+                continue
             (report.changed if prev else report.added).append(doc.path)
-            doc_chunks = chunk_document(doc, embedder.count_tokens, embedder.max_tokens, params.target_tokens, params.overlap_tokens)
             chunks.extend(doc_chunks)
             to_embed.extend(doc_chunks)
             vectors_parts.append(None)  # placeholder, filled after embedding
             files[doc.path] = {"sha256": doc.sha256, "doc_id": doc.doc_id, "chunks": len(doc_chunks)}
         report.removed = sorted(p for p in old_files if p not in new_paths)
+        if not documents:
+            raise ConfigError(f"no usable articles in '{data_dir}' ({loaded.skipped[-1].path}: {loaded.skipped[-1].reason})"
+                              "; the index was left as it was")
 
         if old is not None and reuse and not rebuild and not report.added and not report.changed and not report.removed \
                 and not redated and old.manifest.get("skipped", []) == [s.__dict__ for s in loaded.skipped] \

@@ -23,6 +23,7 @@ from rag.ingest.documents import load_documents
 from rag.ingest.failures import ParseFailures
 from rag.ingest.pubdate import document_dating
 from rag.errors import ConfigError, IndexBusy
+from rag.ingest.limits import SkipFile
 from rag.index.postgres.store import BM25_B, BM25_K1, FORMAT, fold, vector_text
 
 try:  # h10 moves the build into rag/index/local/indexer.py
@@ -162,8 +163,16 @@ def build_postgres(db: Database, data_dir: Path, embedder, params: IndexParams, 
         gone = report.removed + [d.path for d in todo if d.path in stored]
         if gone:
             conn.execute("DELETE FROM rag_documents WHERE path = ANY(%s)", (gone,))
-        chunks = [c for doc in todo for c in chunk_document(doc, embedder.count_tokens, embedder.max_tokens,
-                                                             params.target_tokens, params.overlap_tokens)]
+        chunks = []
+        for doc in list(todo):
+            try:  # within the passage budget of its file (issue 37)
+                chunks += chunk_document(doc, embedder.count_tokens, embedder.max_tokens, params.target_tokens,
+                                         params.overlap_tokens, params.parse_limits, loaded.sizes.get(doc.path))
+            except SkipFile as e:
+                todo.remove(doc)
+                loaded.skip(doc, str(e))
+                (report.changed if doc.path in stored else report.added).remove(doc.path)
+        skipped_now = [s.__dict__ for s in loaded.skipped]
         if chunks:
             stage(f"Embedding {len(chunks)} chunks with {embedder.model_id}")
         vectors = embedder.embed_passages([c.text for c in chunks], show_progress=show_progress)
