@@ -61,7 +61,7 @@ from rag.answer.generate import LLMGeneration
 from rag.answer.turn import UNCERTAIN_LEAD, StreamEvent, Turn, lead, pieces
 from rag.answer.verify import Verification, Verifier
 from rag.config import Settings
-from rag.contract import K_MESSAGE, LLM_GENERATORS, AskRequest, check_length, parse
+from rag.contract import K_MESSAGE, AskRequest, check_length, parse
 from rag.answer.decide import Decider
 from rag.errors import InvalidQuery, LLMError
 from rag.answer.extractive import ExtractiveAnswerer

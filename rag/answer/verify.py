@@ -31,18 +31,20 @@ answers of eval/qa.jsonl (``eval/calibrate_verify.py``; eval/README.md has the t
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
 
 from rag.answer.check import CITE, SupportScorer, find_citations, sentence_units
+from rag.answer.claims import missing_facts, names_found, someone_else
 from rag.answer.degenerate import Flag, degenerate
-from rag.answer.facts import SAME_NAME, months, name_in, name_part_in, names, numbers, quoted, vague_amounts
+from rag.answer.facts import names
+from rag.answer.verdicts import Verdict, Verification, _short  # noqa: F401  (Verdict, Verification: importers)
 from rag.answer.question import asked, holds_kind, unit_of
 from rag.ingest.chunking import sentence_spans
 from rag.schema import Hit
-from rag.text import detect_language, fold
+from rag.text import detect_language
 
 MIN_SIMILARITY = 0.86  # e5 cosine of an answer sentence with the passage sentence that supports it ...
 MIN_OVERLAP = 0.6  # ... or this share of its content words (IDF-weighted) in that sentence and its neighbours
@@ -67,61 +69,6 @@ KIND_WORDS = ("oud lang vaak groot hoog ver duur snel zwaar laat jaar maand dag 
               "city country place region name").split()
 
 Vector = Callable[[str], np.ndarray]
-
-
-@dataclass
-class Verdict:
-    sentence: str  # as in the answer, citations included
-    start: int  # offsets in the answer text
-    end: int
-    verdict: str  # supported | unsupported | off_question
-    reason: str
-    citations: list[int] = field(default_factory=list)
-    support: dict | None = None  # {"n", "doc_id", "start", "end", "text"}: the passage sentence
-    similarity: float | None = None
-
-    def to_dict(self) -> dict:
-        return {"sentence": self.sentence, "start": self.start, "end": self.end, "verdict": self.verdict,
-                "reason": self.reason, "citations": list(self.citations), "support": self.support,
-                "similarity": None if self.similarity is None else round(float(self.similarity), 4)}
-
-
-@dataclass
-class Verification:
-    verdicts: list[Verdict] = field(default_factory=list)
-    flags: list[Flag] = field(default_factory=list)
-    answers_question: bool = False
-
-    @property
-    def supported(self) -> list[Verdict]:
-        return [v for v in self.verdicts if v.verdict == "supported"]
-
-    @property
-    def true_to_passages(self) -> list[Verdict]:
-        """Sentences the cited passage says, whether or not they answer the question."""
-        return [v for v in self.verdicts if v.verdict in ("supported", "off_question")]
-
-    @property
-    def support(self) -> str:
-        ok = self.verdicts and all(v.verdict == "supported" for v in self.verdicts)
-        return "answered" if ok and self.answers_question and not self.flags else "uncertain"
-
-    def shift(self, by: int) -> None:
-        """Text was put in front of the answer: move the sentences' offsets along."""
-        for v in self.verdicts:
-            v.start += by
-            v.end += by
-
-    def reasons(self) -> list[str]:
-        """Why the answer is not plainly answered, one line each (for the warnings)."""
-        out = [f.detail for f in self.flags]
-        out += [f"\"{_short(v.sentence)}\": {v.reason}" for v in self.verdicts if v.verdict != "supported"]
-        return out
-
-
-def _short(text: str, limit: int = 70) -> str:
-    s = " ".join(CITE.sub(" ", text).split()).replace(" .", ".").replace(" ,", ",")
-    return s if len(s) <= limit else s[:limit - 1] + "…"
 
 
 @dataclass
@@ -251,11 +198,11 @@ class Verifier:
                            "text": best.text}
         cited_text = "\n".join(f"{passages[n - 1].chunk.title}\n{passages[n - 1].chunk.text}" for n in cited)
         near = " ".join(cands[i].window for i in order[:2])
-        missing = _missing_facts(clean, near, cited_text)
+        missing = missing_facts(clean, near, cited_text)
         if missing:
             verdict.reason = f"passage [{best.n}] does not say {missing}"
             return verdict
-        other = _someone_else(clean, best.text)
+        other = someone_else(clean, best.text)
         if other:
             verdict.reason = f"passage [{best.n}] says this of {other}"
             return verdict
@@ -366,7 +313,7 @@ class Verifier:
             counted_tokens = set(self.scorer.tokens([q.counted])[0])
             counted = bool(counted_tokens & set(self.scorer.tokens([window])[0])) if counted_tokens else None
         return {"kind": holds_kind(clean, q.kind, q.names, q.question), "rank_share": self._rank_share(verdict),
-                "names": _names_found(q.core_names, context), "counted": counted,
+                "names": names_found(q.core_names, context), "counted": counted,
                 "focus": focus, "question_similarity": qsim}
 
     def _window_text(self, verdict: Verdict, hit: Hit | None) -> str:
@@ -408,62 +355,3 @@ def _excerpts(text: str) -> list[tuple[int, int]]:
             out.append((start + lead, start + len(part.rstrip())))
         pos = start + len(part)
     return out
-
-
-def _names_found(wanted: Sequence[str], context: str) -> bool:
-    """The question's names in the answer's context: all of one or two; at least half of three or more
-    (a question that names several things is answered in parts)."""
-    found = sum(name_part_in(n, context) for n in wanted)
-    return found == len(wanted) if len(wanted) <= 2 else found * 2 >= len(wanted)
-
-
-def _missing_facts(clean: str, near: str, cited_text: str) -> str | None:
-    """The first fact of the sentence that the passages do not hold, described; None when all are there.
-    Numbers, months and amounts must be near the supporting sentence; names and quotations anywhere in
-    the cited passages (a pronoun often stands for the name)."""
-    near_numbers = numbers(near)
-    for value in sorted(numbers(clean)):
-        if not any(abs(value - v) < 1e-9 for v in near_numbers):
-            return f"the number {value:g}"
-    if not months(clean) <= months(near):
-        return "that month"
-    near_folded = fold(near)
-    for word in vague_amounts(clean):
-        if word not in near_folded:
-            return f"\"{word}\""
-    cited_words = " " + " ".join(re.findall(r"\w+", fold(cited_text))) + " "
-    for q in quoted(clean):  # compared word by word: punctuation and quotation marks may differ
-        if " " + " ".join(re.findall(r"\w+", q)) + " " not in cited_words:
-            return f"the quoted words \"{q[:40]}\""
-    for name in names(clean):
-        if not name_in(name, cited_text):
-            return f"\"{name}\""
-    return None
-
-
-_LOCATIVE = re.compile(r"\b(?:in|naar|uit|vanuit|te|bij|op|door|over|to|from|at|into|across|near)\s+(?:het\s+|de\s+|the\s+)?$", re.I)
-
-
-def _place(name: str, text: str) -> bool:
-    """A place rather than someone: a known country or city, or a name right after "in", "naar", "uit" ..."""
-    if name in SAME_NAME:
-        return True
-    folded = fold(text)
-    at = folded.find(name)
-    return at >= 0 and bool(_LOCATIVE.search(folded[max(0, at - 20):at]))
-
-
-def _someone_else(clean: str, support: str) -> str | None:
-    """The people the supporting sentence speaks of, when it names others than the answer does."""
-    for kind_is_place in (False, True):  # the people it names, then the places
-        own = [n for n in names(clean) if _place(n, clean) == kind_is_place]
-        theirs = [n for n in names(support) if _place(n, support) == kind_is_place]
-        if not own or not theirs:
-            continue
-        if any(name_in(n, support) for n in own) or any(name_in(t, clean) for t in theirs):
-            continue
-        words = {w for n in own for w in n.split() if len(w) > 2}
-        if any(w in words for t in theirs for w in t.split()):  # "Kim Jong-un's daughter" and "Kim Ju-ae": one family
-            continue
-        return ", ".join(theirs[:2])
-    return None
