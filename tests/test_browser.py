@@ -204,11 +204,16 @@ def test_docs_page_renders_the_answer_schema(browser, server):
     page.close()
 
 
-def test_a_sentence_the_check_did_not_find_is_marked_and_each_source_shows_its_sentence(open_page, fake_ollama):
+def test_a_sentence_the_check_did_not_find_is_marked_and_each_source_shows_its_sentence(open_page, fake_ollama,
+                                                                                         server):
     """Issue: every unverified sentence is marked ("niet gevonden in de bron"), each citation under "Bronnen"
     shows the passage sentence that supports it, and the verdicts arrive with the done event."""
     fake_ollama.reply = REPLY + " Ze heeft twee kinderen en woont in Londen [1]."
     fake_ollama.piece_delay = 0.0
+    deadline = time.monotonic() + 15  # a test before may have taken the model away: the server sees it back
+    while httpx.get(server.url + "/health").json()["generator"] == "extractive":
+        assert time.monotonic() < deadline, "the server did not notice the model again"
+        time.sleep(0.3)
     page = open_page(DESKTOP)
     ask_in_page(page, QUESTION)
     answer = last_answer(page)
