@@ -81,8 +81,9 @@ def test_replicas_answer_alike_see_a_reindex_and_ride_out_a_database_restart(tmp
             assert top[0][0] == "11-walvissen"
             # (/health's counts come from the database's state checked in the background: within a second or two)
             until(lambda: httpx.get(base + "/health", timeout=10).json()["documents"] == 4, f"4 articles on {base}", 5)
-        for q in QUESTIONS:
-            assert _ranking(a, q) == _ranking(b, q)
+        for q in QUESTIONS:  # (each replica re-reads the index's statistics when it sees the new version:
+            # within RAG's 2 s version check, so on a busy machine the two may differ for a moment)
+            until(lambda: _ranking(a, q) == _ranking(b, q), f"the same ranking on both replicas for {q!r}", 10)
 
         # the database goes away: /health says so (200, degraded), searches and asks get a clear 503
         before = _ranking(a, QUESTIONS[0])

@@ -28,6 +28,10 @@ def test_the_soak_reports_rss_and_does_all_its_kinds_of_work(tmp_path):
     assert last["asks"] > 0 and last["searches"] > 0 and last["uploads"] >= 2 and last["removals"] >= 0
     assert last["reindexes"] >= 1 and last["cli_adds"] >= 1, last
     assert last["errors"] == 0, report["errors"]
-    # the served version, and during a swap the one requests still finish on: old versions are let go
-    assert max(s["mapped_versions"] for s in samples) <= 2
+    # the served version, and during swaps the ones requests still finish on: old versions are let go. A
+    # minute here swaps ~15 versions in (an upload every 4 s, removals, re-indexes, rag add), so two swaps
+    # can fall within one request: 3 at a sample, back to 1 at the next (measured); a leak would keep growing.
+    # (tests/test_retired_versions.py tests the collection itself.)
+    assert max(s["mapped_versions"] for s in samples) <= 3
+    assert last["uploads"] + last["removals"] + last["reindexes"] + last["cli_adds"] > 3
     assert "growth_pct" in report and "RSS:" in done.stdout
