@@ -57,6 +57,16 @@ def test_a_number_answers_only_with_its_unit_and_not_as_a_year():
     assert not holds_kind("Park deed in 2021 mee.", "date", (), "Hoeveel stemmen kreeg ze in 2021?")
 
 
+def test_a_day_of_the_week_is_a_date_a_magnitude_is_not_a_count():
+    q = "Op welke dag van de week sprak Rusland zijn veto uit?"
+    assert asked(q).kind == "date"
+    assert holds_kind("Op donderdag besloot Rusland een vetostem uit te spreken.", "date", (), q)
+    assert not holds_kind("Rusland besloot een vetostem uit te spreken.", "date", (), q)
+    assert not holds_kind("Op donderdag kwam het panel bijeen.", "date", (), "Wat gebeurde er op donderdag?")
+    # "duizenden vechten" would answer "hoeveel sneuvelden" as readily: a magnitude is no count
+    assert not holds_kind("duizenden Noord-Koreaanse militairen vechten", "number", (), "Hoeveel soldaten sneuvelden?")
+
+
 # ----------------------------------------------------------------------------- degenerate output
 def test_degenerate_output_is_named():
     reasons = lambda text, lang="nl": [f.reason for f in degenerate(text, ["Passage."], lang)]  # noqa: E731
