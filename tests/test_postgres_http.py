@@ -39,6 +39,13 @@ def _ranking(base: str, q: str, mode: str = "hybrid") -> list[tuple[str, str, fl
     return [(h["doc_id"], h["chunk_id"], h["score"]) for h in r.json()["results"]]
 
 
+def _alike(r1: list[tuple[str, str, float]], r2: list[tuple[str, str, float]]) -> bool:
+    """The same passages in the same order, scores equal to 1e-3: two processes' float sums may differ in the
+    last digits (seen: 0.530267 against 0.530218 in a full run), the ranking may not."""
+    return bool(r1) and [h[:2] for h in r1] == [h[:2] for h in r2] and \
+        all(abs(x[2] - y[2]) < 1e-3 for x, y in zip(r1, r2))
+
+
 def test_replicas_answer_alike_see_a_reindex_and_ride_out_a_database_restart(tmp_path, dead_ollama_url):
     server = start_pg(tmp_path / "pgdata")
     url = server.get_uri()
@@ -67,7 +74,7 @@ def test_replicas_answer_alike_see_a_reindex_and_ride_out_a_database_restart(tmp
                 {"kind": "postgres", "reachable": True, "detail": None}
         for q in QUESTIONS:
             ranking = _ranking(a, q)
-            assert ranking and ranking == _ranking(b, q)
+            assert _alike(ranking, _ranking(b, q))
         assert not _ranking(a, "bultrug Wonsan", "bm25")
 
         # a re-index by `rag index` in a third process reaches both without a restart
@@ -81,9 +88,8 @@ def test_replicas_answer_alike_see_a_reindex_and_ride_out_a_database_restart(tmp
             assert top[0][0] == "11-walvissen"
             # (/health's counts come from the database's state checked in the background: within a second or two)
             until(lambda: httpx.get(base + "/health", timeout=10).json()["documents"] == 4, f"4 articles on {base}", 5)
-        for q in QUESTIONS:  # (each replica re-reads the index's statistics when it sees the new version:
-            # within RAG's 2 s version check, so on a busy machine the two may differ for a moment)
-            until(lambda: _ranking(a, q) == _ranking(b, q), f"the same ranking on both replicas for {q!r}", 10)
+        for q in QUESTIONS:  # (each replica sees the new version within its 2 s version check)
+            until(lambda: _alike(_ranking(a, q), _ranking(b, q)), f"the same ranking on both replicas for {q!r}", 10)
 
         # the database goes away: /health says so (200, degraded), searches and asks get a clear 503
         before = _ranking(a, QUESTIONS[0])
@@ -107,7 +113,7 @@ def test_replicas_answer_alike_see_a_reindex_and_ride_out_a_database_restart(tmp
         # ... and they recover by themselves
         for base in (a, b):
             until(lambda: httpx.get(base + "/health", timeout=10).json()["status"] == "ok", f"recovery of {base}", 20)
-            assert _ranking(base, QUESTIONS[0]) == before
+            assert _alike(_ranking(base, QUESTIONS[0]), before)
         for r in replicas:
             assert r.proc.poll() is None, r.log()[-2000:]
     finally:
