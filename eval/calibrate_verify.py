@@ -22,7 +22,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from rag.answer.check import CITE  # noqa: E402
 from rag.answer.pipeline import Pipeline, Turn  # noqa: E402
 from rag.answer.question import asked  # noqa: E402
-from rag.answer.verify import Verdict  # noqa: E402
+from rag.answer.verdicts import Verdict  # noqa: E402
 from rag.config import Settings  # noqa: E402
 from rag.eval.metrics import evidence_in  # noqa: E402
 from rag.eval.qaset import load_qa  # noqa: E402

@@ -158,8 +158,9 @@ def citation_for(n: int, hit: Hit, attached: bool = False) -> Citation:
                     date_source=c.date_source)
 
 
-def _short(sentence: str, limit: int = 90) -> str:
-    s = " ".join(sentence.split())
+def short(text: str, limit: int = 90) -> str:
+    """``text`` on one line, citation markers left out, cut to ``limit`` characters (for warnings)."""
+    s = " ".join(CITE.sub(" ", text).split()).replace(" .", ".").replace(" ,", ",")
     return s if len(s) <= limit else s[: limit - 1].rstrip() + "…"
 
 
@@ -264,7 +265,7 @@ def check_citations(text: str, passages: Sequence[Hit], scorer: SupportScorer, *
                 insertions.append((_insertion_point(cleaned, s, e), best_n))
             else:
                 result.unsupported.append(sent.strip())
-                result.warnings.append(f"sentence without a supporting passage: \"{_short(sent)}\"")
+                result.warnings.append(f"sentence without a supporting passage: \"{short(sent)}\"")
 
     if insertions:
         parts, pos = [], 0

@@ -60,7 +60,7 @@ def citation_only(text: str) -> Flag | None:
 
 
 def _sentences(text: str) -> list[str]:
-    return [k for k in map(_sentence_key, SENTENCE_END.split(CITE.sub(" ", text))) if k]
+    return [k for k in map(_sentence_key, SENTENCE_END.split(text)) if k]
 
 
 def _sentence_key(sentence: str) -> str:

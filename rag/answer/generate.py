@@ -27,7 +27,7 @@ from rag.answer.degenerate import Flag, LoopGuard, dedupe_sentences
 from rag.answer.extractive import Extract
 from rag.answer.prompt import Prompt, PromptTooLong, build_prompt, says_cannot_answer
 from rag.answer.turn import BROKEN_SEPARATOR, StreamEvent, Turn, lead, pieces
-from rag.answer.verify import Verification
+from rag.answer.verdicts import Verification
 from rag.contract import LLM_GENERATORS
 from rag.errors import ConfigError, LLMError
 from rag.llms.thinking import strip_thinking

@@ -59,7 +59,8 @@ from rag.answer.check import SupportScorer, only_citations, renumber
 from rag.answer.degenerate import degenerate
 from rag.answer.generate import LLMGeneration
 from rag.answer.turn import UNCERTAIN_LEAD, StreamEvent, Turn, lead, pieces
-from rag.answer.verify import Verification, Verifier
+from rag.answer.verdicts import Verification
+from rag.answer.verify import Verifier
 from rag.config import Settings
 from rag.contract import K_MESSAGE, AskRequest, check_length, parse
 from rag.answer.decide import Decider

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from rag.answer.check import CITE
+from rag.answer.check import short
 from rag.answer.degenerate import Flag
 
 
@@ -55,10 +55,5 @@ class Verification:
     def reasons(self) -> list[str]:
         """Why the answer is not plainly answered, one line each (for the warnings)."""
         out = [f.detail for f in self.flags]
-        out += [f"\"{_short(v.sentence)}\": {v.reason}" for v in self.verdicts if v.verdict != "supported"]
+        out += [f"\"{short(v.sentence, 70)}\": {v.reason}" for v in self.verdicts if v.verdict != "supported"]
         return out
-
-
-def _short(text: str, limit: int = 70) -> str:
-    s = " ".join(CITE.sub(" ", text).split()).replace(" .", ".").replace(" ,", ",")
-    return s if len(s) <= limit else s[:limit - 1] + "…"

@@ -36,12 +36,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from rag.answer.check import CITE, SupportScorer, find_citations, sentence_units
+from rag.answer.check import CITE, SupportScorer, find_citations, sentence_units, short
 from rag.answer.claims import missing_facts, names_found, someone_else
 from rag.answer.degenerate import Flag, degenerate
 from rag.answer.facts import names
-from rag.answer.verdicts import Verdict, Verification, _short  # noqa: F401  (Verdict, Verification: importers)
 from rag.answer.question import asked, holds_kind, unit_of
+from rag.answer.verdicts import Verdict, Verification
 from rag.ingest.chunking import sentence_spans
 from rag.schema import Hit
 from rag.text import detect_language
@@ -154,7 +154,7 @@ class Verifier:
                     stripped = unit.rstrip()
                     cut = len(stripped.rstrip(".!?…:;\"'”’»)"))
                     changes.append((s, e, stripped[:cut].rstrip() + f" [{n}]" + stripped[cut:] + unit[len(stripped):]))
-                    notes.append(f"cited [{n}] for \"{_short(unit, 50)}\", the passage that says it")
+                    notes.append(f"cited [{n}] for \"{short(unit, 50)}\", the passage that says it")
                 continue
             if not cited:
                 continue
@@ -168,7 +168,7 @@ class Verifier:
                     for g in reversed(groups):
                         new = new[:g.start()] + ("" if g is not groups[-1] else f"[{n}]") + new[g.end():]
                     changes.append((s, e, " ".join(new.split(" ")) if new else new))
-                    notes.append(f"citation {''.join(f'[{c}]' for c in dict.fromkeys(cited))} of \"{_short(unit, 50)}\" "
+                    notes.append(f"citation {''.join(f'[{c}]' for c in dict.fromkeys(cited))} of \"{short(unit, 50)}\" "
                                  f"changed to [{n}], the passage that says it")
                     break
         for s, e, new in reversed(changes):
